@@ -1,0 +1,110 @@
+"""messaging: notifications and RPC between the processes of a service fleet.
+
+A drop-in successor to oslo.messaging: ``import messaging as oslo_messaging``
+keeps the documented usage working. Heavy dependencies (oslo.config, stevedore,
+drivers) are imported only when first used.
+"""
+
+from messaging import exceptions, serializer, server, target, transport
+from messaging.conffixture import ConfFixture
+from messaging.exceptions import (
+    ClientSendError,
+    ConfigurationError,
+    DriverLoadFailure,
+    ExecutorLoadFailure,
+    ExpectedException,
+    InvalidTarget,
+    InvalidTransportURL,
+    MessageDeliveryFailure,
+    MessageSerializationError,
+    MessageUndeliverable,
+    MessagingException,
+    MessagingServerError,
+    MessagingTimeout,
+    NoSuchMethod,
+    RemoteError,
+    RPCDispatcherError,
+    RPCVersionCapError,
+    ServerListenError,
+    TaskTimeout,
+    UnsupportedVersion,
+)
+from messaging.notify import (
+    LoggingErrorNotificationHandler,
+    LoggingNotificationHandler,
+    NotificationFilter,
+    NotificationResult,
+    Notifier,
+    PublishErrorsHandler,
+    get_batch_notification_listener,
+    get_notification_listener,
+)
+from messaging.serializer import (
+    JsonPayloadSerializer,
+    NoOpSerializer,
+    RequestContextSerializer,
+    Serializer,
+)
+from messaging.server import MessageHandlingServer
+from messaging.target import Target
+from messaging.transport import (
+    Transport,
+    TransportHost,
+    TransportOptions,
+    TransportURL,
+    get_notification_transport,
+    get_rpc_transport,
+    get_transport,
+    set_transport_defaults,
+)
+
+__all__ = [
+    "ClientSendError",
+    "ConfFixture",
+    "ConfigurationError",
+    "DriverLoadFailure",
+    "ExecutorLoadFailure",
+    "ExpectedException",
+    "InvalidTarget",
+    "InvalidTransportURL",
+    "JsonPayloadSerializer",
+    "LoggingErrorNotificationHandler",
+    "LoggingNotificationHandler",
+    "MessageDeliveryFailure",
+    "MessageHandlingServer",
+    "MessageSerializationError",
+    "MessageUndeliverable",
+    "MessagingException",
+    "MessagingServerError",
+    "MessagingTimeout",
+    "NoOpSerializer",
+    "NoSuchMethod",
+    "NotificationFilter",
+    "NotificationResult",
+    "Notifier",
+    "PublishErrorsHandler",
+    "RPCDispatcherError",
+    "RPCVersionCapError",
+    "RemoteError",
+    "RequestContextSerializer",
+    "Serializer",
+    "ServerListenError",
+    "Target",
+    "TaskTimeout",
+    "Transport",
+    "TransportHost",
+    "TransportOptions",
+    "TransportURL",
+    "UnsupportedVersion",
+    "exceptions",
+    "get_batch_notification_listener",
+    "get_notification_listener",
+    "get_notification_transport",
+    "get_rpc_transport",
+    "get_transport",
+    "serializer",
+    "server",
+    "set_transport_defaults",
+    "target",
+    "transport",
+]

@@ -1,0 +1,32 @@
+"""Loading of plugins through stevedore, failing loudly with the known names."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def known_plugins(namespace: str) -> list[str]:
+    """The names registered under an entry-point namespace."""
+    from stevedore import ExtensionManager
+
+    return sorted(ExtensionManager(namespace, invoke_on_load=False).names())
+
+
+def load_plugin(namespace: str, name: str) -> Any:
+    """Return the object an entry point names (a class, usually), without calling it.
+
+    Raises:
+        LookupError: no plugin of that name; the message lists the known names.
+        ImportError: the plugin exists but its module fails to import (chained).
+    """
+    from stevedore import DriverManager
+    from stevedore.exception import NoMatches
+
+    try:
+        manager: Any = DriverManager(namespace, name, invoke_on_load=False)
+    except NoMatches:
+        known = ", ".join(known_plugins(namespace)) or "(none installed)"
+        raise LookupError(
+            f"no plugin named {name!r} in {namespace}; known names: {known}"
+        ) from None
+    return manager.driver

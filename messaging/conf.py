@@ -1,0 +1,207 @@
+"""Every configuration option of ``messaging``, defined once.
+
+Options are registered only on the ``ConfigOpts`` object a caller passes in,
+never on the global ``cfg.CONF`` behind its back. ``[DEFAULT]`` options keep
+oslo.messaging's names. Our groups are named ``messaging_*``; each also reads
+the oslo.messaging group of the same role (``[oslo_messaging_notifications]``
+...), so an oslo.messaging configuration file works unchanged. ``list_opts()``
+feeds ``oslo-config-generator --namespace messaging``.
+
+oslo.config is imported lazily: ``import messaging`` stays cheap.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import functools
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from oslo_config import cfg
+
+__all__ = [
+    "NOTIFICATIONS_GROUP",
+    "OSLO_NOTIFICATIONS_GROUP",
+    "apply_query_overrides",
+    "list_opts",
+    "register_group",
+    "register_notification_opts",
+    "register_transport_opts",
+    "set_defaults",
+]
+
+NOTIFICATIONS_GROUP = "messaging_notifications"
+OSLO_NOTIFICATIONS_GROUP = "oslo_messaging_notifications"
+
+
+@functools.cache
+def _default_opts() -> list[cfg.Opt]:
+    from oslo_config import cfg
+
+    return [
+        cfg.StrOpt(
+            "transport_url",
+            default="rabbit://",
+            secret=True,
+            help="The URL of the messaging transport: "
+            "driver://[user:pass@]host:port[,[userN:passN@]hostN:portN]/virtual_host?query. "
+            "Query parameters override options of the driver's group.",
+        ),
+        cfg.StrOpt(
+            "control_exchange",
+            default="openstack",
+            help="The default exchange that targets without an exchange of their own use.",
+        ),
+        cfg.IntOpt(
+            "rpc_response_timeout",
+            default=60,
+            help="Seconds to wait for a response from an RPC call.",
+        ),
+        cfg.IntOpt(
+            "executor_thread_pool_size",
+            default=64,
+            min=1,
+            deprecated_name="rpc_thread_pool_size",
+            help="Size of the worker pool of a server using the threading or eventlet executor.",
+        ),
+        cfg.BoolOpt(
+            "rpc_ping_enabled",
+            default=False,
+            help="Add an endpoint answering 'oslo_rpc_server_ping' to every RPC server.",
+        ),
+    ]
+
+
+@functools.cache
+def _notification_opts() -> list[cfg.Opt]:
+    from oslo_config import cfg
+
+    def alias(name: str) -> list[cfg.DeprecatedOpt]:
+        return [cfg.DeprecatedOpt(name, group=OSLO_NOTIFICATIONS_GROUP)]
+
+    return [
+        cfg.MultiStrOpt(
+            "driver",
+            default=[],
+            deprecated_opts=alias("driver"),
+            help="Notification drivers: messagingv2, messaging, log, routing, test, noop. "
+            "With none, a Notifier warns once and sends nothing.",
+        ),
+        cfg.StrOpt(
+            "transport_url",
+            secret=True,
+            deprecated_opts=alias("transport_url"),
+            help="Transport URL for notifications; [DEFAULT] transport_url when unset.",
+        ),
+        cfg.ListOpt(
+            "topics",
+            default=["notifications"],
+            deprecated_opts=alias("topics"),
+            help="Topics on which notifications are sent.",
+        ),
+        cfg.IntOpt(
+            "retry",
+            default=-1,
+            deprecated_opts=alias("retry"),
+            help="Connection retries for a notification that fails to send: 0 none, -1 forever.",
+        ),
+        cfg.StrOpt(
+            "routing_config",
+            default="",
+            deprecated_opts=alias("routing_config"),
+            help="YAML file of notification routing rules, for the routing driver.",
+        ),
+    ]
+
+
+def list_opts() -> list[tuple[str | None, list[cfg.Opt]]]:
+    """Return every option, grouped, for ``oslo-config-generator``.
+
+    Returns:
+        ``(group name, options)`` pairs; ``None`` is ``[DEFAULT]``. The options are
+        copies, so a caller may change them freely.
+    """
+    return [
+        (None, copy.deepcopy(_default_opts())),
+        (NOTIFICATIONS_GROUP, copy.deepcopy(_notification_opts())),
+    ]
+
+
+def register_group(conf: cfg.ConfigOpts, group: str | None, opts: Sequence[cfg.Opt]) -> None:
+    """Register options on ``conf``, tolerating ones that another library registered.
+
+    A process may hold oslo.messaging too (during a migration): it registers
+    ``[DEFAULT] transport_url`` with other help text, which oslo.config would
+    refuse as a duplicate. An option already present under the same name is kept.
+    """
+    from oslo_config import cfg
+
+    for opt in opts:
+        with contextlib.suppress(cfg.DuplicateOptError):
+            conf.register_opt(opt, group=group)
+
+
+def register_transport_opts(conf: cfg.ConfigOpts) -> None:
+    """Register the ``[DEFAULT]`` options on ``conf``."""
+    register_group(conf, None, _default_opts())
+
+
+def register_notification_opts(conf: cfg.ConfigOpts) -> None:
+    """Register the ``[DEFAULT]`` and ``[messaging_notifications]`` options on ``conf``."""
+    register_transport_opts(conf)
+    register_group(conf, NOTIFICATIONS_GROUP, _notification_opts())
+
+
+def set_defaults(conf: cfg.ConfigOpts, executor_thread_pool_size: int | None = None) -> None:
+    """Change the defaults of options, as oslo.messaging's ``opts.set_defaults``.
+
+    Args:
+        conf: the configuration to change.
+        executor_thread_pool_size: the new default worker pool size of servers.
+    """
+    register_transport_opts(conf)
+    if executor_thread_pool_size is not None:
+        conf.set_default("executor_thread_pool_size", executor_thread_pool_size)
+
+
+def apply_query_overrides(
+    conf: cfg.ConfigOpts, group: str, opts: Sequence[cfg.Opt], query: Mapping[str, str], url: str
+) -> dict[str, Any]:
+    """Read a driver's option group with a transport URL's query string on top.
+
+    Args:
+        conf: the configuration holding ``group`` (registered here if needed).
+        group: the driver's option group.
+        opts: the options of that group.
+        query: the URL's query parameters; each must name an option of the group.
+        url: the URL, for error messages.
+
+    Returns:
+        Option name to value, the query's values converted with each option's type.
+
+    Raises:
+        InvalidTransportURL: a query key names no option of the group, or its
+            value does not convert.
+    """
+    from messaging.exceptions import InvalidTransportURL
+
+    register_group(conf, group, opts)
+    values = {opt.dest: getattr(conf[group], opt.dest) for opt in opts}
+    by_name = {opt.name: opt for opt in opts}
+    for key, raw in query.items():
+        opt = by_name.get(key)
+        if opt is None:
+            raise InvalidTransportURL(
+                url,
+                f"Unknown option {key!r} in the query of transport URL {url!r}; "
+                f"options of [{group}]: {', '.join(sorted(by_name)) or '(none)'}",
+            )
+        try:
+            values[opt.dest] = opt.type(raw)
+        except (ValueError, TypeError) as exc:
+            raise InvalidTransportURL(
+                url, f"Bad value {raw!r} for option {key!r} in transport URL {url!r}: {exc}"
+            ) from exc
+    return values

@@ -1,0 +1,1 @@
+"""Transport drivers: the driver interface (:mod:`messaging.drivers.base`) and its implementations."""

@@ -1,0 +1,253 @@
+"""The driver interface: what a transport driver implements.
+
+A driver is loaded by name (the scheme of the transport URL) from the
+``messaging.drivers`` entry points and built as
+``Driver(conf, url, default_exchange=..., allowed_remote_exmods=[...])``.
+It declares what it can do in :attr:`Driver.capabilities`; the layers above
+check those instead of guessing.
+
+Message encoding is not a driver's business beyond calling :mod:`messaging.wire`;
+de-duplication (:class:`DuplicateFilter`), batching (:meth:`Listener.poll`) and
+retry counting (:func:`attempts`) live here, once.
+"""
+
+from __future__ import annotations
+
+import abc
+import collections
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from oslo_config import cfg
+
+    from messaging.target import Target
+    from messaging.transport import TransportOptions, TransportURL
+
+__all__ = [
+    "Capabilities",
+    "Driver",
+    "DuplicateFilter",
+    "IncomingMessage",
+    "Listener",
+    "RpcIncomingMessage",
+    "attempts",
+]
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a driver supports.
+
+    Attributes:
+        requeue: a notification can be put back for another delivery.
+        pools: listener pools, each receiving its own copy of every notification.
+        fanout: casts to every server of a topic.
+        rpc: RPC calls and casts (not only notifications).
+    """
+
+    requeue: bool = False
+    pools: bool = False
+    fanout: bool = False
+    rpc: bool = False
+
+
+def attempts(retry: int | None) -> float:
+    """How many times to try an operation under oslo's ``retry`` semantics.
+
+    ``None`` or ``-1``: forever; ``0``: once, no retry; ``N``: ``N + 1`` times.
+    """
+    if retry is None or retry < 0:
+        return float("inf")
+    return float(retry + 1)
+
+
+class DuplicateFilter:
+    """Remembers the last ``size`` ``_unique_id`` values a listener accepted."""
+
+    def __init__(self, size: int = 16) -> None:
+        self._seen: collections.deque[str] = collections.deque(maxlen=size)
+        self._lock = threading.Lock()
+
+    def seen(self, unique_id: str | None) -> bool:
+        """Return True if ``unique_id`` was accepted before; remember it otherwise."""
+        if unique_id is None:
+            return False
+        with self._lock:
+            if unique_id in self._seen:
+                return True
+            self._seen.append(unique_id)
+            return False
+
+
+class IncomingMessage(abc.ABC):
+    """A received message, handed to a dispatcher.
+
+    Attributes:
+        ctxt: the request context as a dict.
+        message: the message as a dict.
+        msg_id: the id a reply is correlated by (calls) or a unique id.
+        client_timeout: the call-monitor timeout asked for by the caller.
+    """
+
+    def __init__(
+        self,
+        ctxt: dict[str, Any],
+        message: dict[str, Any],
+        msg_id: str | None = None,
+        client_timeout: float | None = None,
+    ) -> None:
+        self.ctxt = ctxt
+        self.message = message
+        self.msg_id = msg_id
+        self.client_timeout = client_timeout
+
+    @abc.abstractmethod
+    def acknowledge(self) -> None:
+        """Tell the broker the message was handled; must not raise."""
+
+    @abc.abstractmethod
+    def requeue(self) -> None:
+        """Put the message back for another delivery; must not raise."""
+
+
+class RpcIncomingMessage(IncomingMessage):
+    """A received RPC request, which may be replied to."""
+
+    @abc.abstractmethod
+    def reply(self, reply: Any = None, failure: BaseException | None = None) -> None:
+        """Send the result (or the failure) back to the caller; must not raise."""
+
+    @abc.abstractmethod
+    def heartbeat(self) -> None:
+        """Tell a monitoring caller the call is still being worked on."""
+
+
+class Listener(abc.ABC):
+    """A poll-style listener: the server's poll thread calls :meth:`poll` in a loop.
+
+    A driver implements :meth:`poll_one`, :meth:`stop` and :meth:`cleanup`;
+    batching is done here.
+    """
+
+    def __init__(self, batch_size: int = 1, batch_timeout: float | None = None) -> None:
+        self.batch_size = max(1, batch_size or 1)
+        self.batch_timeout = batch_timeout
+
+    @abc.abstractmethod
+    def poll_one(self, timeout: float | None) -> IncomingMessage | None:
+        """Return the next message, or None after ``timeout`` or once stopped."""
+
+    @abc.abstractmethod
+    def stop(self) -> None:
+        """Stop receiving: a blocked :meth:`poll_one` returns None promptly. Thread-safe."""
+
+    @abc.abstractmethod
+    def cleanup(self) -> None:
+        """Release the listener's resources; unacknowledged messages go back to the queue."""
+
+    def poll(self, timeout: float | None = None) -> list[IncomingMessage]:
+        """Return the next batch: up to ``batch_size`` messages.
+
+        Waits up to ``timeout`` for a first message, then up to ``batch_timeout``
+        (from then on) for the batch to fill. An empty list means nothing came.
+        """
+        first = self.poll_one(timeout)
+        if first is None:
+            return []
+        batch = [first]
+        if self.batch_size == 1:
+            return batch
+        deadline = None if self.batch_timeout is None else time.monotonic() + self.batch_timeout
+        while len(batch) < self.batch_size:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                break
+            msg = self.poll_one(remaining)
+            if msg is None:
+                break
+            batch.append(msg)
+        return batch
+
+
+class Driver(abc.ABC):
+    """Base class of transport drivers.
+
+    Args:
+        conf: the caller's configuration.
+        url: the parsed transport URL.
+        default_exchange: the exchange of targets without one (``control_exchange``).
+        allowed_remote_exmods: modules whose exceptions an RPC client may rebuild.
+    """
+
+    capabilities: ClassVar[Capabilities] = Capabilities()
+
+    def __init__(
+        self,
+        conf: cfg.ConfigOpts,
+        url: TransportURL,
+        default_exchange: str | None = None,
+        allowed_remote_exmods: Sequence[str] | None = None,
+    ) -> None:
+        self.conf = conf
+        self.url = url
+        self.default_exchange = default_exchange or "openstack"
+        self.allowed_remote_exmods = list(allowed_remote_exmods or [])
+
+    def require_features(self, requeue: bool = False, pools: bool = False) -> None:
+        """Raise NotImplementedError when a needed capability is missing."""
+        name = type(self).__name__
+        if requeue and not self.capabilities.requeue:
+            raise NotImplementedError(f"The {name} driver does not support requeueing messages")
+        if pools and not self.capabilities.pools:
+            raise NotImplementedError(f"The {name} driver does not support listener pools")
+
+    def exchange_of(self, target: Target) -> str:
+        """The exchange a target uses: its own or the default one."""
+        return target.exchange or self.default_exchange
+
+    @abc.abstractmethod
+    def send_notification(
+        self, target: Target, ctxt: Any, message: dict[str, Any], version: float, retry: int | None
+    ) -> None:
+        """Send a notification to ``<target.topic>`` (which already carries the priority).
+
+        Raises:
+            MessageDeliveryFailure: the broker could not be reached within ``retry``.
+            MessageSerializationError: the message does not encode as JSON.
+        """
+
+    @abc.abstractmethod
+    def listen_for_notifications(
+        self,
+        targets_and_priorities: Iterable[tuple[Target, str]],
+        pool: str | None,
+        batch_size: int,
+        batch_timeout: float | None,
+    ) -> Listener:
+        """Subscribe to ``<topic>.<priority>`` for each pair; ``pool`` shares a copy."""
+
+    def send(
+        self,
+        target: Target,
+        ctxt: Any,
+        message: dict[str, Any],
+        wait_for_reply: bool = False,
+        timeout: float | None = None,
+        call_monitor_timeout: float | None = None,
+        retry: int | None = None,
+        transport_options: TransportOptions | None = None,
+    ) -> Any:
+        """Send an RPC request; return the reply when ``wait_for_reply``."""
+        raise NotImplementedError(f"The {type(self).__name__} driver does not support RPC")
+
+    def listen(self, target: Target, batch_size: int, batch_timeout: float | None) -> Listener:
+        """Subscribe to RPC requests for ``target`` (topic, topic.server and fanout)."""
+        raise NotImplementedError(f"The {type(self).__name__} driver does not support RPC")
+
+    @abc.abstractmethod
+    def cleanup(self) -> None:
+        """Release every resource of this driver instance."""

@@ -1,0 +1,460 @@
+"""Transports: the URL that names a broker, and the object that talks to its driver.
+
+``get_rpc_transport(conf)`` and ``get_notification_transport(conf)`` read the
+transport URL from the caller's configuration, load the driver named by the
+URL's scheme through stevedore (namespace ``messaging.drivers``) and wrap it in a
+:class:`Transport`, which the RPC and notification layers use.
+"""
+
+from __future__ import annotations
+
+import logging
+import urllib.parse
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from messaging import _plugins
+from messaging.exceptions import DriverLoadFailure, InvalidTarget, InvalidTransportURL
+
+if TYPE_CHECKING:
+    from oslo_config import cfg
+
+    from messaging.drivers.base import Capabilities, Driver, Listener
+    from messaging.target import Target
+
+__all__ = [
+    "NotificationTransport",
+    "RPCTransport",
+    "Transport",
+    "TransportHost",
+    "TransportOptions",
+    "TransportURL",
+    "get_notification_transport",
+    "get_rpc_transport",
+    "get_transport",
+    "set_transport_defaults",
+]
+
+LOG = logging.getLogger(__name__)
+DRIVER_NAMESPACE = "messaging.drivers"
+
+
+@dataclass(frozen=True)
+class TransportOptions:
+    """Per-client transport options.
+
+    Attributes:
+        at_least_once: publish RPC requests as mandatory, so that a request nobody
+            can receive raises ``MessageUndeliverable`` instead of vanishing.
+    """
+
+    at_least_once: bool = False
+
+
+class TransportHost:
+    """One broker host of a transport URL.
+
+    Args:
+        hostname: host name or address (IPv6 without brackets).
+        port: the port, or None for the driver's default.
+        username: the user name, percent-decoded.
+        password: the password, percent-decoded.
+    """
+
+    def __init__(
+        self,
+        hostname: str | None = None,
+        port: int | None = None,
+        username: str | None = None,
+        password: str | None = None,
+    ) -> None:
+        self.hostname = hostname
+        self.port = port
+        self.username = username
+        self.password = password
+
+    def _key(self) -> tuple[Any, ...]:
+        return (self.hostname, self.port, self.username, self.password)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, TransportHost) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        shown = {k: v for k, v in vars(self).items() if v is not None}
+        if "password" in shown:
+            shown["password"] = "****"
+        return "<TransportHost " + ", ".join(f"{k}={v}" for k, v in shown.items()) + ">"
+
+
+def _parse_host_port(text: str, url: str) -> tuple[str | None, int | None]:
+    if not text:
+        return None, None
+    if text.startswith("["):
+        end = text.find("]")
+        if end < 0:
+            raise InvalidTransportURL(url, f"Invalid IPv6 host {text!r} in transport URL {url!r}")
+        host, rest = text[1:end], text[end + 1 :]
+        if rest and not rest.startswith(":"):
+            raise InvalidTransportURL(url, f"Invalid host {text!r} in transport URL {url!r}")
+        port_text = rest[1:]
+    elif text.count(":") > 1:  # bare IPv6 address, no port
+        host, port_text = text, ""
+    else:
+        host, _, port_text = text.partition(":")
+    if not port_text:
+        return host or None, None
+    try:
+        port = int(port_text)
+    except ValueError:
+        port = -1
+    if not 0 < port < 65536:
+        raise InvalidTransportURL(url, f"Invalid port {port_text!r} in transport URL {url!r}")
+    return host or None, port
+
+
+class TransportURL:
+    """A parsed transport URL.
+
+    ``driver://[user:pass@]host:port[,[userN:passN@]hostN:portN]/virtual_host?query``
+
+    Args:
+        conf: the configuration the URL belongs to.
+        transport: the scheme, which names the driver (``rabbit``, ``kombu+redis``...).
+        virtual_host: the path without its leading slash, percent-decoded.
+        hosts: the broker hosts.
+        query: query parameters, which override options of the driver's group.
+    """
+
+    def __init__(
+        self,
+        conf: cfg.ConfigOpts | None,
+        transport: str | None = None,
+        virtual_host: str | None = None,
+        hosts: Sequence[TransportHost] | None = None,
+        query: dict[str, str] | None = None,
+    ) -> None:
+        self.conf = conf
+        self.transport = transport
+        self.virtual_host = virtual_host
+        self.hosts = list(hosts or [])
+        self.query = dict(query or {})
+
+    @property
+    def driver_name(self) -> str:
+        """The name the driver is loaded by: the scheme up to a ``+``."""
+        return (self.transport or "").split("+", 1)[0]
+
+    def _key(self) -> tuple[Any, ...]:
+        return (self.transport, self.virtual_host, tuple(self.hosts))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, TransportURL) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return f"<TransportURL {self.redacted()}>"
+
+    def _netloc(self, redact: bool) -> str:
+        parts = []
+        for host in self.hosts:
+            cred = ""
+            if host.username is not None or host.password is not None:
+                cred = urllib.parse.quote(host.username or "", safe="")
+                if host.password is not None:
+                    password = "****" if redact else urllib.parse.quote(host.password, safe="")
+                    cred += ":" + password
+                cred += "@"
+            name = host.hostname or ""
+            if ":" in name:
+                name = f"[{name}]"
+            if host.port is not None:
+                name += f":{host.port}"
+            parts.append(cred + name)
+        return ",".join(parts)
+
+    def _render(self, redact: bool) -> str:
+        text = f"{self.transport}://{self._netloc(redact)}"
+        if self.virtual_host is not None:
+            text += "/" + urllib.parse.quote(self.virtual_host, safe="")
+        if self.query:
+            text += "?" + urllib.parse.urlencode(self.query)
+        return text
+
+    def __str__(self) -> str:
+        return self._render(redact=False)
+
+    def redacted(self) -> str:
+        """The URL with passwords hidden, for logs and errors."""
+        return self._render(redact=True)
+
+    @classmethod
+    def parse(cls, conf: cfg.ConfigOpts | None, url: str | None = None) -> TransportURL:
+        """Parse a transport URL; with ``url`` None, read ``[DEFAULT] transport_url``.
+
+        Raises:
+            InvalidTransportURL: the URL is not a string, has no scheme, or has a
+                malformed host or port; the message names the part at fault.
+        """
+        if url is None or url == "":
+            # oslo.messaging reads the configuration for an empty URL too, which an
+            # empty ``transport_url =`` line in a notifications section yields.
+            if conf is None:
+                raise InvalidTransportURL(url, "No transport URL given and no configuration")
+            from messaging.conf import register_transport_opts
+
+            register_transport_opts(conf)
+            url = conf.transport_url
+        if not isinstance(url, str):
+            raise InvalidTransportURL(url, f"Wrong URL type: {type(url).__name__}, expected str")
+        scheme, sep, rest = url.partition("://")
+        short_form = not sep
+        if short_form:
+            # "fake:/" and "fake:" are accepted as oslo.messaging accepts them: no
+            # hosts, and a path (the virtual host, '' for "fake:/") only after a "/".
+            scheme, sep, rest = url.partition(":")
+            if not sep:
+                raise InvalidTransportURL(url, f"No scheme specified in transport URL {url!r}")
+        if not scheme or not all(c.isalnum() or c in "+-." for c in scheme):
+            raise InvalidTransportURL(url, f"Invalid scheme {scheme!r} in transport URL {url!r}")
+        if short_form:
+            if rest and not rest.startswith("/"):
+                raise InvalidTransportURL(
+                    url, f"Transport URL {url!r} lacks '//' after {scheme + ':'!r}"
+                )
+            rest = "/" + rest.lstrip("/") if rest else ""
+        netloc, slash, path_query = rest.partition("/")
+        if not slash:
+            netloc, _, query_text = netloc.partition("?")
+            path = None
+        else:
+            path_text, _, query_text = path_query.partition("?")
+            path = urllib.parse.unquote(path_text)
+        hosts = []
+        for chunk in netloc.split(",") if netloc else []:
+            creds, at, hostport = chunk.rpartition("@")
+            username = password = None
+            if at:
+                user, colon, pw = creds.partition(":")
+                username = urllib.parse.unquote(user)
+                password = urllib.parse.unquote(pw) if colon else None
+            hostname, port = _parse_host_port(hostport, url)
+            hosts.append(TransportHost(hostname, port, username, password))
+        with_creds = sum(1 for h in hosts if h.username is not None)
+        if 0 < with_creds < len(hosts):
+            LOG.warning("Some hosts of transport URL %s have credentials and some do not", url)
+        query: dict[str, str] = {}
+        for key, values in urllib.parse.parse_qs(query_text, keep_blank_values=True).items():
+            query[key] = ",".join(values)
+        return cls(conf, scheme, path, hosts, query)
+
+
+class Transport:
+    """A handle on a transport driver, used by notifiers, listeners, clients and servers.
+
+    Build one with :func:`get_notification_transport` or :func:`get_rpc_transport`.
+
+    Args:
+        driver: the loaded driver.
+    """
+
+    def __init__(self, driver: Driver) -> None:
+        self.conf = driver.conf
+        self._driver = driver
+
+    @property
+    def driver(self) -> Driver:
+        """The driver behind this transport."""
+        return self._driver
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What the driver supports."""
+        return self._driver.capabilities
+
+    def require_features(self, requeue: bool = False, pools: bool = False) -> None:
+        """Raise NotImplementedError if the driver lacks a capability."""
+        self._driver.require_features(requeue=requeue, pools=pools)
+
+    def send(
+        self,
+        target: Target,
+        ctxt: Any,
+        message: dict[str, Any],
+        wait_for_reply: bool = False,
+        timeout: float | None = None,
+        call_monitor_timeout: float | None = None,
+        retry: int | None = None,
+        transport_options: TransportOptions | None = None,
+    ) -> Any:
+        """Send an RPC request through the driver (see :meth:`Driver.send`)."""
+        if not target.topic:
+            raise InvalidTarget("A topic is required to send", target)
+        return self._driver.send(
+            target,
+            ctxt,
+            message,
+            wait_for_reply=wait_for_reply,
+            timeout=timeout,
+            call_monitor_timeout=call_monitor_timeout,
+            retry=retry,
+            transport_options=transport_options,
+        )
+
+    def send_notification(
+        self,
+        target: Target,
+        ctxt: Any,
+        message: dict[str, Any],
+        version: float,
+        retry: int | None = None,
+    ) -> None:
+        """Send a notification through the driver."""
+        if not target.topic:
+            raise InvalidTarget("A topic is required to send", target)
+        self._driver.send_notification(target, ctxt, message, version, retry)
+
+    def listen(
+        self, target: Target, batch_size: int = 1, batch_timeout: float | None = None
+    ) -> Listener:
+        """Subscribe an RPC server to ``target``."""
+        if not (target.topic and target.server):
+            raise InvalidTarget(
+                "A server's target must have topic and server names specified", target
+            )
+        return self._driver.listen(target, batch_size, batch_timeout)
+
+    def listen_for_notifications(
+        self,
+        targets_and_priorities: Iterable[tuple[Target, str]],
+        pool: str | None = None,
+        batch_size: int = 1,
+        batch_timeout: float | None = None,
+    ) -> Listener:
+        """Subscribe a notification listener to each ``(target, priority)``."""
+        pairs = list(targets_and_priorities)
+        for target, _priority in pairs:
+            if not target.topic:
+                raise InvalidTarget("A target must have topic specified", target)
+        return self._driver.listen_for_notifications(pairs, pool, batch_size, batch_timeout)
+
+    # oslo.messaging's names, for code that reached into them.
+    _send = send
+    _send_notification = send_notification
+    _listen = listen
+    _listen_for_notifications = listen_for_notifications
+
+    def cleanup(self) -> None:
+        """Release the driver's connections and threads."""
+        self._driver.cleanup()
+
+
+class RPCTransport(Transport):
+    """A transport obtained for RPC."""
+
+
+class NotificationTransport(Transport):
+    """A transport obtained for notifications."""
+
+
+def _get_transport(
+    conf: cfg.ConfigOpts,
+    url: str | TransportURL | None,
+    allowed_remote_exmods: Sequence[str] | None,
+    transport_cls: type[Transport],
+) -> Transport:
+    from messaging.conf import register_transport_opts
+
+    register_transport_opts(conf)
+    parsed = url if isinstance(url, TransportURL) else TransportURL.parse(conf, url)
+    name = parsed.driver_name
+    try:
+        driver_cls = _plugins.load_plugin(DRIVER_NAMESPACE, name)
+    except LookupError as exc:
+        raise DriverLoadFailure(name, str(exc)) from exc
+    except ImportError as exc:
+        raise DriverLoadFailure(name, exc) from exc
+    driver = driver_cls(
+        conf,
+        parsed,
+        default_exchange=conf.control_exchange,
+        allowed_remote_exmods=list(allowed_remote_exmods or []),
+    )
+    return transport_cls(driver)
+
+
+def get_rpc_transport(
+    conf: cfg.ConfigOpts,
+    url: str | TransportURL | None = None,
+    allowed_remote_exmods: Sequence[str] | None = None,
+    transport_cls: type[Transport] = RPCTransport,
+) -> Transport:
+    """Return a transport for RPC clients and servers.
+
+    Args:
+        conf: the caller's configuration (options are registered on it).
+        url: the transport URL; ``[DEFAULT] transport_url`` when None.
+        allowed_remote_exmods: modules whose exceptions clients may rebuild.
+        transport_cls: the class to wrap the driver in.
+
+    Raises:
+        InvalidTransportURL: the URL is malformed.
+        DriverLoadFailure: no driver has the URL's scheme as its name.
+    """
+    return _get_transport(conf, url, allowed_remote_exmods, transport_cls)
+
+
+def get_notification_transport(
+    conf: cfg.ConfigOpts,
+    url: str | TransportURL | None = None,
+    allowed_remote_exmods: Sequence[str] | None = None,
+) -> Transport:
+    """Return a transport for notifiers and notification listeners.
+
+    With ``url`` None, ``[messaging_notifications] transport_url`` is used (also
+    read from ``[oslo_messaging_notifications]``), then ``[DEFAULT] transport_url``.
+
+    Raises:
+        InvalidTransportURL: the URL is malformed.
+        DriverLoadFailure: no driver has the URL's scheme as its name.
+    """
+    from messaging.conf import NOTIFICATIONS_GROUP, register_notification_opts
+
+    register_notification_opts(conf)
+    if url is None:
+        url = conf[NOTIFICATIONS_GROUP].transport_url
+    return _get_transport(conf, url, allowed_remote_exmods, NotificationTransport)
+
+
+def get_transport(
+    conf: cfg.ConfigOpts,
+    url: str | TransportURL | None = None,
+    allowed_remote_exmods: Sequence[str] | None = None,
+) -> Transport:
+    """Deprecated alias of :func:`get_rpc_transport`, kept for oslo.messaging code."""
+    import warnings
+
+    warnings.warn(
+        "get_transport() is deprecated; use get_rpc_transport() or get_notification_transport()",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return get_rpc_transport(conf, url, allowed_remote_exmods)
+
+
+def set_transport_defaults(control_exchange: str) -> None:
+    """Change the default ``control_exchange`` for configurations registered from now on.
+
+    Args:
+        control_exchange: the exchange name, usually the project's (``nova``...).
+    """
+    from oslo_config import cfg
+
+    from messaging.conf import _default_opts
+
+    cfg.set_defaults(_default_opts(), control_exchange=control_exchange)

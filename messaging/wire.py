@@ -1,0 +1,338 @@
+"""The oslo.messaging wire format, shared by every driver.
+
+What travels is JSON text. RPC requests, replies and ``messagingv2``
+notifications are wrapped in the 2.0 envelope::
+
+    {"oslo.version": "2.0", "oslo.message": "<the message, as a JSON string>"}
+
+``messaging`` (v1) notifications are the bare dict. Inside, the request context
+is flattened into ``_context_<key>`` entries, every message carries a
+``_unique_id`` (hex uuid4) for de-duplication, and calls add ``_msg_id``,
+``_reply_q`` and ``_timeout`` (the call-monitor timeout). Failures travel as a
+JSON string ``{class, module, message, tb, args, kwargs}`` inside the reply.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import importlib
+import json
+import traceback
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from messaging.exceptions import MessageSerializationError, RemoteError
+
+__all__ = [
+    "ENVELOPE_VERSION",
+    "Decoded",
+    "UnsupportedEnvelopeVersion",
+    "decode",
+    "deserialize_failure",
+    "dumps",
+    "encode_notification",
+    "encode_reply",
+    "encode_request",
+    "envelope",
+    "new_message_id",
+    "new_msg_id",
+    "new_unique_id",
+    "pack_context",
+    "serialize_failure",
+    "timestamp",
+    "unwrap",
+]
+
+ENVELOPE_VERSION = "2.0"
+VERSION_KEY = "oslo.version"
+MESSAGE_KEY = "oslo.message"
+CONTEXT_PREFIX = "_context_"
+REMOTE_SUFFIX = "_Remote"
+
+
+class UnsupportedEnvelopeVersion(ValueError):
+    """An envelope announces a version this library cannot read."""
+
+
+def new_unique_id() -> str:
+    """Return a ``_unique_id``: a uuid4 as 32 hex characters."""
+    return uuid.uuid4().hex
+
+
+new_msg_id = new_unique_id
+
+
+def new_message_id() -> str:
+    """Return a notification ``message_id``: a uuid4 with dashes."""
+    return str(uuid.uuid4())
+
+
+def timestamp(moment: datetime.datetime | None = None) -> str:
+    """Format a notification timestamp: naive UTC, ``YYYY-MM-DD HH:MM:SS.ffffff``.
+
+    As with ``str(datetime)``, the fraction is left out when it is zero.
+    """
+    moment = moment or datetime.datetime.now(datetime.UTC)
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(datetime.UTC).replace(tzinfo=None)
+    return str(moment)
+
+
+class _Unserialisable(Exception):
+    def __init__(self, value: object) -> None:
+        self.value = value
+
+
+def _to_primitive(value: object) -> Any:
+    # The conversions oslo.serialization's jsonutils applies when kombu encodes.
+    if isinstance(value, datetime.datetime):
+        return value.strftime("%Y-%m-%dT%H:%M:%S.%f")
+    if isinstance(value, datetime.date | datetime.time):
+        return value.isoformat()
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+    raise _Unserialisable(value)
+
+
+def _find(container: Any, target: object, path: str) -> str | None:
+    if container is target:
+        return path
+    items: Iterable[tuple[str, Any]]
+    if isinstance(container, Mapping):
+        items = ((f"{path}[{key!r}]", val) for key, val in container.items())
+    elif isinstance(container, list | tuple | set | frozenset):
+        items = ((f"{path}[{i}]", val) for i, val in enumerate(container))
+    else:
+        return None
+    for sub_path, val in items:
+        found = _find(val, target, sub_path)
+        if found is not None:
+            return found
+    return None
+
+
+def dumps(obj: Any, what: str = "message") -> str:
+    """Encode ``obj`` as JSON, as kombu would for oslo.messaging.
+
+    Args:
+        obj: the value to encode.
+        what: how to name ``obj`` in an error.
+
+    Raises:
+        MessageSerializationError: a value in ``obj`` cannot be encoded; the
+            error names where it sits.
+    """
+    try:
+        return json.dumps(obj, default=_to_primitive)
+    except _Unserialisable as exc:
+        path = _find(obj, exc.value, what) or what
+        raise MessageSerializationError(path, type(exc.value).__name__) from None
+    except (TypeError, ValueError) as exc:  # e.g. non-string keys, circular references
+        raise MessageSerializationError(what, f"{type(exc).__name__}: {exc}") from exc
+
+
+def envelope(raw: Mapping[str, Any]) -> dict[str, str]:
+    """Wrap a message in the 2.0 envelope (the inner message becomes a JSON string)."""
+    return {VERSION_KEY: ENVELOPE_VERSION, MESSAGE_KEY: dumps(raw)}
+
+
+def unwrap(body: Any) -> Any:
+    """Undo :func:`envelope`; bodies without an envelope are returned as they are.
+
+    Raises:
+        UnsupportedEnvelopeVersion: the envelope has another major version or a
+            newer minor one.
+    """
+    if not isinstance(body, dict) or VERSION_KEY not in body or MESSAGE_KEY not in body:
+        return body
+    version = str(body[VERSION_KEY])
+    major, _, minor = version.partition(".")
+    want_major, _, want_minor = ENVELOPE_VERSION.partition(".")
+    if major != want_major or int(minor or 0) > int(want_minor):
+        raise UnsupportedEnvelopeVersion(f"Unsupported message envelope version {version}")
+    return json.loads(body[MESSAGE_KEY])
+
+
+def pack_context(message: dict[str, Any], ctxt: Any) -> None:
+    """Flatten a request context into ``_context_<key>`` entries of ``message``."""
+    if ctxt is None:
+        return
+    items = ctxt.items() if isinstance(ctxt, Mapping) else ctxt.to_dict().items()
+    for key, value in items:
+        message[f"{CONTEXT_PREFIX}{key}"] = value
+
+
+@dataclass
+class Decoded:
+    """A message as a receiver sees it once the wire details are taken off.
+
+    Attributes:
+        ctxt: the request context, with ``client_timeout`` added as oslo does.
+        message: the application message.
+        unique_id: the ``_unique_id``, for de-duplication (None if absent).
+        msg_id: the call's ``_msg_id`` (None for casts and notifications).
+        reply_q: where the reply goes (None for casts and notifications).
+        client_timeout: the call-monitor timeout the caller asked for.
+    """
+
+    ctxt: dict[str, Any]
+    message: dict[str, Any]
+    unique_id: str | None = None
+    msg_id: str | None = None
+    reply_q: str | None = None
+    client_timeout: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def decode(body: str | bytes | Mapping[str, Any]) -> Decoded:
+    """Turn a received body into a :class:`Decoded` message.
+
+    Raises:
+        ValueError: the body is not JSON, or not a JSON object once unwrapped
+            (``UnsupportedEnvelopeVersion`` for a foreign envelope).
+    """
+    outer = json.loads(body) if isinstance(body, str | bytes) else dict(body)
+    inner = unwrap(outer)
+    if not isinstance(inner, dict):
+        raise ValueError(f"message body is a JSON {type(inner).__name__}, not an object")
+    ctxt: dict[str, Any] = {}
+    message: dict[str, Any] = {}
+    for key, value in inner.items():
+        if key.startswith(CONTEXT_PREFIX):
+            ctxt[key[len(CONTEXT_PREFIX) :]] = value
+        else:
+            message[key] = value
+    unique_id = message.pop("_unique_id", None)
+    msg_id = message.pop("_msg_id", None)
+    reply_q = message.pop("_reply_q", None)
+    client_timeout = message.pop("_timeout", None)
+    ctxt["client_timeout"] = client_timeout
+    return Decoded(ctxt, message, unique_id, msg_id, reply_q, client_timeout)
+
+
+def encode_notification(ctxt: Any, message: Mapping[str, Any], version: float) -> str:
+    """Encode a notification body: enveloped for version 2.0, bare for 1.0."""
+    raw = dict(message)
+    raw["_unique_id"] = new_unique_id()
+    pack_context(raw, ctxt)
+    if version >= 2.0:
+        return json.dumps(envelope(raw))
+    return dumps(raw)
+
+
+def encode_request(
+    ctxt: Any,
+    message: Mapping[str, Any],
+    msg_id: str | None = None,
+    reply_q: str | None = None,
+    call_monitor_timeout: float | None = None,
+) -> str:
+    """Encode an RPC request; ``msg_id`` and ``reply_q`` are given for calls only."""
+    raw = dict(message)
+    if msg_id is not None:
+        raw["_msg_id"] = msg_id
+        raw["_reply_q"] = reply_q
+        raw["_timeout"] = call_monitor_timeout
+    raw["_unique_id"] = new_unique_id()
+    pack_context(raw, ctxt)
+    return json.dumps(envelope(raw))
+
+
+def encode_reply(
+    msg_id: str, result: Any = None, failure: str | None = None, ending: bool = True
+) -> str:
+    """Encode an RPC reply (``ending=False`` with no result is a call-monitor heartbeat)."""
+    raw = {
+        "result": result,
+        "failure": failure,
+        "ending": ending,
+        "_msg_id": msg_id,
+        "_unique_id": new_unique_id(),
+    }
+    return json.dumps(envelope(raw))
+
+
+def serialize_failure(exc: BaseException) -> str:
+    """Serialise an exception for an RPC reply, as a JSON string."""
+    cls = type(exc)
+    name, module = cls.__name__, cls.__module__
+    if name.endswith(REMOTE_SUFFIX) and module.endswith(REMOTE_SUFFIX):
+        name, module = name[: -len(REMOTE_SUFFIX)], module[: -len(REMOTE_SUFFIX)]
+    data = {
+        "class": name,
+        "module": module,
+        "message": str(exc),
+        "tb": traceback.format_exception(cls, exc, exc.__traceback__),
+        "args": list(exc.args),
+        "kwargs": getattr(exc, "kwargs", None) or {},
+    }
+    return dumps(data, what="failure")
+
+
+_remote_classes: dict[type[BaseException], type[BaseException]] = {}
+
+
+def _remote_class(cls: type[BaseException]) -> type[BaseException]:
+    # A subclass per original class, so that isinstance() keeps working while
+    # str() shows the remote traceback; instances are built from it directly.
+    remote = _remote_classes.get(cls)
+    if remote is None:
+
+        def __str__(self: BaseException) -> str:  # noqa: N807
+            base = cls.__str__(self)
+            tb = getattr(self, "remote_traceback", "")
+            return f"{base}\n{tb}" if tb else base
+
+        remote = type(
+            cls.__name__ + REMOTE_SUFFIX,
+            (cls,),
+            {"__str__": __str__, "__module__": cls.__module__ + REMOTE_SUFFIX},
+        )
+        _remote_classes[cls] = remote
+    return remote
+
+
+def deserialize_failure(data: str, allowed_remote_exmods: Iterable[str] = ()) -> BaseException:
+    """Rebuild the exception of a failure reply.
+
+    Builtin exceptions come back as their own class, with the remote traceback
+    appended to the first argument. Exceptions of a module listed in
+    ``allowed_remote_exmods`` come back as a ``<Class>_Remote`` subclass of the
+    original (``isinstance`` holds). Anything else becomes :class:`RemoteError`.
+    """
+    failure = json.loads(data)
+    module = failure.get("module") or ""
+    name = failure.get("class") or "Exception"
+    message = failure.get("message", "")
+    tb = "".join(failure.get("tb") or [])
+    if module in ("exceptions", "builtins"):
+        module = "builtins"
+    elif module not in set(allowed_remote_exmods):
+        return RemoteError(name, message, tb)
+    args = failure.get("args") or []
+    kwargs = failure.get("kwargs") or {}
+    try:
+        cls = getattr(importlib.import_module(module), name)
+        if not (isinstance(cls, type) and issubclass(cls, Exception)):
+            raise TypeError(f"{module}.{name} is not an exception class")
+        if module == "builtins":
+            exc: BaseException = cls(*args, **kwargs)
+            exc.args = (f"{message}\n{tb}", *exc.args[1:])
+            return exc
+        exc = _remote_class(cls)(*args, **kwargs)
+    except (AttributeError, TypeError, ImportError, ValueError):
+        return RemoteError(name, message, tb)
+    exc.remote_traceback = tb  # type: ignore[attr-defined]
+    return exc
