@@ -1,0 +1,1 @@
+"""Notification drivers, loaded by name from the ``messaging.notify.drivers`` entry points."""

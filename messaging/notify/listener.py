@@ -1,0 +1,203 @@
+"""Notification listeners: servers that hand received notifications to endpoints.
+
+Each endpoint method named like a priority (``info``, ``error``...) receives the
+notifications of that priority from every target. Listeners without a pool
+share the default queue of each ``<topic>.<priority>`` (each notification goes
+to one of them); each pool gets its own copy, shared among its members.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from messaging.notify.dispatcher import (
+    BatchNotificationDispatcher,
+    NotificationDispatcher,
+    NotificationResult,
+    describe,
+)
+from messaging.notify.drivers.log import mask_secrets
+from messaging.server import MessageHandlingServer
+from messaging.transport import RPCTransport
+
+if TYPE_CHECKING:
+    from messaging.drivers.base import IncomingMessage, Listener
+    from messaging.serializer import Serializer
+    from messaging.target import Target
+    from messaging.transport import Transport
+
+__all__ = [
+    "BatchNotificationServer",
+    "NotificationServer",
+    "NotificationServerBase",
+    "get_batch_notification_listener",
+    "get_notification_listener",
+]
+
+LOG = logging.getLogger(__name__)
+
+
+class NotificationServerBase(MessageHandlingServer):
+    """What notification servers share: subscription to targets x priorities.
+
+    Args:
+        transport: the notification transport.
+        targets: the targets (topic, optional exchange) to listen on.
+        dispatcher: the notification dispatcher.
+        executor: the executor name.
+        allow_requeue: requeue notifications that endpoints could not handle.
+        pool: the pool name; None shares the default queues.
+        batch_size: how many notifications a poll may return.
+        batch_timeout: how long to wait for a batch to fill.
+    """
+
+    dispatcher: NotificationDispatcher
+
+    def __init__(
+        self,
+        transport: Transport,
+        targets: Sequence[Target],
+        dispatcher: NotificationDispatcher,
+        executor: str | None = None,
+        allow_requeue: bool = True,
+        pool: str | None = None,
+        batch_size: int = 1,
+        batch_timeout: float | None = None,
+    ) -> None:
+        super().__init__(transport, dispatcher, executor)
+        if isinstance(transport, RPCTransport):
+            LOG.warning(
+                "Using RPC transport for notifications. Please use get_notification_transport"
+            )
+        self._allow_requeue = allow_requeue
+        self._pool = pool
+        self.targets = list(targets)
+        self._batch_size = batch_size
+        self._batch_timeout = batch_timeout
+        self._targets_and_priorities = list(
+            itertools.product(self.targets, dispatcher.supported_priorities)
+        )
+        if not self._targets_and_priorities:
+            LOG.warning(
+                "This notification listener subscribes to nothing: no endpoint has a method "
+                "named like a priority (audit, debug, info, warn, error, critical, sample)"
+            )
+
+    def _create_listener(self) -> Listener:
+        return self.transport.listen_for_notifications(
+            self._targets_and_priorities, self._pool, self._batch_size, self._batch_timeout
+        )
+
+    def _settle(self, message: IncomingMessage, requeue: bool) -> None:
+        if not requeue:
+            message.acknowledge()
+        elif self._allow_requeue:
+            LOG.info("Requeueing notification %s", describe(message))
+            message.requeue()
+        else:
+            LOG.error(
+                "Notification %s was not handled and this listener does not allow requeue "
+                "(allow_requeue=False): it is acknowledged and will not come again. Body: %s",
+                describe(message),
+                mask_secrets(message.message),
+            )
+            message.acknowledge()
+
+
+class NotificationServer(NotificationServerBase):
+    """A listener that hands notifications to endpoints one at a time."""
+
+    def _process_incoming(self, incoming: list[IncomingMessage]) -> None:
+        for message in incoming:
+            try:
+                result = self.dispatcher.dispatch(message)
+            except Exception:
+                LOG.exception("An endpoint failed to handle notification %s", describe(message))
+                result = NotificationResult.REQUEUE
+            self._settle(message, result == NotificationResult.REQUEUE)
+
+
+class BatchNotificationServer(NotificationServerBase):
+    """A listener that hands notifications to endpoints in lists."""
+
+    dispatcher: BatchNotificationDispatcher
+
+    def _process_incoming(self, incoming: list[IncomingMessage]) -> None:
+        try:
+            requeue = self.dispatcher.dispatch_batch(incoming)
+        except Exception:
+            LOG.exception("Failed to dispatch a batch of %d notifications", len(incoming))
+            requeue = set(incoming)
+        for message in incoming:
+            self._settle(message, message in requeue)
+
+
+def _check_features(transport: Transport, allow_requeue: bool, pool: str | None) -> None:
+    transport.require_features(requeue=allow_requeue, pools=pool is not None)
+
+
+def get_notification_listener(
+    transport: Transport,
+    targets: Sequence[Target],
+    endpoints: Sequence[Any],
+    executor: str | None = None,
+    serializer: Serializer | None = None,
+    allow_requeue: bool = False,
+    pool: str | None = None,
+    server_cls: type[NotificationServer] = NotificationServer,
+) -> NotificationServer:
+    """Build a notification listener.
+
+    Args:
+        transport: the notification transport.
+        targets: the targets to listen on (topic, optional exchange).
+        endpoints: objects with methods named like priorities.
+        executor: ``threading`` (default), ``blocking`` or ``eventlet``.
+        serializer: converts contexts and payloads back.
+        allow_requeue: let endpoints requeue (REQUEUE or an exception).
+        pool: listen as a member of this pool (one copy of each notification per pool).
+        server_cls: the server class to build.
+
+    Raises:
+        NotImplementedError: the driver cannot requeue (with ``allow_requeue``) or
+            has no pools (with ``pool``).
+        ExecutorLoadFailure: the executor name is unknown.
+    """
+    _check_features(transport, allow_requeue, pool)
+    dispatcher = NotificationDispatcher(endpoints, serializer)
+    return server_cls(transport, targets, dispatcher, executor, allow_requeue, pool)
+
+
+def get_batch_notification_listener(
+    transport: Transport,
+    targets: Sequence[Target],
+    endpoints: Sequence[Any],
+    executor: str | None = None,
+    serializer: Serializer | None = None,
+    allow_requeue: bool = False,
+    pool: str | None = None,
+    batch_size: int | None = None,
+    batch_timeout: float | None = None,
+    server_cls: type[BatchNotificationServer] = BatchNotificationServer,
+) -> BatchNotificationServer:
+    """Build a listener whose endpoints receive lists of notifications.
+
+    A batch is handed over when ``batch_size`` notifications are there or
+    ``batch_timeout`` seconds after its first one, whichever comes first.
+    Other arguments are as for :func:`get_notification_listener`.
+    """
+    _check_features(transport, allow_requeue, pool)
+    dispatcher = BatchNotificationDispatcher(endpoints, serializer)
+    return server_cls(
+        transport,
+        targets,
+        dispatcher,
+        executor,
+        allow_requeue,
+        pool,
+        batch_size or 1,
+        batch_timeout,
+    )

@@ -1,0 +1,222 @@
+"""``MessageHandlingServer``: the lifecycle shared by RPC servers and notification listeners.
+
+A server owns a listener (from its transport) and an executor. ``start()``
+subscribes and starts a poll thread that hands each received batch to the
+executor; ``stop()`` stops receiving (batches already received are still
+handled); ``wait()`` waits for the handling in progress, then releases the
+listener. The three calls are ordered as in oslo.messaging, and may come from
+different threads: ``stop()`` waits for ``start()``, ``wait()`` waits for
+``stop()``, and ``start()`` after ``stop()`` begins a new round. Each accepts
+``log_after`` (seconds before a "Possible hang" warning; 0 disables it) and
+``timeout`` (seconds before :class:`~messaging.exceptions.TaskTimeout`).
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from messaging.exceptions import InvalidTarget, ServerListenError, TaskTimeout
+from messaging.executors import Executor, load_executor
+
+if TYPE_CHECKING:
+    from messaging.drivers.base import IncomingMessage, Listener
+    from messaging.transport import Transport
+
+__all__ = ["MessageHandlingServer"]
+
+LOG = logging.getLogger(__name__)
+
+_POLL_ERROR_BACKOFF = (0.1, 5.0)
+
+
+class MessageHandlingServer(abc.ABC):
+    """Receives messages from a transport and hands them to a dispatcher.
+
+    Subclasses say how to subscribe (:meth:`_create_listener`) and what to do
+    with a received batch (:meth:`_process_incoming`).
+
+    Args:
+        transport: the transport to receive from.
+        dispatcher: the object that routes messages to endpoints.
+        executor: ``threading`` (default), ``blocking`` or ``eventlet``; None picks
+            ``eventlet`` when eventlet has monkey-patched threads, else ``threading``.
+
+    Raises:
+        ExecutorLoadFailure: ``executor`` names no known executor.
+    """
+
+    def __init__(self, transport: Transport, dispatcher: Any, executor: str | None = None) -> None:
+        from messaging.conf import register_transport_opts
+
+        self.transport = transport
+        self.conf = transport.conf
+        self.dispatcher = dispatcher
+        self.executor_type = executor
+        self._executor_cls = load_executor(executor)
+        register_transport_opts(self.conf)
+
+        self._cond = threading.Condition()
+        self._ops = threading.Lock()
+        self._state = "new"  # new -> running -> stopped -> (start) running ...
+        self._waited = False
+        self._listener: Listener | None = None
+        self._executor: Executor | None = None
+        self._poll_thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+
+    # -- what subclasses provide -------------------------------------------------
+
+    @abc.abstractmethod
+    def _create_listener(self) -> Listener:
+        """Subscribe on the transport and return the listener."""
+
+    @abc.abstractmethod
+    def _process_incoming(self, incoming: list[IncomingMessage]) -> None:
+        """Handle one received batch; acknowledge, requeue or reply as fits. Must not raise."""
+
+    # -- ordering ------------------------------------------------------------------
+
+    def _await(
+        self,
+        ready: Callable[[], bool],
+        task: str,
+        after: str,
+        log_after: float,
+        timeout: float | None,
+    ) -> None:
+        start = time.monotonic()
+        warned = False
+        with self._cond:
+            while not ready():
+                elapsed = time.monotonic() - start
+                if timeout is not None and elapsed >= timeout:
+                    raise TaskTimeout(
+                        f"Timed out after {timeout}s: {task} waited for {after} to complete"
+                    )
+                waits = [1.0]
+                if timeout is not None:
+                    waits.append(timeout - elapsed)
+                if log_after and not warned:
+                    if elapsed >= log_after:
+                        LOG.warning("Possible hang: %s is waiting for %s to complete", task, after)
+                        warned = True
+                    else:
+                        waits.append(log_after - elapsed)
+                self._cond.wait(max(0.0, min(waits)))
+
+    def _set_state(self, state: str, waited: bool | None = None) -> None:
+        with self._cond:
+            self._state = state
+            if waited is not None:
+                self._waited = waited
+            self._cond.notify_all()
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def start(
+        self,
+        override_pool_size: int | None = None,
+        *,
+        log_after: float = 30,
+        timeout: float | None = None,
+    ) -> None:
+        """Subscribe and begin handling messages.
+
+        Args:
+            override_pool_size: executor size instead of ``executor_thread_pool_size``.
+            log_after: unused here (start waits for nothing); accepted for symmetry.
+            timeout: unused here; accepted for symmetry.
+
+        Raises:
+            ServerListenError: the transport could not subscribe.
+        """
+        with self._ops:
+            if self._state == "running":
+                LOG.warning("The server %r has already been started; start() ignored", self)
+                return
+            if self._state == "stopped" and not self._waited:
+                self._finish()  # a restart after stop() without wait()
+            try:
+                listener = self._create_listener()
+            except (InvalidTarget, NotImplementedError):
+                raise
+            except Exception as exc:
+                raise ServerListenError(getattr(self, "target", None), exc) from exc
+            size = override_pool_size or self.conf.executor_thread_pool_size
+            self._executor = self._executor_cls(size)
+            self._listener = listener
+            self._stopping.clear()
+            self._poll_thread = threading.Thread(
+                target=self._poll_loop,
+                args=(listener, self._executor),
+                name=f"messaging-poll-{id(self):x}",
+            )
+            self._poll_thread.daemon = True
+            self._poll_thread.start()
+            self._set_state("running", waited=False)
+
+    def stop(self, *, log_after: float = 30, timeout: float | None = None) -> None:
+        """Stop receiving. Batches already received are still handled (see :meth:`wait`).
+
+        Waits for :meth:`start` if it has not happened yet.
+        """
+        self._await(lambda: self._state != "new", "stop", "start", log_after, timeout)
+        with self._ops:
+            if self._state != "running":
+                return
+            self._stopping.set()
+            assert self._listener is not None and self._poll_thread is not None
+            self._listener.stop()
+            self._poll_thread.join()
+            self._set_state("stopped")
+
+    def wait(self, *, log_after: float = 30, timeout: float | None = None) -> None:
+        """Wait until the messages received before :meth:`stop` are handled, then clean up.
+
+        Waits for :meth:`stop` if it has not happened yet.
+        """
+        self._await(lambda: self._state == "stopped", "wait", "stop", log_after, timeout)
+        with self._ops:
+            if self._state != "stopped" or self._waited:
+                return
+            self._finish()
+
+    def _finish(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+        if self._listener is not None:
+            try:
+                self._listener.cleanup()
+            except Exception:
+                LOG.exception("Error while cleaning up the listener of %r", self)
+            self._listener = None
+        self._set_state("stopped", waited=True)
+
+    def reset(self) -> None:  # noqa: B027 - an optional hook, not abstract
+        """Hook for configuration reloads (SIGHUP); nothing to do."""
+
+    # -- the poll thread --------------------------------------------------------------
+
+    def _poll_loop(self, listener: Listener, executor: Executor) -> None:
+        backoff = _POLL_ERROR_BACKOFF[0]
+        while not self._stopping.is_set():
+            try:
+                batch = listener.poll(timeout=None)
+            except Exception:
+                LOG.exception("Failed to receive messages; retrying in %.1f s", backoff)
+                self._stopping.wait(backoff)
+                backoff = min(backoff * 2, _POLL_ERROR_BACKOFF[1])
+                continue
+            backoff = _POLL_ERROR_BACKOFF[0]
+            if batch:
+                try:
+                    executor.submit(self._process_incoming, batch)
+                except Exception:
+                    LOG.exception("The executor refused a batch; handling it on the poll thread")
+                    self._process_incoming(batch)
