@@ -176,7 +176,7 @@ def apply_query_overrides(
         group: the driver's option group.
         opts: the options of that group.
         query: the URL's query parameters; each must name an option of the group.
-        url: the URL, for error messages.
+        url: the URL, for error messages (its passwords are hidden there).
 
     Returns:
         Option name to value, the query's values converted with each option's type.
@@ -186,7 +186,9 @@ def apply_query_overrides(
             value does not convert.
     """
     from messaging.exceptions import InvalidTransportURL
+    from messaging.transport import redact_url
 
+    shown = redact_url(url)
     register_group(conf, group, opts)
     values = {opt.dest: getattr(conf[group], opt.dest) for opt in opts}
     by_name = {opt.name: opt for opt in opts}
@@ -195,13 +197,13 @@ def apply_query_overrides(
         if opt is None:
             raise InvalidTransportURL(
                 url,
-                f"Unknown option {key!r} in the query of transport URL {url!r}; "
+                f"Unknown option {key!r} in the query of transport URL {shown!r}; "
                 f"options of [{group}]: {', '.join(sorted(by_name)) or '(none)'}",
             )
         try:
             values[opt.dest] = opt.type(raw)
         except (ValueError, TypeError) as exc:
             raise InvalidTransportURL(
-                url, f"Bad value {raw!r} for option {key!r} in transport URL {url!r}: {exc}"
+                url, f"Bad value {raw!r} for option {key!r} in transport URL {shown!r}: {exc}"
             ) from exc
     return values

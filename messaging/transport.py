@@ -90,16 +90,31 @@ class TransportHost:
         return "<TransportHost " + ", ".join(f"{k}={v}" for k, v in shown.items()) + ">"
 
 
+def redact_url(url: str) -> str:
+    """Return ``url`` with the password of every host replaced by ``****``, for messages."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    netloc, slash, tail = rest.partition("/")
+    hosts = []
+    for chunk in netloc.split(","):
+        creds, at, hostport = chunk.rpartition("@")
+        user, colon, _password = creds.partition(":")
+        hosts.append(f"{user}:****@{hostport}" if at and colon else chunk)
+    return f"{scheme}://{','.join(hosts)}{slash}{tail}"
+
+
 def _parse_host_port(text: str, url: str) -> tuple[str | None, int | None]:
     if not text:
         return None, None
+    shown = redact_url(url)
     if text.startswith("["):
         end = text.find("]")
         if end < 0:
-            raise InvalidTransportURL(url, f"Invalid IPv6 host {text!r} in transport URL {url!r}")
+            raise InvalidTransportURL(url, f"Invalid IPv6 host {text!r} in transport URL {shown!r}")
         host, rest = text[1:end], text[end + 1 :]
         if rest and not rest.startswith(":"):
-            raise InvalidTransportURL(url, f"Invalid host {text!r} in transport URL {url!r}")
+            raise InvalidTransportURL(url, f"Invalid host {text!r} in transport URL {shown!r}")
         port_text = rest[1:]
     elif text.count(":") > 1:  # bare IPv6 address, no port
         host, port_text = text, ""
@@ -112,7 +127,7 @@ def _parse_host_port(text: str, url: str) -> tuple[str | None, int | None]:
     except ValueError:
         port = -1
     if not 0 < port < 65536:
-        raise InvalidTransportURL(url, f"Invalid port {port_text!r} in transport URL {url!r}")
+        raise InvalidTransportURL(url, f"Invalid port {port_text!r} in transport URL {shown!r}")
     return host or None, port
 
 
@@ -212,6 +227,7 @@ class TransportURL:
             url = conf.transport_url
         if not isinstance(url, str):
             raise InvalidTransportURL(url, f"Wrong URL type: {type(url).__name__}, expected str")
+        shown = redact_url(url)
         scheme, sep, rest = url.partition("://")
         short_form = not sep
         if short_form:
@@ -219,13 +235,13 @@ class TransportURL:
             # hosts, and a path (the virtual host, '' for "fake:/") only after a "/".
             scheme, sep, rest = url.partition(":")
             if not sep:
-                raise InvalidTransportURL(url, f"No scheme specified in transport URL {url!r}")
+                raise InvalidTransportURL(url, f"No scheme specified in transport URL {shown!r}")
         if not scheme or not all(c.isalnum() or c in "+-." for c in scheme):
-            raise InvalidTransportURL(url, f"Invalid scheme {scheme!r} in transport URL {url!r}")
+            raise InvalidTransportURL(url, f"Invalid scheme {scheme!r} in transport URL {shown!r}")
         if short_form:
             if rest and not rest.startswith("/"):
                 raise InvalidTransportURL(
-                    url, f"Transport URL {url!r} lacks '//' after {scheme + ':'!r}"
+                    url, f"Transport URL {shown!r} lacks '//' after {scheme + ':'!r}"
                 )
             rest = "/" + rest.lstrip("/") if rest else ""
         netloc, slash, path_query = rest.partition("/")
@@ -249,7 +265,7 @@ class TransportURL:
         if 0 < with_creds < len(hosts):
             LOG.warning("Some hosts of transport URL %s have credentials and some do not", url)
         query: dict[str, str] = {}
-        for key, values in urllib.parse.parse_qs(query_text, keep_blank_values=True).items():
+        for key, values in urllib.parse.parse_qs(query_text).items():
             query[key] = ",".join(values)
         return cls(conf, scheme, path, hosts, query)
 

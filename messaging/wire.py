@@ -106,18 +106,23 @@ def _to_primitive(value: object) -> Any:
     raise _Unserialisable(value)
 
 
-def _find(container: Any, target: object, path: str) -> str | None:
+def _find(container: Any, target: object, path: str, what: str) -> str | None:
+    # The path is relative to the message: top-level string keys are written bare
+    # (``payload['when']``), anything else hangs off ``what``.
     if container is target:
         return path
     items: Iterable[tuple[str, Any]]
     if isinstance(container, Mapping):
-        items = ((f"{path}[{key!r}]", val) for key, val in container.items())
+        items = (
+            (key if not path and isinstance(key, str) else f"{path or what}[{key!r}]", val)
+            for key, val in container.items()
+        )
     elif isinstance(container, list | tuple | set | frozenset):
-        items = ((f"{path}[{i}]", val) for i, val in enumerate(container))
+        items = ((f"{path or what}[{i}]", val) for i, val in enumerate(container))
     else:
         return None
     for sub_path, val in items:
-        found = _find(val, target, sub_path)
+        found = _find(val, target, sub_path, what)
         if found is not None:
             return found
     return None
@@ -132,12 +137,12 @@ def dumps(obj: Any, what: str = "message") -> str:
 
     Raises:
         MessageSerializationError: a value in ``obj`` cannot be encoded; the
-            error names where it sits.
+            error names where it sits, e.g. ``payload['when']``.
     """
     try:
         return json.dumps(obj, default=_to_primitive)
     except _Unserialisable as exc:
-        path = _find(obj, exc.value, what) or what
+        path = _find(obj, exc.value, "", what) or what
         raise MessageSerializationError(path, type(exc.value).__name__) from None
     except (TypeError, ValueError) as exc:  # e.g. non-string keys, circular references
         raise MessageSerializationError(what, f"{type(exc).__name__}: {exc}") from exc
@@ -265,20 +270,43 @@ def encode_reply(
 
 
 def serialize_failure(exc: BaseException) -> str:
-    """Serialise an exception for an RPC reply, as a JSON string."""
+    """Serialise an exception for an RPC reply, as a JSON string.
+
+    Arguments (``args``, ``kwargs``) that cannot travel as JSON are sent as their
+    ``repr()``, so that the caller still gets the failure.
+    """
     cls = type(exc)
     name, module = cls.__name__, cls.__module__
     if name.endswith(REMOTE_SUFFIX) and module.endswith(REMOTE_SUFFIX):
         name, module = name[: -len(REMOTE_SUFFIX)], module[: -len(REMOTE_SUFFIX)]
+    kwargs = getattr(exc, "kwargs", None) or {}
     data = {
         "class": name,
         "module": module,
         "message": str(exc),
         "tb": traceback.format_exception(cls, exc, exc.__traceback__),
         "args": list(exc.args),
-        "kwargs": getattr(exc, "kwargs", None) or {},
+        "kwargs": kwargs,
     }
-    return dumps(data, what="failure")
+    try:
+        return dumps(data, what="failure")
+    except MessageSerializationError:
+        # Exceptions carry arbitrary objects in their arguments; the reply must
+        # still go out, so those become their repr().
+        data["args"] = [_primitive_or_repr(arg) for arg in exc.args]
+        if isinstance(kwargs, Mapping):
+            data["kwargs"] = {str(k): _primitive_or_repr(v) for k, v in kwargs.items()}
+        else:
+            data["kwargs"] = {}
+        return dumps(data, what="failure")
+
+
+def _primitive_or_repr(value: Any) -> Any:
+    try:
+        dumps(value)
+    except MessageSerializationError:
+        return repr(value)
+    return value
 
 
 _remote_classes: dict[type[BaseException], type[BaseException]] = {}

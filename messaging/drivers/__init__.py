@@ -1,1 +1,1 @@
-"""Transport drivers: the driver interface (:mod:`messaging.drivers.base`) and its implementations."""
+"""Transport drivers: the driver interface (:mod:`messaging.drivers.base`) and the drivers."""

@@ -82,6 +82,19 @@ class DuplicateFilter:
             self._seen.append(unique_id)
             return False
 
+    def __contains__(self, unique_id: object) -> bool:
+        """Return True if ``unique_id`` was accepted before, without remembering it."""
+        with self._lock:
+            return unique_id in self._seen
+
+    def add(self, unique_id: str | None) -> None:
+        """Remember ``unique_id`` (for listeners that count a message as seen once acked)."""
+        if unique_id is None:
+            return
+        with self._lock:
+            if unique_id not in self._seen:
+                self._seen.append(unique_id)
+
 
 class IncomingMessage(abc.ABC):
     """A received message, handed to a dispatcher.

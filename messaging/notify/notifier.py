@@ -100,6 +100,9 @@ class Notifier:
             names = [driver]
         else:
             names = list(driver)
+        # A driver named in both [messaging_notifications] and its oslo alias group
+        # comes twice from oslo.config (multi-valued options merge): send once.
+        names = list(dict.fromkeys(names))
         self._driver_names = names
         self._topics = list(group.topics if topics is None else topics)
         self._serializer: Serializer = serializer or NoOpSerializer()
