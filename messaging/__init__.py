@@ -5,7 +5,7 @@ keeps the documented usage working. Heavy dependencies (oslo.config, stevedore,
 drivers) are imported only when first used.
 """
 
-from messaging import exceptions, serializer, server, target, transport
+from messaging import exceptions, notify, rpc, serializer, server, target, transport
 from messaging.conffixture import ConfFixture
 from messaging.exceptions import (
     ClientSendError,
@@ -39,6 +39,18 @@ from messaging.notify import (
     get_batch_notification_listener,
     get_notification_listener,
 )
+from messaging.rpc import (
+    DefaultRPCAccessPolicy,
+    ExplicitRPCAccessPolicy,
+    LegacyRPCAccessPolicy,
+    RPCAccessPolicyBase,
+    RPCClient,
+    RPCDispatcher,
+    expected_exceptions,
+    expose,
+    get_rpc_client,
+    get_rpc_server,
+)
 from messaging.serializer import (
     JsonPayloadSerializer,
     NoOpSerializer,
@@ -62,12 +74,15 @@ __all__ = [
     "ClientSendError",
     "ConfFixture",
     "ConfigurationError",
+    "DefaultRPCAccessPolicy",
     "DriverLoadFailure",
     "ExecutorLoadFailure",
     "ExpectedException",
+    "ExplicitRPCAccessPolicy",
     "InvalidTarget",
     "InvalidTransportURL",
     "JsonPayloadSerializer",
+    "LegacyRPCAccessPolicy",
     "LoggingErrorNotificationHandler",
     "LoggingNotificationHandler",
     "MessageDeliveryFailure",
@@ -83,6 +98,9 @@ __all__ = [
     "NotificationResult",
     "Notifier",
     "PublishErrorsHandler",
+    "RPCAccessPolicyBase",
+    "RPCClient",
+    "RPCDispatcher",
     "RPCDispatcherError",
     "RPCVersionCapError",
     "RemoteError",
@@ -97,11 +115,17 @@ __all__ = [
     "TransportURL",
     "UnsupportedVersion",
     "exceptions",
+    "expected_exceptions",
+    "expose",
     "get_batch_notification_listener",
     "get_notification_listener",
     "get_notification_transport",
+    "get_rpc_client",
+    "get_rpc_server",
     "get_rpc_transport",
     "get_transport",
+    "notify",
+    "rpc",
     "serializer",
     "server",
     "set_transport_defaults",
