@@ -1,0 +1,151 @@
+"""RPC servers: ``get_rpc_server``, ``RPCServer``, ``@expose`` and ``@expected_exceptions``."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from messaging.exceptions import ExpectedException, NoSuchMethod
+from messaging.rpc.dispatcher import PingEndpoint, RPCAccessPolicyBase, RPCDispatcher
+from messaging.server import MessageHandlingServer
+from messaging.transport import NotificationTransport
+
+if TYPE_CHECKING:
+    from messaging.drivers.base import IncomingMessage, Listener, RpcIncomingMessage
+    from messaging.serializer import Serializer
+    from messaging.target import Target
+    from messaging.transport import Transport
+
+__all__ = ["RPCServer", "expected_exceptions", "expose", "get_rpc_server"]
+
+LOG = logging.getLogger(__name__)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class RPCServer(MessageHandlingServer):
+    """Serves the endpoints of an RPC dispatcher on a target (topic and server).
+
+    Requests are acknowledged when received (at-most-once, as oslo.messaging on
+    RabbitMQ), dispatched, and answered with the result or the failure.
+
+    Args:
+        transport: the RPC transport.
+        target: the server's target; topic and server are required.
+        dispatcher: the RPC dispatcher.
+        executor: the executor name.
+    """
+
+    dispatcher: RPCDispatcher
+
+    def __init__(
+        self,
+        transport: Transport,
+        target: Target,
+        dispatcher: RPCDispatcher,
+        executor: str | None = None,
+    ) -> None:
+        super().__init__(transport, dispatcher, executor)
+        if isinstance(transport, NotificationTransport):
+            LOG.warning("Using notification transport for RPC. Please use get_rpc_transport")
+        self.target = target
+
+    def _create_listener(self) -> Listener:
+        return self.transport.listen(self.target, 1, None)
+
+    def _process_incoming(self, incoming: list[IncomingMessage]) -> None:
+        for message in incoming:
+            self._handle(message)  # type: ignore[arg-type]
+
+    def _handle(self, message: RpcIncomingMessage) -> None:
+        message.acknowledge()
+        result: Any = None
+        failure: BaseException | None = None
+        method = message.message.get("method")
+        try:
+            result = self.dispatcher.dispatch(message)
+        except ExpectedException as exc:
+            failure = exc.exc_info[1] or exc
+            LOG.debug("Expected exception during handling of %s: %r", method, failure)
+        except NoSuchMethod as exc:
+            failure = exc
+            if exc.method.endswith("_ignore_errors"):
+                LOG.debug("No such method %s (ignored)", exc.method)
+            else:
+                LOG.exception("Exception during message handling")
+        except Exception as exc:
+            failure = exc
+            LOG.exception("Exception during message handling")
+        try:
+            if failure is not None:
+                message.reply(failure=failure)
+            else:
+                message.reply(result)
+        except Exception:
+            LOG.exception("Can not send reply for message %s", method)
+
+
+def get_rpc_server(
+    transport: Transport,
+    target: Target,
+    endpoints: Sequence[Any],
+    executor: str | None = None,
+    serializer: Serializer | None = None,
+    access_policy: type[RPCAccessPolicyBase] | None = None,
+    server_cls: type[RPCServer] = RPCServer,
+) -> RPCServer:
+    """Build an RPC server.
+
+    With ``[DEFAULT] rpc_ping_enabled``, an endpoint answering
+    ``oslo_rpc_server_ping`` is added.
+
+    Args:
+        transport: the RPC transport.
+        target: topic and server to serve.
+        endpoints: the endpoint objects.
+        executor: ``threading`` (default), ``blocking`` or ``eventlet``.
+        serializer: converts contexts, arguments and results.
+        access_policy: which methods may be called (a policy class).
+        server_cls: the server class to build.
+    """
+    from messaging.conf import register_transport_opts
+
+    register_transport_opts(transport.conf)
+    endpoints = list(endpoints)
+    if transport.conf.rpc_ping_enabled:
+        if any(hasattr(e, "oslo_rpc_server_ping") for e in endpoints):
+            LOG.warning(
+                "An endpoint already defines oslo_rpc_server_ping; the ping endpoint is not added"
+            )
+        else:
+            endpoints.append(PingEndpoint())
+    dispatcher = RPCDispatcher(endpoints, serializer, access_policy)
+    return server_cls(transport, target, dispatcher, executor)
+
+
+def expose(func: F) -> F:
+    """Mark an endpoint method as callable under :class:`ExplicitRPCAccessPolicy`."""
+    func.exposed = True  # type: ignore[attr-defined]
+    return func
+
+
+def expected_exceptions(*exceptions: type[BaseException]) -> Callable[[F], F]:
+    """Declare exceptions an endpoint method raises as part of its contract.
+
+    They still reach the caller, but the server logs them only at debug level.
+    """
+
+    def outer(func: F) -> F:
+        @functools.wraps(func)
+        def inner(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return func(*args, **kwargs)
+            except ExpectedException:
+                raise
+            except exceptions as exc:
+                raise ExpectedException() from exc
+
+        return inner  # type: ignore[return-value]
+
+    return outer
