@@ -20,6 +20,7 @@ _LEGACY_NAMES = {
     "notification_transport_url": "transport_url",
     "notification_topics": "topics",
 }
+_PATCHED = ("set_override", "clear_override")
 
 
 class ConfFixture:
@@ -34,34 +35,48 @@ class ConfFixture:
     """
 
     def __init__(self, conf: cfg.ConfigOpts, transport_url: str | None = None) -> None:
+        from messaging.conf import register_notification_opts
+
         self.conf = conf
         self._initial_url = transport_url
         self._cleanups: list[Callable[[], None]] = []
+        # Registered now, as oslo.messaging's fixture does, so that options can be
+        # read or overridden (``fixture.transport_url = ...``) before setUp().
+        register_notification_opts(conf)
 
     # The fixtures-library protocol, so testtools' useFixture() accepts it.
     def setUp(self) -> None:
-        """Register the options and install the test values."""
-        from messaging.conf import NOTIFICATIONS_GROUP, register_notification_opts
+        """Install the test values and the override of oslo.messaging's option names."""
+        from messaging.conf import NOTIFICATIONS_GROUP, OSLO_NOTIFICATIONS_GROUP
 
-        register_notification_opts(self.conf)
         real_set, real_clear = self.conf.set_override, self.conf.clear_override
 
-        def set_override(name: str, override: Any, group: str | None = None) -> None:
+        def rename(name: str, group: str | None) -> tuple[str, str | None]:
             if group is None and name in _LEGACY_NAMES:
-                name, group = _LEGACY_NAMES[name], NOTIFICATIONS_GROUP
+                return _LEGACY_NAMES[name], NOTIFICATIONS_GROUP
+            if group == OSLO_NOTIFICATIONS_GROUP:
+                return name, NOTIFICATIONS_GROUP
+            return name, group
+
+        def set_override(name: str, override: Any, group: str | None = None) -> None:
+            name, group = rename(name, group)
             real_set(name, override, group)
 
         def clear_override(name: str, group: str | None = None) -> None:
-            if group is None and name in _LEGACY_NAMES:
-                name, group = _LEGACY_NAMES[name], NOTIFICATIONS_GROUP
-            real_clear(name, group)
+            real_clear(*rename(name, group))
 
+        # What the instance held before (a fixture in force already, or nothing),
+        # so that nested fixtures unwind in order.
+        saved = {key: vars(self.conf)[key] for key in _PATCHED if key in vars(self.conf)}
         self.conf.set_override = set_override
         self.conf.clear_override = clear_override
 
         def restore() -> None:
-            del self.conf.set_override
-            del self.conf.clear_override
+            for key in _PATCHED:
+                if key in saved:
+                    setattr(self.conf, key, saved[key])
+                else:
+                    vars(self.conf).pop(key, None)
 
         self.addCleanup(restore)
         self.addCleanup(self.conf.reset)

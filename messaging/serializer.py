@@ -59,8 +59,9 @@ class NoOpSerializer(Serializer):
 def to_primitive(value: Any, _depth: int = 0) -> Any:
     """Convert a value into JSON primitives, converting objects through their attributes.
 
-    datetimes become ``%Y-%m-%dT%H:%M:%S.%f`` strings, sets and tuples lists,
-    UUIDs strings, objects with ``to_dict()``/``items()`` or a ``__dict__`` dicts.
+    datetimes become ``%Y-%m-%dT%H:%M:%S.%f`` strings, sets, tuples and other
+    iterables lists, UUIDs strings, objects with ``to_dict()``/``items()`` or a
+    ``__dict__`` dicts.
     """
     if value is None or isinstance(value, str | int | float | bool):
         return value
@@ -81,6 +82,11 @@ def to_primitive(value: Any, _depth: int = 0) -> Any:
     to_dict = getattr(value, "to_dict", None)
     if callable(to_dict):
         return to_primitive(to_dict(), _depth + 1)
+    items = getattr(value, "items", None)
+    if callable(items):
+        return to_primitive(dict(items()), _depth + 1)
+    if hasattr(value, "__iter__"):
+        return [to_primitive(v, _depth + 1) for v in value]
     if hasattr(value, "__dict__"):
         return to_primitive(vars(value), _depth + 1)
     return str(value)

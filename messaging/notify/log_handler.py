@@ -35,16 +35,18 @@ class LoggingErrorNotificationHandler(logging.Handler):
         from messaging.notify.notifier import Notifier
         from messaging.transport import get_notification_transport
 
-        kwargs.setdefault("level", logging.ERROR)
+        if not args:  # oslo.log passes the level positionally: (logging.ERROR,)
+            kwargs.setdefault("level", logging.ERROR)
         super().__init__(*args, **kwargs)
-        conf = conf or cfg.ConfigOpts()
-        transport = get_notification_transport(conf)
+        self._conf = conf if conf is not None else cfg.ConfigOpts()
+        transport = get_notification_transport(self._conf)
         self._notifier = Notifier(transport, publisher_id="error.publisher")
-        self._enabled = "log" not in conf[NOTIFICATIONS_GROUP].driver
+        self._group = NOTIFICATIONS_GROUP
 
     def emit(self, record: logging.LogRecord) -> None:
         """Send the record as an error notification."""
-        if not self._enabled or getattr(_guard, "active", False):
+        # Read at each record, as the driver option may change after construction.
+        if "log" in self._conf[self._group].driver or getattr(_guard, "active", False):
             return
         _guard.active = True
         try:

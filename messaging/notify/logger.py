@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import traceback
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
@@ -27,7 +28,7 @@ class LoggingNotificationHandler(logging.Handler):
     Args:
         url: the notification transport URL.
         publisher_id: the publisher id of the notifications.
-        driver: the notification driver (``messagingv2``...).
+        driver: the notification driver (``messagingv2``...) or a list of them.
         topic: the topic; None uses the configured topics.
         serializer: the payload serializer.
         conf: the configuration; defaults to ``CONF``.
@@ -39,7 +40,7 @@ class LoggingNotificationHandler(logging.Handler):
         self,
         url: str,
         publisher_id: str | None = None,
-        driver: str | None = None,
+        driver: str | Sequence[str] | None = None,
         topic: str | None = None,
         serializer: Serializer | None = None,
         conf: cfg.ConfigOpts | None = None,

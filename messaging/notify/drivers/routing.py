@@ -72,23 +72,36 @@ def load_rules(path: str) -> list[Rule]:
                     f"Driver {name!r} in group {group!r} of {path!r} may only have "
                     "accepted_events and accepted_priorities"
                 )
-            events = spec.get("accepted_events")
-            priorities = spec.get("accepted_priorities")
+            where = f"driver {name!r} in group {group!r} of {path!r}"
+            events = _string_list(spec, "accepted_events", where)
+            priorities = _string_list(spec, "accepted_priorities", where)
             rules.append(
                 (
                     str(name),
-                    None if events is None else [str(e) for e in events],
-                    None if priorities is None else [str(p).lower() for p in priorities],
+                    events,
+                    None if priorities is None else [p.lower() for p in priorities],
                 )
             )
     return rules
+
+
+def _string_list(spec: dict[str, Any], key: str, where: str) -> list[str] | None:
+    # A bare string would otherwise be iterated character by character, and a
+    # "*" among them would accept every notification.
+    value = spec.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigurationError(f"{key} of {where} must be a list of strings, not {value!r}")
+    return value
 
 
 class RoutingDriver(Driver):
     """Routes notifications to other drivers by event type and priority.
 
     Raises:
-        ConfigurationError: the routing file is unreadable or malformed.
+        ConfigurationError: the routing file is unreadable or malformed, or
+            routes to the routing driver.
         DriverLoadFailure: a rule names an unknown driver.
     """
 
@@ -104,6 +117,10 @@ class RoutingDriver(Driver):
             )
         self._drivers: dict[str, Driver] = {}
         for name, _events, _priorities in self.rules:
+            if name == "routing":
+                raise ConfigurationError(
+                    f"Notification routing config {path!r} routes to the routing driver itself"
+                )
             if name not in self._drivers:
                 try:
                     cls = _plugins.load_plugin(NAMESPACE, name)
