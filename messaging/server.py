@@ -163,16 +163,17 @@ class MessageHandlingServer(abc.ABC):
     def stop(self, *, log_after: float = 30, timeout: float | None = None) -> None:
         """Stop receiving. Batches already received are still handled (see :meth:`wait`).
 
-        Waits for :meth:`start` if it has not happened yet.
+        Waits for :meth:`start` if it has not happened yet. Does not wait for the
+        poll thread (:meth:`wait` does), so an endpoint may stop its own server,
+        whatever the executor.
         """
         self._await(lambda: self._state != "new", "stop", "start", log_after, timeout)
         with self._ops:
             if self._state != "running":
                 return
             self._stopping.set()
-            assert self._listener is not None and self._poll_thread is not None
+            assert self._listener is not None
             self._listener.stop()
-            self._poll_thread.join()
             self._set_state("stopped")
 
     def wait(self, *, log_after: float = 30, timeout: float | None = None) -> None:
@@ -187,6 +188,11 @@ class MessageHandlingServer(abc.ABC):
             self._finish()
 
     def _finish(self) -> None:
+        # The poll thread may still hold a batch received before stop(): let it
+        # hand that over before the executor is shut down.
+        poll_thread, self._poll_thread = self._poll_thread, None
+        if poll_thread is not None and poll_thread is not threading.current_thread():
+            poll_thread.join()
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None
