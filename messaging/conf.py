@@ -123,9 +123,12 @@ def list_opts() -> list[tuple[str | None, list[cfg.Opt]]]:
         ``(group name, options)`` pairs; ``None`` is ``[DEFAULT]``. The options are
         copies, so a caller may change them freely.
     """
+    from messaging.drivers.rabbit.options import RABBIT_GROUP, rabbit_opts
+
     return [
         (None, copy.deepcopy(_default_opts())),
         (NOTIFICATIONS_GROUP, copy.deepcopy(_notification_opts())),
+        (RABBIT_GROUP, copy.deepcopy(rabbit_opts())),
     ]
 
 
