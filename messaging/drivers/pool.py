@@ -1,0 +1,96 @@
+"""The process-wide registry of broker connections, shared by every transport.
+
+Every driver instance of a process that points at the same broker (same hosts,
+credentials, virtual host and TLS settings: the *broker key*) shares one entry
+here, however many transports, notifiers, listeners and clients use it. An
+entry is reference-counted: :meth:`ConnectionRegistry.acquire` creates it on
+first use, :meth:`ConnectionRegistry.release` closes it when its last user
+leaves (the semantics of DIRAC's MQConnectionManager).
+
+Fork safety: a child process never uses or closes its parent's connections.
+The registry is emptied in the child right after ``fork()``; the inherited
+objects are dropped without touching their sockets, and the child opens its
+own connections on first use.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Hashable
+from typing import Generic, Protocol, TypeVar
+
+__all__ = ["Closeable", "ConnectionRegistry"]
+
+LOG = logging.getLogger(__name__)
+
+
+class Closeable(Protocol):
+    """What the registry holds: anything that can be closed."""
+
+    def close(self) -> None:
+        """Close the connection(s) and stop their threads."""
+
+
+T = TypeVar("T", bound=Closeable)
+
+
+class _Entry(Generic[T]):
+    def __init__(self, obj: T) -> None:
+        self.obj = obj
+        self.users = 0
+
+
+class ConnectionRegistry(Generic[T]):
+    """Shares one object per broker key within a process, reference-counted.
+
+    Args:
+        name: what the registry holds, for logs.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._lock = threading.Lock()
+        self._entries: dict[Hashable, _Entry[T]] = {}
+        self._pid = os.getpid()
+        os.register_at_fork(after_in_child=self._forget_after_fork)
+
+    def _forget_after_fork(self) -> None:
+        # The parent's sockets and threads belong to the parent: drop them unclosed.
+        self._lock = threading.Lock()
+        self._entries = {}
+        self._pid = os.getpid()
+
+    def acquire(self, key: Hashable, factory: Callable[[], T]) -> T:
+        """Return the shared object for ``key``, creating it on first use."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                entry = self._entries[key] = _Entry(factory())
+                LOG.debug("%s: opened a shared entry", self.name)
+            entry.users += 1
+            return entry.obj
+
+    def release(self, key: Hashable) -> None:
+        """Drop one reference to ``key``; close the object when none is left."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return
+            entry.users -= 1
+            if entry.users > 0:
+                return
+            del self._entries[key]
+        LOG.debug("%s: the last user left; closing", self.name)
+        entry.obj.close()
+
+    def users(self, key: Hashable) -> int:
+        """How many users hold ``key`` (0 when it is not open)."""
+        with self._lock:
+            entry = self._entries.get(key)
+            return 0 if entry is None else entry.users
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._entries)

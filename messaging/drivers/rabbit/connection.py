@@ -1,0 +1,436 @@
+"""One AMQP connection, owned by one I/O thread.
+
+py-amqp connections are not thread-safe, so every operation on a connection
+(declare, publish, consume, ack) runs on its I/O thread: other threads hand it
+work with :meth:`AmqpConnection.submit` and wait on the returned future. The
+I/O thread waits in ``select()`` on the socket and on a wake-up pipe, so it
+sleeps when there is nothing to do and reacts at once when there is; it also
+sends AMQP heartbeats, so they keep flowing however busy the application is.
+
+When the connection fails, the thread reconnects with backoff, moving through
+the URL's hosts (round-robin or shuffled), and tells its observers (the
+publisher and the subscriptions), which restore their channels, consumers and
+unconfirmed messages.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import contextlib
+import itertools
+import logging
+import os
+import random
+import select
+import socket
+import threading
+import uuid
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+import amqp
+import amqp.exceptions
+
+from messaging.drivers.rabbit.options import ssl_options_for_host
+
+if TYPE_CHECKING:
+    from messaging.drivers.rabbit.options import RabbitSettings
+    from messaging.transport import TransportHost
+
+__all__ = ["CONNECTION_ERRORS", "AmqpConnection", "ConnectionObserver"]
+
+LOG = logging.getLogger(__name__)
+T = TypeVar("T")
+
+#: Errors after which the connection is considered lost.
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    amqp.exceptions.ConnectionError,
+    amqp.exceptions.RecoverableConnectionError,
+    socket.error,
+    OSError,
+    EOFError,
+)
+DEFAULT_PORT = 5672
+_IDLE_TICK = 1.0
+
+
+class ConnectionObserver(Protocol):
+    """What publishers and subscriptions implement to follow the connection's life."""
+
+    def on_connected(self, conn: amqp.Connection, generation: int) -> None:
+        """Called on the I/O thread after each (re)connection: restore channels and consumers."""
+
+    def on_connection_lost(self, error: BaseException) -> None:
+        """Called on the I/O thread when the connection fails."""
+
+    def on_connect_failed(self, error: BaseException) -> None:
+        """Called on the I/O thread after each failed connection attempt."""
+
+
+class AmqpConnection:
+    """A self-healing AMQP connection driven by its own thread.
+
+    Args:
+        settings: the driver's settings.
+        hosts: the broker hosts of the URL (tried in turn on failure).
+        virtual_host: the virtual host ('/' when None or empty).
+        name: a short label for logs and the connection name shown by RabbitMQ.
+    """
+
+    def __init__(
+        self,
+        settings: RabbitSettings,
+        hosts: Sequence[TransportHost],
+        virtual_host: str | None,
+        name: str,
+    ) -> None:
+        self.settings = settings
+        self.virtual_host = virtual_host or "/"
+        self.name = name
+        self._hosts = list(hosts) or [_default_host()]
+        if settings.kombu_failover_strategy == "shuffle":
+            random.shuffle(self._hosts)
+        self._host_cycle = itertools.cycle(range(len(self._hosts)))
+        self._lock = threading.Lock()
+        self._commands: collections.deque[_Command] = collections.deque()
+        self._waiting: list[_Command] = []  # commands that need the connection back
+        self._observers: list[ConnectionObserver] = []
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._conn: amqp.Connection | None = None
+        self.generation = 0
+        self.current_host: TransportHost | None = None
+        self.blocked: str | None = None
+        self._closing = threading.Event()
+        self._connected = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pid = os.getpid()
+        self.connection_name = f"{name}:{os.getpid()}:{uuid.uuid4()}"
+
+    # -- threads other than the I/O thread -----------------------------------------------
+
+    def add_observer(self, observer: ConnectionObserver) -> None:
+        """Follow the connection; if it is up, ``on_connected`` runs soon for the observer."""
+
+        def add() -> None:
+            self._observers.append(observer)
+            if self._conn is not None:
+                observer.on_connected(self._conn, self.generation)
+
+        self.submit_raw(add)
+
+    def remove_observer(self, observer: ConnectionObserver) -> concurrent.futures.Future[None]:
+        """Stop following the connection."""
+
+        def remove() -> None:
+            if observer in self._observers:
+                self._observers.remove(observer)
+
+        return self.submit_raw(remove)
+
+    def submit(self, fn: Callable[[amqp.Connection], T]) -> concurrent.futures.Future[T]:
+        """Run ``fn(connection)`` on the I/O thread once connected; return its future.
+
+        While the connection is down the work waits for it to come back; it fails
+        only when the connection is closed for good.
+        """
+        command = _Command(fn, needs_connection=True)
+        self._enqueue(command)
+        return command.future
+
+    def submit_raw(self, fn: Callable[[], None]) -> concurrent.futures.Future[None]:
+        """Run ``fn()`` on the I/O thread, connected or not."""
+        command = _Command(lambda _conn: fn(), needs_connection=False)
+        self._enqueue(command)
+        return command.future
+
+    def _enqueue(self, command: _Command) -> None:
+        with self._lock:
+            if self._closing.is_set():
+                command.future.set_exception(
+                    amqp.exceptions.RecoverableConnectionError(f"{self.name}: connection closed")
+                )
+                return
+            self._commands.append(command)
+            if self._thread is None or self._pid != os.getpid():
+                self._start_thread()
+        self._wake()
+
+    def _start_thread(self) -> None:
+        self._pid = os.getpid()
+        thread = threading.Thread(target=self._run, name=f"messaging-amqp-{self.name}", daemon=True)
+        self._thread = thread
+        thread.start()
+
+    def _wake(self) -> None:
+        # A full pipe (BlockingIOError) means the thread is awake anyway.
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"x")
+
+    def wait_connected(self, timeout: float) -> bool:
+        """Wait until the connection is up; False after ``timeout``."""
+        with self._lock:
+            if self._thread is None:
+                self._start_thread()
+        return self._connected.wait(timeout)
+
+    def close(self) -> None:
+        """Close the connection and stop the I/O thread (bounded wait)."""
+        with self._lock:
+            if self._closing.is_set():
+                return
+            self._closing.set()
+            thread = self._thread
+        self._wake()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=10)
+            if thread.is_alive():
+                LOG.warning("%s: the I/O thread did not stop within 10 s", self.name)
+        for fd in (self._wake_r, self._wake_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    @property
+    def amqp_connection(self) -> amqp.Connection | None:
+        """The py-amqp connection: for code running on the I/O thread only."""
+        return self._conn
+
+    @property
+    def connected(self) -> bool:
+        """Whether the connection is up now."""
+        return self._connected.is_set()
+
+    # -- the I/O thread ----------------------------------------------------------------
+
+    def _run(self) -> None:
+        delay = float(self.settings.rabbit_retry_interval)
+        while not self._closing.is_set():
+            if self._conn is None:
+                if not self._connect_once():
+                    self._wait_wake(delay)
+                    delay = min(
+                        delay + float(self.settings.rabbit_retry_backoff),
+                        float(self.settings.rabbit_interval_max),
+                    )
+                    self._run_commands()
+                    continue
+                delay = float(self.settings.rabbit_retry_interval)
+            try:
+                self._serve_once()
+            except CONNECTION_ERRORS as exc:
+                self._lost(exc)
+        self._shutdown()
+
+    def _wait_wake(self, timeout: float) -> bool:
+        readable, _, _ = select.select([self._wake_r], [], [], timeout)
+        if readable:
+            self._drain_wake()
+        return bool(readable)
+
+    def _drain_wake(self) -> None:
+        try:
+            while os.read(self._wake_r, 4096):
+                pass
+        except (BlockingIOError, OSError):
+            pass
+
+    def _run_commands(self) -> None:
+        while True:
+            with self._lock:
+                if not self._commands:
+                    return
+                command = self._commands.popleft()
+            if command.needs_connection and self._conn is None:
+                self._waiting.append(command)
+                continue
+            try:
+                command.run(self._conn)
+            except CONNECTION_ERRORS as exc:
+                self._lost(exc)
+
+    def _serve_once(self) -> None:
+        conn = self._conn
+        assert conn is not None
+        sock = conn.sock
+        if not self._buffered(conn):
+            tick = self._heartbeat_tick()
+            readable, _, _ = select.select([sock, self._wake_r], [], [], tick)
+            if self._wake_r in readable:
+                self._drain_wake()
+        self._run_commands()
+        if self._conn is not conn:
+            return
+        self._drain(conn)
+        if self._conn is conn and conn.heartbeat:
+            conn.heartbeat_tick(rate=self.settings.heartbeat_rate)
+
+    def _heartbeat_tick(self) -> float:
+        threshold = float(self.settings.heartbeat_timeout_threshold)
+        if threshold <= 0:
+            return _IDLE_TICK
+        return max(0.05, min(_IDLE_TICK, threshold / max(1, self.settings.heartbeat_rate) / 2))
+
+    @staticmethod
+    def _buffered(conn: amqp.Connection) -> bool:
+        transport = conn.transport
+        if getattr(transport, "_read_buffer", b""):
+            return True
+        pending = getattr(conn.sock, "pending", None)
+        return bool(pending and pending())
+
+    def _is_current(self, conn: amqp.Connection) -> bool:
+        return self._conn is conn
+
+    def _drain(self, conn: amqp.Connection) -> None:
+        # Read every frame that is already there, without blocking.
+        for _ in range(10_000):
+            if not self._is_current(conn):
+                return
+            sock = conn.sock
+            if not self._buffered(conn):
+                readable, _, _ = select.select([sock], [], [], 0)
+                if not readable:
+                    return
+            try:
+                conn.drain_events(timeout=0)
+            except TimeoutError:
+                return
+
+    def _connect_once(self) -> bool:
+        host = self._hosts[next(self._host_cycle)]
+        address = f"{_bracket(host.hostname or 'localhost')}:{host.port or DEFAULT_PORT}"
+        settings = self.settings
+        conn = amqp.Connection(
+            host=address,
+            userid=host.username if host.username is not None else "guest",
+            password=host.password if host.password is not None else "guest",
+            virtual_host=self.virtual_host,
+            login_method=settings.rabbit_login_method,
+            ssl=ssl_options_for_host(settings, host.hostname or "localhost") or False,
+            heartbeat=settings.heartbeat_timeout_threshold,
+            connect_timeout=max(1.0, float(settings.rabbit_interval_max)),
+            client_properties={
+                "capabilities": {
+                    "authentication_failure_close": True,
+                    "connection.blocked": True,
+                    "consumer_cancel_notify": True,
+                },
+                "connection_name": self.connection_name,
+            },
+            on_blocked=self._on_blocked,
+            on_unblocked=self._on_unblocked,
+        )
+        try:
+            conn.connect()
+        except Exception as exc:
+            self._close_quietly(conn)
+            LOG.error(
+                "[%s] AMQP server on %s is unreachable: %s. Trying again in %s seconds.",
+                self.connection_name,
+                address,
+                exc,
+                self.settings.rabbit_retry_interval,
+            )
+            for observer in list(self._observers):
+                observer.on_connect_failed(exc)
+            return False
+        self._conn = conn
+        self.current_host = host
+        self.generation += 1
+        LOG.info("[%s] Connected to AMQP server on %s", self.connection_name, address)
+        self._connected.set()
+        for observer in list(self._observers):
+            try:
+                observer.on_connected(conn, self.generation)
+            except CONNECTION_ERRORS as exc:
+                self._lost(exc)
+                return False
+        waiting, self._waiting = self._waiting, []
+        with self._lock:
+            self._commands.extendleft(reversed(waiting))
+        return True
+
+    def _lost(self, error: BaseException) -> None:
+        conn = self._conn
+        if conn is None:
+            return
+        self._conn = None
+        self._connected.clear()
+        LOG.error("[%s] AMQP connection lost: %s; reconnecting", self.connection_name, error)
+        self._close_quietly(conn)
+        for observer in list(self._observers):
+            observer.on_connection_lost(error)
+
+    def _on_blocked(self, reason: str) -> None:
+        self.blocked = reason or "(no reason given)"
+        LOG.error("The broker has blocked the connection: %s", self.blocked)
+
+    def _on_unblocked(self) -> None:
+        self.blocked = None
+        LOG.info("The broker has unblocked the connection")
+
+    @staticmethod
+    def _close_quietly(conn: amqp.Connection) -> None:
+        try:
+            conn.collect()
+        except Exception:
+            LOG.debug("error while discarding a connection", exc_info=True)
+
+    def _shutdown(self) -> None:
+        self._run_commands()
+        with self._lock:
+            leftover = self._waiting + list(self._commands)
+            self._waiting, self._commands = [], collections.deque()
+        for command in leftover:
+            command.future.set_exception(
+                amqp.exceptions.RecoverableConnectionError(f"{self.name}: connection closed")
+            )
+        conn, self._conn = self._conn, None
+        self._connected.clear()
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:
+                self._close_quietly(conn)
+
+
+class _Command:
+    """Work for the I/O thread, and the future its caller waits on."""
+
+    def __init__(self, fn: Callable[[Any], Any], needs_connection: bool) -> None:
+        self.fn = fn
+        self.needs_connection = needs_connection
+        self.future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+
+    def run(self, conn: amqp.Connection | None) -> None:
+        """Run the work and settle the future; connection errors are re-raised after."""
+        if not self.future.set_running_or_notify_cancel():
+            return
+        try:
+            self.future.set_result(self.fn(conn))
+        except CONNECTION_ERRORS as exc:
+            self.future.set_exception(exc)
+            raise
+        except BaseException as exc:
+            self.future.set_exception(exc)
+
+
+def _bracket(hostname: str) -> str:
+    return f"[{hostname}]" if ":" in hostname and not hostname.startswith("[") else hostname
+
+
+def _default_host() -> TransportHost:
+    from messaging.transport import TransportHost
+
+    return TransportHost("localhost", DEFAULT_PORT, "guest", "guest")
+
+
+def wait_result(future: concurrent.futures.Future[T], timeout: float | None, what: str) -> T:
+    """Wait for a future from :meth:`AmqpConnection.submit`, with a clear timeout error."""
+    try:
+        return future.result(timeout)
+    except concurrent.futures.TimeoutError:
+        future.cancel()
+        raise TimeoutError(f"{what} did not complete within {timeout} s") from None

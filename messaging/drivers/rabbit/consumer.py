@@ -1,0 +1,269 @@
+"""Consuming on a shared connection: one channel per subscription.
+
+A :class:`Subscription` declares its exchanges, queues and bindings, consumes
+from its queues on a channel of its own (with its own prefetch), and keeps the
+deliveries for its listener to take. Acknowledgements and requeues are carried
+out on the connection's I/O thread. After a reconnection everything is
+declared and consumed again; deliveries of the old connection that were not
+acknowledged are dropped from the local buffer, since the broker delivers them
+again (at-least-once), and an acknowledgement of an old delivery is a no-op.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import amqp
+import amqp.exceptions
+
+from messaging.exceptions import TransportDriverError
+
+if TYPE_CHECKING:
+    from messaging.drivers.rabbit.connection import AmqpConnection
+    from messaging.drivers.rabbit.topology import Binding, ExchangeSpec, QueueSpec
+
+__all__ = ["Delivery", "Subscription"]
+
+LOG = logging.getLogger(__name__)
+_tags = itertools.count(1)
+
+
+@dataclass(frozen=True, eq=False)
+class Delivery:
+    """A message as the broker delivered it.
+
+    Attributes:
+        generation: the connection generation it came on.
+        channel: the channel it came on (acks must go there).
+        delivery_tag: the broker's tag for it.
+        body: the raw body.
+        redelivered: whether the broker delivered it before.
+        queue: the queue it came from.
+    """
+
+    generation: int
+    channel: Any
+    delivery_tag: int
+    body: bytes
+    redelivered: bool
+    queue: str
+
+
+class Subscription:
+    """Consumes some queues for one listener.
+
+    Args:
+        connection: the shared consuming connection.
+        exchanges: exchanges to declare.
+        queues: queues to declare and consume.
+        bindings: bindings to declare.
+        prefetch: how many unacknowledged deliveries the broker may send (0: no limit).
+        consumer_arguments: ``basic.consume`` arguments.
+        no_ack: let the broker forget messages as it sends them.
+        on_delivery: called on the I/O thread for each delivery instead of buffering it.
+        delete_on_close: queues to delete when the subscription closes.
+    """
+
+    def __init__(
+        self,
+        connection: AmqpConnection,
+        exchanges: Sequence[ExchangeSpec],
+        queues: Sequence[QueueSpec],
+        bindings: Sequence[Binding],
+        prefetch: int = 0,
+        consumer_arguments: dict[str, Any] | None = None,
+        no_ack: bool = False,
+        on_delivery: Callable[[Delivery], None] | None = None,
+        delete_on_close: Sequence[str] = (),
+    ) -> None:
+        self.connection = connection
+        self.exchanges = list(exchanges)
+        self.queues = list(queues)
+        self.bindings = list(bindings)
+        self.prefetch = prefetch
+        self.consumer_arguments = consumer_arguments
+        self.no_ack = no_ack
+        self.on_delivery = on_delivery
+        self.delete_on_close = list(delete_on_close)
+        self._buffer: collections.deque[Delivery] = collections.deque()
+        self._cond = threading.Condition()
+        self._stopped = False
+        self._closed = False
+        self._channel: amqp.Channel | None = None
+        self._generation = 0
+        self._ready = threading.Event()
+        self.error: BaseException | None = None
+        connection.add_observer(self)
+
+    # -- any thread ---------------------------------------------------------------------------
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Wait until consuming has started once; raise if the broker refused the declarations."""
+        ready = self._ready.wait(timeout)
+        if self.error is not None:
+            raise self.error
+        return ready
+
+    def take(self, timeout: float | None) -> Delivery | None:
+        """Return the next delivery; None after ``timeout`` or once stopped."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while not self._buffer:
+                if self._stopped:
+                    return None
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return None
+                self._cond.wait(remaining)
+            return self._buffer.popleft()
+
+    def ack(self, delivery: Delivery) -> None:
+        """Acknowledge a delivery (on the I/O thread, soon)."""
+        self._settle_later(delivery, requeue=None)
+
+    def requeue(self, delivery: Delivery) -> None:
+        """Give a delivery back to the broker for another delivery."""
+        self._settle_later(delivery, requeue=True)
+
+    def _settle_later(self, delivery: Delivery, requeue: bool | None) -> None:
+        try:
+            self.connection.submit_raw(lambda: self._settle(delivery, requeue))
+        except Exception:
+            LOG.debug("Could not settle a delivery of %s: connection closed", delivery.queue)
+
+    def stop(self) -> None:
+        """Wake a blocked :meth:`take`; no more deliveries are returned."""
+        with self._cond:
+            self._stopped = True
+            self._cond.notify_all()
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Cancel consuming and close the channel; unacknowledged messages go back to the queues."""
+        self.stop()
+        future = self.connection.submit_raw(self._close_on_io_thread)
+        try:
+            future.result(timeout)
+        except Exception:
+            LOG.debug("Closing a subscription did not complete cleanly", exc_info=True)
+        self.connection.remove_observer(self)
+
+    # -- the I/O thread -------------------------------------------------------------------------
+
+    def _settle(self, delivery: Delivery, requeue: bool | None) -> None:
+        channel = self._channel
+        if (
+            delivery.generation != self._generation
+            or channel is not delivery.channel
+            or channel is None
+            or not channel.is_open
+        ):
+            LOG.debug(
+                "Delivery %s of %s belongs to a closed channel; the broker redelivers it",
+                delivery.delivery_tag,
+                delivery.queue,
+            )
+            return
+        if requeue is None:
+            channel.basic_ack(delivery.delivery_tag)
+        else:
+            channel.basic_reject(delivery.delivery_tag, requeue=True)
+
+    def _close_on_io_thread(self) -> None:
+        self._closed = True
+        channel, self._channel = self._channel, None
+        if channel is None or not channel.is_open:
+            return
+        for queue in self.delete_on_close:
+            try:
+                channel.queue_delete(queue)
+            except amqp.exceptions.ChannelError:
+                LOG.debug("Could not delete queue %s", queue, exc_info=True)
+                return
+        try:
+            channel.close()
+        except amqp.exceptions.ChannelError:
+            LOG.debug("Could not close a channel cleanly", exc_info=True)
+
+    def _on_message(self, message: amqp.Message) -> None:
+        info = message.delivery_info
+        delivery = Delivery(
+            self._generation,
+            message.channel,
+            info["delivery_tag"],
+            message.body if isinstance(message.body, bytes) else bytes(message.body, "utf-8"),
+            bool(info.get("redelivered")),
+            info.get("routing_key", ""),
+        )
+        if self.on_delivery is not None:
+            self.on_delivery(delivery)
+            return
+        with self._cond:
+            self._buffer.append(delivery)
+            self._cond.notify()
+
+    # -- ConnectionObserver -----------------------------------------------------------------------
+
+    def on_connected(self, conn: amqp.Connection, generation: int) -> None:
+        """Declare and consume again on the new connection."""
+        if self._closed:
+            return
+        with self._cond:
+            self._buffer.clear()
+        try:
+            channel = conn.channel()
+            if self.prefetch:
+                channel.basic_qos(0, self.prefetch, False)
+            for exchange in self.exchanges:
+                if not exchange.name:
+                    continue  # the default exchange always exists
+                channel.exchange_declare(
+                    exchange.name,
+                    exchange.type,
+                    passive=exchange.passive,
+                    durable=exchange.durable,
+                    auto_delete=exchange.auto_delete,
+                )
+            for queue in self.queues:
+                channel.queue_declare(
+                    queue.name,
+                    durable=queue.durable,
+                    auto_delete=queue.auto_delete,
+                    exclusive=queue.exclusive,
+                    arguments=dict(queue.arguments) or None,
+                )
+            for binding in self.bindings:
+                channel.queue_bind(binding.queue, binding.exchange, binding.routing_key)
+            self._generation = generation
+            self._channel = channel
+            for queue in self.queues:
+                channel.basic_consume(
+                    queue.name,
+                    consumer_tag=str(next(_tags)),
+                    callback=self._on_message,
+                    no_ack=self.no_ack,
+                    arguments=self.consumer_arguments,
+                )
+        except amqp.exceptions.ChannelError as exc:
+            names = [q.name for q in self.queues]
+            self.error = TransportDriverError(
+                f"The broker refused to set up consuming from {names}: {exc}"
+            )
+            self.error.__cause__ = exc
+            self._channel = None
+        self._ready.set()
+
+    def on_connection_lost(self, error: BaseException) -> None:
+        """Drop the channel and the deliveries not yet taken (the broker sends them again)."""
+        self._channel = None
+        with self._cond:
+            self._buffer.clear()
+
+    def on_connect_failed(self, error: BaseException) -> None:
+        """Nothing to do: consuming resumes after the next successful connection."""

@@ -1,0 +1,473 @@
+"""``RabbitDriver``: notifications and RPC over RabbitMQ, wire-compatible with oslo.messaging.
+
+Connections are shared per broker and process (:mod:`messaging.drivers.pool`):
+however many transports, notifiers, listeners, clients and servers a process
+has on one broker, it holds two AMQP connections to it, one that publishes and
+one that consumes (RabbitMQ may throttle a publishing connection; consumers
+must not be stuck behind it). Each listener gets a channel of its own on the
+consuming connection; every RPC client of the process shares one reply queue.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from messaging import wire
+from messaging.drivers import base
+from messaging.drivers.pool import ConnectionRegistry
+from messaging.drivers.rabbit import topology
+from messaging.drivers.rabbit.connection import AmqpConnection
+from messaging.drivers.rabbit.consumer import Delivery, Subscription
+from messaging.drivers.rabbit.options import RabbitSettings, broker_key
+from messaging.drivers.rabbit.publisher import Publication, Publisher
+from messaging.drivers.rabbit.reply import ReplyRouter
+from messaging.exceptions import InvalidTarget, MessageUndeliverable
+
+if TYPE_CHECKING:
+    from oslo_config import cfg
+
+    from messaging.target import Target
+    from messaging.transport import TransportOptions, TransportURL
+
+__all__ = ["RabbitDriver"]
+
+LOG = logging.getLogger(__name__)
+
+#: Prefetch of listeners when ``rabbit_qos_prefetch_count`` is 0: unlimited would
+#: let a backlog of millions flow into this process's memory.
+DEFAULT_PREFETCH = 256
+#: How long listen() waits for its consumers to be set up before going on
+#: (they are set up later by themselves if the broker is down now).
+SETUP_WAIT = 10.0
+REPLY_RETRY_INTERVAL = 0.25
+
+
+class BrokerConnections:
+    """What a process holds per broker: two connections, the publisher, the reply queue.
+
+    Args:
+        settings: the settings of the first transport that opened it.
+        url: the transport URL.
+    """
+
+    def __init__(self, settings: RabbitSettings, url: TransportURL) -> None:
+        self.settings = settings
+        self.publishing = AmqpConnection(settings, url.hosts, url.virtual_host, "publish")
+        self.consuming = AmqpConnection(settings, url.hosts, url.virtual_host, "consume")
+        self.publisher = Publisher(self.publishing)
+        self._reply_lock = threading.Lock()
+        self._replies: ReplyRouter | None = None
+
+    @property
+    def replies(self) -> ReplyRouter:
+        """The process's reply queue on this broker, created on first use."""
+        with self._reply_lock:
+            if self._replies is None:
+                spec = topology.reply_queue(self.settings, uuid.uuid4().hex)
+                router = ReplyRouter(self.consuming, spec)
+                router.subscription.wait_ready(SETUP_WAIT)
+                self._replies = router
+            return self._replies
+
+    def close(self) -> None:
+        """Close the reply queue's consumer and both connections."""
+        if self._replies is not None:
+            self._replies.close()
+        self.consuming.close()
+        self.publishing.close()
+
+
+REGISTRY: ConnectionRegistry[BrokerConnections] = ConnectionRegistry("rabbit")
+
+
+class RabbitDriver(base.Driver):
+    """The ``rabbit://`` driver.
+
+    URL: ``rabbit://user:pass@host1:5672,user:pass@host2:5672/vhost?option=value``;
+    query parameters override options of ``[messaging_rabbit]`` (read from
+    ``[oslo_messaging_rabbit]`` too).
+    """
+
+    capabilities = base.Capabilities(requeue=True, pools=True, fanout=True, rpc=True)
+
+    def __init__(
+        self,
+        conf: cfg.ConfigOpts,
+        url: TransportURL,
+        default_exchange: str | None = None,
+        allowed_remote_exmods: Sequence[str] | None = None,
+    ) -> None:
+        super().__init__(conf, url, default_exchange, allowed_remote_exmods)
+        self.settings = RabbitSettings.from_conf(conf, url)
+        self._key = broker_key(url, self.settings)
+        self._lock = threading.Lock()
+        self._broker: BrokerConnections | None = None
+        self._pid = os.getpid()
+        self._listeners: set[_RabbitListener] = set()
+
+    # -- connections ---------------------------------------------------------------------
+
+    @property
+    def broker(self) -> BrokerConnections:
+        """This process's connections to the broker (opened on first use)."""
+        with self._lock:
+            if self._broker is None or self._pid != os.getpid():
+                # In a forked child the parent's connections are not ours to use.
+                self._pid = os.getpid()
+                self._listeners = set()
+                self._broker = REGISTRY.acquire(
+                    self._key, lambda: BrokerConnections(self.settings, self.url)
+                )
+            return self._broker
+
+    def cleanup(self) -> None:
+        """Close this driver's listeners and leave the shared connections."""
+        with self._lock:
+            listeners, self._listeners = list(self._listeners), set()
+            broker, self._broker = self._broker, None
+        for listener in listeners:
+            listener.cleanup()
+        if broker is not None and self._pid == os.getpid():
+            REGISTRY.release(self._key)
+
+    # -- notifications -----------------------------------------------------------------------
+
+    def send_notification(
+        self, target: Target, ctxt: Any, message: dict[str, Any], version: float, retry: int | None
+    ) -> None:
+        """Publish a notification to ``<topic>.<priority>`` and wait for the broker's confirm."""
+        body = wire.encode_notification(ctxt, message, version).encode("utf-8")
+        topic = str(target.topic)
+        exchange = topology.notification_exchange(self.settings, self.exchange_of(target))
+        queue = topology.notification_queue(self.settings, topic)
+        self.broker.publisher.publish(
+            Publication(
+                exchange,
+                topic,
+                body,
+                topology.publish_properties("notification"),
+                queue=queue,
+                binding=topology.Binding(exchange.name, queue.name, topic),
+                retry=retry,
+            ),
+            timeout=self.settings.publish_confirm_timeout,
+        )
+
+    def listen_for_notifications(
+        self,
+        targets_and_priorities: Iterable[tuple[Target, str]],
+        pool: str | None,
+        batch_size: int,
+        batch_timeout: float | None,
+    ) -> base.Listener:
+        """Consume ``<topic>.<priority>`` queues, or the pool's queue bound to each key."""
+        triples = [
+            (self.exchange_of(target), str(target.topic), priority)
+            for target, priority in targets_and_priorities
+        ]
+        subs = topology.notification_subscriptions(self.settings, triples, pool)
+        subscription = self._subscribe(subs, "notification", max(1, batch_size))
+        return self._track(
+            _RabbitListener(self, subscription, batch_size, batch_timeout, rpc=False)
+        )
+
+    # -- RPC ------------------------------------------------------------------------------------
+
+    def send(
+        self,
+        target: Target,
+        ctxt: Any,
+        message: dict[str, Any],
+        wait_for_reply: bool = False,
+        timeout: float | None = None,
+        call_monitor_timeout: float | None = None,
+        retry: int | None = None,
+        transport_options: TransportOptions | None = None,
+    ) -> Any:
+        """Publish an RPC request; for a call, wait for and return the reply."""
+        if wait_for_reply and target.fanout:
+            raise InvalidTarget("A call cannot be used with fanout", target)
+        topic = str(target.topic)
+        spec = topology.rpc_publish(
+            self.settings,
+            self.exchange_of(target),
+            topic,
+            target.server,
+            fanout=bool(target.fanout),
+        )
+        at_least_once = bool(transport_options and transport_options.at_least_once)
+        kind: topology.PublishKind = (
+            "fanout" if target.fanout else ("call" if wait_for_reply else "cast")
+        )
+        mandatory = topology.publish_mandatory(self.settings, kind, at_least_once)
+        properties = topology.publish_properties(kind, timeout)
+        broker = self.broker
+        if not wait_for_reply:
+            body = wire.encode_request(ctxt, message).encode("utf-8")
+            self._publish_request(broker, spec, body, properties, mandatory, retry)
+            return None
+        replies = broker.replies
+        msg_id = wire.new_msg_id()
+        box = replies.register(msg_id)
+        try:
+            body = wire.encode_request(
+                ctxt, message, msg_id, replies.queue_name, call_monitor_timeout
+            ).encode("utf-8")
+            self._publish_request(broker, spec, body, properties, mandatory, retry)
+            where = f"method {message.get('method')!r} on topic {topic!r}"
+            if target.server:
+                where += f", server {target.server!r}"
+            return replies.wait(
+                box,
+                timeout,
+                call_monitor_timeout,
+                self.allowed_remote_exmods,
+                f"Timed out waiting for a reply to message ID {msg_id} ({where})",
+            )
+        finally:
+            replies.unregister(msg_id)
+
+    def _publish_request(
+        self,
+        broker: BrokerConnections,
+        spec: topology.PublishSpec,
+        body: bytes,
+        properties: dict[str, Any],
+        mandatory: bool,
+        retry: int | None,
+    ) -> None:
+        broker.publisher.publish(
+            Publication(spec.exchange, spec.routing_key, body, properties, mandatory, retry=retry),
+            timeout=self.settings.publish_confirm_timeout,
+        )
+
+    def listen(self, target: Target, batch_size: int, batch_timeout: float | None) -> base.Listener:
+        """Consume ``<topic>``, ``<topic>.<server>`` and a fanout queue of this server."""
+        subs = topology.rpc_server_subscriptions(
+            self.settings,
+            self.exchange_of(target),
+            str(target.topic),
+            str(target.server),
+            uuid.uuid4().hex,
+        )
+        fanout_queue = subs[2].queue.name
+        subscription = self._subscribe(subs, "topic", 1, delete_on_close=[fanout_queue])
+        return self._track(_RabbitListener(self, subscription, batch_size, batch_timeout, rpc=True))
+
+    def send_reply(self, reply_q: str, msg_id: str, body: bytes, heartbeat: bool) -> None:
+        """Publish a reply (or a heartbeat) to a caller's reply queue; never raises.
+
+        A reply queue that does not exist (yet, or any more) is retried every
+        0.25 s for ``kombu_missing_consumer_retry_timeout`` seconds, then given up
+        with an error log.
+        """
+        spec = topology.reply_publish(self.settings, reply_q)
+        mandatory = topology.publish_mandatory(self.settings, "reply")
+        deadline = time.monotonic() + self.settings.kombu_missing_consumer_retry_timeout
+        while True:
+            try:
+                self.broker.publisher.publish(
+                    Publication(
+                        spec.exchange,
+                        spec.routing_key,
+                        body,
+                        topology.publish_properties("reply"),
+                        mandatory,
+                    ),
+                    timeout=self.settings.publish_confirm_timeout,
+                )
+                return
+            except MessageUndeliverable:
+                if heartbeat or time.monotonic() >= deadline:
+                    LOG.error(
+                        "The reply %s failed to send after %d seconds due to a missing queue (%s). "
+                        "Abandoning...",
+                        msg_id,
+                        self.settings.kombu_missing_consumer_retry_timeout,
+                        reply_q,
+                    )
+                    return
+                time.sleep(REPLY_RETRY_INTERVAL)
+            except Exception:
+                LOG.exception("Could not send the reply to %s on %s", msg_id, reply_q)
+                return
+
+    # -- helpers ----------------------------------------------------------------------------------
+
+    def _subscribe(
+        self,
+        subs: Sequence[topology.Subscription],
+        kind: topology.QueueKind,
+        min_prefetch: int,
+        delete_on_close: Sequence[str] = (),
+    ) -> Subscription:
+        exchanges = list({s.exchange.name: s.exchange for s in subs}.values())
+        queues = list({s.queue.name: s.queue for s in subs}.values())
+        bindings = [s.binding for s in subs if s.binding is not None]
+        prefetch = self.settings.rabbit_qos_prefetch_count or max(
+            DEFAULT_PREFETCH, 2 * min_prefetch
+        )
+        subscription = Subscription(
+            self.broker.consuming,
+            exchanges,
+            queues,
+            bindings,
+            prefetch=prefetch,
+            consumer_arguments=topology.consumer_arguments(self.settings, kind) or None,
+            delete_on_close=delete_on_close,
+        )
+        try:
+            if not subscription.wait_ready(SETUP_WAIT):
+                LOG.warning(
+                    "The broker is not reachable yet; consuming from %s will start when it is",
+                    [q.name for q in queues],
+                )
+        except Exception:
+            subscription.close()
+            raise
+        return subscription
+
+    def _track(self, listener: _RabbitListener) -> _RabbitListener:
+        with self._lock:
+            self._listeners.add(listener)
+        return listener
+
+    def _forget(self, listener: _RabbitListener) -> None:
+        with self._lock:
+            self._listeners.discard(listener)
+
+
+class _NotificationMessage(base.IncomingMessage):
+    def __init__(
+        self, listener: _RabbitListener, delivery: Delivery, decoded: wire.Decoded
+    ) -> None:
+        super().__init__(decoded.ctxt, decoded.message, decoded.unique_id, decoded.client_timeout)
+        self._listener = listener
+        self._delivery = delivery
+        self._unique_id = decoded.unique_id
+        self._settled = False
+
+    def acknowledge(self) -> None:
+        if self._settled:
+            return
+        self._settled = True
+        self._listener.dedup.add(self._unique_id)
+        self._listener.subscription.ack(self._delivery)
+
+    def requeue(self) -> None:
+        if self._settled:
+            return
+        self._settled = True
+        self._listener.subscription.requeue(self._delivery)
+
+
+class _RpcMessage(base.RpcIncomingMessage):
+    def __init__(
+        self, listener: _RabbitListener, delivery: Delivery, decoded: wire.Decoded
+    ) -> None:
+        super().__init__(decoded.ctxt, decoded.message, decoded.msg_id, decoded.client_timeout)
+        self._listener = listener
+        self._delivery = delivery
+        self.reply_q = decoded.reply_q
+        self._settled = False
+
+    def acknowledge(self) -> None:
+        if not self._settled:
+            self._settled = True
+            self._listener.subscription.ack(self._delivery)
+
+    def requeue(self) -> None:
+        if not self._settled:
+            self._settled = True
+            self._listener.subscription.requeue(self._delivery)
+
+    def reply(self, reply: Any = None, failure: BaseException | None = None) -> None:
+        if not self.msg_id or not self.reply_q:
+            return  # a cast: nobody waits
+        try:
+            if failure is not None:
+                body = wire.encode_reply(self.msg_id, failure=wire.serialize_failure(failure))
+            else:
+                body = wire.encode_reply(self.msg_id, result=reply)
+        except Exception as exc:
+            LOG.exception(
+                "The result of %s cannot be encoded; replying with the error",
+                self.message.get("method"),
+            )
+            body = wire.encode_reply(self.msg_id, failure=wire.serialize_failure(exc))
+        self._listener.driver.send_reply(
+            self.reply_q, self.msg_id, body.encode("utf-8"), heartbeat=False
+        )
+
+    def heartbeat(self) -> None:
+        if not self.msg_id or not self.reply_q:
+            return
+        body = wire.encode_reply(self.msg_id, ending=False)
+        self._listener.driver.send_reply(
+            self.reply_q, self.msg_id, body.encode("utf-8"), heartbeat=True
+        )
+
+
+class _RabbitListener(base.Listener):
+    def __init__(
+        self,
+        driver: RabbitDriver,
+        subscription: Subscription,
+        batch_size: int,
+        batch_timeout: float | None,
+        rpc: bool,
+    ) -> None:
+        super().__init__(batch_size, batch_timeout)
+        self.driver = driver
+        self.subscription = subscription
+        self.rpc = rpc
+        self.dedup = base.DuplicateFilter()
+
+    def poll_one(self, timeout: float | None) -> base.IncomingMessage | None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            delivery = self.subscription.take(remaining)
+            if delivery is None:
+                return None
+            try:
+                decoded = wire.decode(delivery.body)
+            except (ValueError, UnicodeDecodeError) as exc:
+                LOG.error(
+                    "Discarding a malformed message from queue %s (%s); its body: %r",
+                    delivery.queue,
+                    exc,
+                    delivery.body[:2000],
+                )
+                self.subscription.ack(delivery)
+                continue
+            if self.rpc:
+                if self.dedup.seen(decoded.unique_id):
+                    LOG.warning(
+                        "Dropping a duplicate request %s from %s", decoded.unique_id, delivery.queue
+                    )
+                    self.subscription.ack(delivery)
+                    continue
+                return _RpcMessage(self, delivery, decoded)
+            if decoded.unique_id is not None and decoded.unique_id in self.dedup:
+                LOG.warning(
+                    "Dropping a duplicate notification %s from %s",
+                    decoded.unique_id,
+                    delivery.queue,
+                )
+                self.subscription.ack(delivery)
+                continue
+            return _NotificationMessage(self, delivery, decoded)
+
+    def stop(self) -> None:
+        self.subscription.stop()
+
+    def cleanup(self) -> None:
+        self.subscription.close()
+        self.driver._forget(self)

@@ -1,0 +1,312 @@
+"""Publishing with publisher confirms, on a shared connection.
+
+Every publish goes through one confirm-mode channel of the connection. Many
+threads may publish at once: their messages are written back to back and the
+broker's confirms (``basic.ack``, possibly covering several messages) settle
+them as they come, so concurrent publishers do not pay one round trip each.
+A caller is told a message was sent only once the broker confirmed it.
+
+A message not yet confirmed when the connection drops is published again
+after reconnecting (at-least-once), unless its ``retry`` budget of
+connection attempts is spent, in which case its caller gets
+:class:`~messaging.exceptions.MessageDeliveryFailure`.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import amqp
+import amqp.exceptions
+
+from messaging.drivers.base import attempts
+from messaging.exceptions import MessageDeliveryFailure, MessageUndeliverable, TransportDriverError
+
+if TYPE_CHECKING:
+    from messaging.drivers.rabbit.connection import AmqpConnection
+    from messaging.drivers.rabbit.topology import Binding, ExchangeSpec, QueueSpec
+
+__all__ = ["Publication", "Publisher"]
+
+LOG = logging.getLogger(__name__)
+
+
+@dataclass(eq=False)
+class Publication:
+    """One message to publish, and what must exist for it to be routed.
+
+    Attributes:
+        exchange: the exchange to declare and publish to; None is the default exchange.
+        routing_key: the routing key.
+        body: the encoded message.
+        properties: AMQP message properties.
+        mandatory: ask the broker to return the message if no queue takes it.
+        queue: a queue to declare and bind before publishing (notification
+            publishers create the default queue, as oslo.messaging's do).
+        binding: the binding of ``queue``.
+        retry: connection attempts allowed: None or -1 forever, 0 one, N + 1.
+    """
+
+    exchange: ExchangeSpec | None
+    routing_key: str
+    body: bytes
+    properties: dict[str, Any]
+    mandatory: bool = False
+    queue: QueueSpec | None = None
+    binding: Binding | None = None
+    retry: int | None = None
+    future: concurrent.futures.Future[None] = field(default_factory=concurrent.futures.Future)
+    attempts_left: float = 0.0
+    returned: BaseException | None = None
+
+    def __post_init__(self) -> None:
+        self.attempts_left = attempts(self.retry)
+
+    def describe(self) -> str:
+        """Where the message goes, for errors."""
+        name = self.exchange.name if self.exchange else ""
+        return f"exchange {name!r} with routing key {self.routing_key!r}"
+
+
+class Publisher:
+    """Publishes on a connection with confirms; one per connection.
+
+    Args:
+        connection: the connection to publish on.
+    """
+
+    def __init__(self, connection: AmqpConnection) -> None:
+        self.connection = connection
+        self._channel: amqp.Channel | None = None
+        self._next_tag = 1
+        self._unconfirmed: collections.OrderedDict[int, Publication] = collections.OrderedDict()
+        self._declared: set[tuple[str, str]] = set()
+        self._waiting: list[Publication] = []  # submitted while disconnected
+        connection.add_observer(self)
+
+    # -- any thread ------------------------------------------------------------------------
+
+    def publish(self, publication: Publication, timeout: float | None) -> None:
+        """Publish and wait for the broker's confirm.
+
+        Raises:
+            MessageDeliveryFailure: the broker could not be reached within the
+                retry budget, refused the message, or did not confirm in time.
+            MessageUndeliverable: a mandatory message was routed to no queue.
+        """
+        self.connection.submit_raw(lambda: self._start(publication))
+        try:
+            publication.future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            blocked = self.connection.blocked
+            raise MessageDeliveryFailure(
+                f"No confirm from the broker within {timeout} s for the message to "
+                f"{publication.describe()}"
+                + (f" (the broker has blocked the connection: {blocked})" if blocked else "")
+            ) from None
+
+    # -- the I/O thread ----------------------------------------------------------------------
+
+    def _start(self, publication: Publication) -> None:
+        self._write(publication)
+
+    def _ensure_channel(self, conn: amqp.Connection) -> amqp.Channel:
+        if self._channel is None or not self._channel.is_open:
+            channel = conn.channel()
+            channel.confirm_select()
+            channel.events["basic_ack"].add(self._on_ack)
+            channel.events["basic_nack"].add(self._on_nack)
+            channel.events["basic_return"].add(self._on_return)
+            self._channel = channel
+            self._next_tag = 1
+            self._declared.clear()
+        return self._channel
+
+    def _write(self, publication: Publication) -> None:
+        conn = self.connection.amqp_connection  # on the I/O thread: its own connection
+        if conn is None:
+            self._waiting.append(publication)
+            return
+        try:
+            channel = self._ensure_channel(conn)
+            self._declare(channel, publication)
+            message = amqp.Message(publication.body, **_amqp_properties(publication.properties))
+            tag = self._next_tag
+            self._next_tag += 1
+            self._unconfirmed[tag] = publication
+            channel.basic_publish(
+                message,
+                exchange=publication.exchange.name if publication.exchange else "",
+                routing_key=publication.routing_key,
+                mandatory=publication.mandatory,
+            )
+        except amqp.exceptions.ChannelError as exc:
+            # The broker closed the channel (a declaration it refused...): fail this
+            # message, and send what was waiting on that channel again on a new one.
+            self._unconfirmed = collections.OrderedDict(
+                (t, p) for t, p in self._unconfirmed.items() if p is not publication
+            )
+            self._channel = None
+            _fail(
+                publication,
+                TransportDriverError(
+                    f"The broker refused the message to {publication.describe()}: {exc}"
+                ),
+                exc,
+            )
+            self._republish_unconfirmed()
+
+    def _declare(self, channel: amqp.Channel, publication: Publication) -> None:
+        exchange = publication.exchange
+        if (
+            exchange is not None
+            and exchange.name
+            and ("exchange", exchange.name) not in self._declared
+        ):
+            channel.exchange_declare(
+                exchange.name,
+                exchange.type,
+                passive=exchange.passive,
+                durable=exchange.durable,
+                auto_delete=exchange.auto_delete,
+            )
+            self._declared.add(("exchange", exchange.name))
+        queue = publication.queue
+        if queue is not None and ("queue", queue.name) not in self._declared:
+            channel.queue_declare(
+                queue.name,
+                durable=queue.durable,
+                auto_delete=queue.auto_delete,
+                exclusive=queue.exclusive,
+                arguments=dict(queue.arguments) or None,
+            )
+            binding = publication.binding
+            if binding is not None:
+                channel.queue_bind(binding.queue, binding.exchange, binding.routing_key)
+            self._declared.add(("queue", queue.name))
+
+    def _republish_unconfirmed(self) -> None:
+        pending = list(self._unconfirmed.values())
+        self._unconfirmed.clear()
+        for publication in pending:
+            self._write(publication)
+
+    def _settle(self, tag: int, multiple: bool, ok: bool) -> None:
+        tags = [t for t in self._unconfirmed if t <= tag] if multiple else [tag]
+        for t in tags:
+            publication = self._unconfirmed.pop(t, None)
+            if publication is None:
+                continue
+            if not ok:
+                _fail(
+                    publication,
+                    MessageDeliveryFailure(
+                        f"The broker refused (nack) the message to {publication.describe()}"
+                    ),
+                )
+            elif publication.returned is not None:
+                _fail(
+                    publication,
+                    MessageUndeliverable(
+                        publication.returned,
+                        publication.exchange.name if publication.exchange else "",
+                        publication.routing_key,
+                        publication.body,
+                    ),
+                )
+            elif not publication.future.done():
+                publication.future.set_result(None)
+
+    def _on_ack(self, delivery_tag: int, multiple: bool) -> None:
+        self._settle(delivery_tag, multiple, ok=True)
+
+    def _on_nack(self, delivery_tag: int, multiple: bool) -> None:
+        self._settle(delivery_tag, multiple, ok=False)
+
+    def _on_return(self, exc: BaseException, exchange: str, routing_key: str, message: Any) -> None:
+        # A return comes before the confirm of the same message: mark the oldest
+        # unconfirmed mandatory message with that destination.
+        for publication in self._unconfirmed.values():
+            name = publication.exchange.name if publication.exchange else ""
+            if (
+                publication.mandatory
+                and publication.returned is None
+                and name == exchange
+                and publication.routing_key == routing_key
+            ):
+                publication.returned = exc
+                return
+        LOG.warning(
+            "The broker returned a message to %r/%r that nobody waits for", exchange, routing_key
+        )
+
+    # -- ConnectionObserver ----------------------------------------------------------------
+
+    def on_connected(self, conn: amqp.Connection, generation: int) -> None:
+        """Open a fresh channel and publish again what was not confirmed."""
+        self._channel = None
+        self._declared.clear()
+        pending = list(self._unconfirmed.values()) + self._waiting
+        self._unconfirmed.clear()
+        self._waiting = []
+        for publication in pending:
+            publication.returned = None
+            self._write(publication)
+
+    def on_connection_lost(self, error: BaseException) -> None:
+        """Forget the channel; unconfirmed messages will go again after reconnecting."""
+        self._channel = None
+        self._spend_attempt(error)
+
+    def on_connect_failed(self, error: BaseException) -> None:
+        """Count a failed attempt against every waiting message's retry budget."""
+        self._spend_attempt(error)
+
+    def _spend_attempt(self, error: BaseException) -> None:
+        host = self.connection.current_host
+        where = f"{host.hostname}:{host.port}" if host else "the broker"
+        for tag, publication in list(self._unconfirmed.items()):
+            publication.attempts_left -= 1
+            if publication.attempts_left <= 0:
+                del self._unconfirmed[tag]
+                _fail(publication, _delivery_failure(publication, where, error), error)
+        still_waiting = []
+        for publication in self._waiting:
+            publication.attempts_left -= 1
+            if publication.attempts_left <= 0:
+                _fail(publication, _delivery_failure(publication, where, error), error)
+            else:
+                still_waiting.append(publication)
+        self._waiting = still_waiting
+
+
+def _amqp_properties(properties: dict[str, Any]) -> dict[str, Any]:
+    # kombu spells the headers table "headers"; py-amqp "application_headers".
+    if "headers" not in properties:
+        return properties
+    converted = dict(properties)
+    converted["application_headers"] = converted.pop("headers")
+    return converted
+
+
+def _delivery_failure(
+    publication: Publication, where: str, error: BaseException
+) -> MessageDeliveryFailure:
+    tries = "" if publication.retry is None else f" after {int(attempts(publication.retry))} tries"
+    return MessageDeliveryFailure(
+        f"Unable to connect to AMQP server on {where}{tries}: {error} "
+        f"(message to {publication.describe()} not sent)"
+    )
+
+
+def _fail(
+    publication: Publication, error: BaseException, cause: BaseException | None = None
+) -> None:
+    if cause is not None:
+        error.__cause__ = cause
+    if not publication.future.done():
+        publication.future.set_exception(error)
