@@ -220,9 +220,15 @@ class MessageHandlingServer(abc.ABC):
                 backoff = min(backoff * 2, _POLL_ERROR_BACKOFF[1])
                 continue
             backoff = _POLL_ERROR_BACKOFF[0]
-            if batch:
-                try:
-                    executor.submit(self._process_incoming, batch)
-                except Exception:
-                    LOG.exception("The executor refused a batch; handling it on the poll thread")
-                    self._process_incoming(batch)
+            if not batch:
+                # A poll without timeout returns nothing only once the listener is
+                # stopped; if the server was not (its transport was cleaned up
+                # under it), stop polling rather than spin.
+                if not self._stopping.is_set():
+                    LOG.warning("The listener of %r stopped by itself; no more messages", self)
+                return
+            try:
+                executor.submit(self._process_incoming, batch)
+            except Exception:
+                LOG.exception("The executor refused a batch; handling it on the poll thread")
+                self._process_incoming(batch)

@@ -398,3 +398,16 @@ def test_an_endpoint_stopping_its_server_with_one_worker_does_not_deadlock(bus: 
     # What was received before stop() was handled; the rest is still queued. Nothing is lost.
     assert handled == ["ev.0", "ev.1"]
     assert broker().queue_depth("notifications.info") == 1
+
+
+def test_a_listener_stopped_under_the_server_ends_polling_without_spinning(
+    bus: Transport, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = listener(bus)
+    start_bounded(server)
+    poll_thread = server._poll_thread
+    assert poll_thread is not None
+    bus.cleanup()  # the transport goes away while the server still runs
+    join(poll_thread)  # before the fix the poll thread spun on empty polls and never ended
+    assert "stopped by itself" in caplog.text
+    stop_and_wait(server)
