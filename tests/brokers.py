@@ -1,0 +1,128 @@
+"""Broker availability for tests that need a real service (RabbitMQ, a STOMP broker...).
+
+A test (or a conformance subclass's ``setup_broker``) calls :func:`require_rabbitmq`
+or :func:`require_service`. When the service does not accept a TCP connection
+within :data:`CONNECT_TIMEOUT` seconds the test is skipped with the reason, or
+fails with it when the environment variable ``MESSAGING_REQUIRE_BROKERS=1`` is set
+(as ``.ci/run`` does), so that a CI run cannot pass by skipping everything.
+Mark such tests with ``@pytest.mark.broker``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import shutil
+import socket
+import subprocess
+import urllib.parse
+import uuid
+from collections.abc import Iterator
+from typing import NoReturn
+
+import pytest
+
+__all__ = [
+    "CONNECT_TIMEOUT",
+    "REQUIRE_BROKERS_ENV",
+    "brokers_required",
+    "require_rabbitmq",
+    "rabbit_url",
+    "rabbit_vhost",
+    "require_service",
+    "unavailable",
+]
+
+#: Seconds a service has to accept a TCP connection.
+CONNECT_TIMEOUT = 2.0
+#: The environment variable that turns a missing broker into a failure.
+REQUIRE_BROKERS_ENV = "MESSAGING_REQUIRE_BROKERS"
+
+
+def brokers_required() -> bool:
+    """Whether a missing broker fails the test (``MESSAGING_REQUIRE_BROKERS=1``)."""
+    return os.environ.get(REQUIRE_BROKERS_ENV, "").strip() == "1"
+
+
+@functools.cache
+def _probe(host: str, port: int) -> str | None:
+    # Cached for the session: a broker that is down costs one connect timeout,
+    # not one per test.
+    try:
+        with socket.create_connection((host, port), timeout=CONNECT_TIMEOUT):
+            return None
+    except OSError as exc:
+        return f"{type(exc).__name__}: {exc}"
+
+
+def unavailable(reason: str) -> NoReturn:
+    """Skip the current test for ``reason``, or fail it when brokers are required."""
+    if brokers_required():
+        pytest.fail(f"{reason} ({REQUIRE_BROKERS_ENV}=1, so this is a failure)", pytrace=False)
+    pytest.skip(reason)
+
+
+def require_service(host: str, port: int, name: str) -> None:
+    """Skip (or fail) the current test unless ``host:port`` accepts a TCP connection.
+
+    Args:
+        host: the service's host name or address.
+        port: its TCP port.
+        name: what the service is, for the reason (``RabbitMQ``, ``STOMP broker``...).
+    """
+    error = _probe(host, port)
+    if error is not None:
+        unavailable(
+            f"{name} is not reachable at {host}:{port} within {CONNECT_TIMEOUT:g}s ({error})"
+        )
+
+
+def require_rabbitmq(host: str = "127.0.0.1", port: int = 5672) -> None:
+    """Skip (or fail) the current test unless RabbitMQ listens on ``host:port``."""
+    require_service(host, port, "RabbitMQ")
+
+
+RABBIT_HOST = "127.0.0.1"
+RABBIT_PORT = 5672
+
+
+def _rabbitmqctl(*args: str) -> None:
+    ctl = shutil.which("rabbitmqctl")
+    if ctl is None:
+        unavailable("rabbitmqctl is not installed: cannot make a test virtual host")
+    result = subprocess.run(
+        [ctl, *args], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL, check=False
+    )
+    if result.returncode != 0:
+        unavailable(f"rabbitmqctl {' '.join(args)} failed: {result.stderr.strip() or result.stdout}")
+
+
+@contextlib.contextmanager
+def rabbit_vhost(prefix: str = "messaging-tests") -> Iterator[str]:
+    """A RabbitMQ virtual host of its own, with guest allowed, deleted afterwards.
+
+    Whatever the tests leave behind (queues of pools, notification queues the
+    publisher declared) goes with it.
+    """
+    require_rabbitmq(RABBIT_HOST, RABBIT_PORT)
+    vhost = f"{prefix}-{uuid.uuid4().hex[:12]}"
+    _rabbitmqctl("add_vhost", vhost)
+    try:
+        _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+        yield vhost
+    finally:
+        ctl = shutil.which("rabbitmqctl")
+        if ctl is not None:
+            subprocess.run(
+                [ctl, "delete_vhost", vhost],
+                capture_output=True,
+                timeout=60,
+                stdin=subprocess.DEVNULL,
+                check=False,
+            )
+
+
+def rabbit_url(vhost: str) -> str:
+    """The transport URL of the local RabbitMQ on ``vhost``."""
+    return f"rabbit://guest:guest@{RABBIT_HOST}:{RABBIT_PORT}/{urllib.parse.quote(vhost, safe='')}"
