@@ -27,9 +27,9 @@ __all__ = [
     "CONNECT_TIMEOUT",
     "REQUIRE_BROKERS_ENV",
     "brokers_required",
-    "require_rabbitmq",
     "rabbit_url",
     "rabbit_vhost",
+    "require_rabbitmq",
     "require_service",
     "unavailable",
 ]
@@ -92,10 +92,17 @@ def _rabbitmqctl(*args: str) -> None:
     if ctl is None:
         unavailable("rabbitmqctl is not installed: cannot make a test virtual host")
     result = subprocess.run(
-        [ctl, *args], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL, check=False
+        [ctl, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+        check=False,
     )
     if result.returncode != 0:
-        unavailable(f"rabbitmqctl {' '.join(args)} failed: {result.stderr.strip() or result.stdout}")
+        unavailable(
+            f"rabbitmqctl {' '.join(args)} failed: {result.stderr.strip() or result.stdout}"
+        )
 
 
 @contextlib.contextmanager
