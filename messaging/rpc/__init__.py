@@ -1,5 +1,17 @@
-"""RPC: clients, servers, dispatcher and access policies."""
+"""RPC: clients, servers, dispatcher and access policies.
 
+The exceptions of RPC are importable from here too, as from ``oslo_messaging.rpc``.
+"""
+
+from messaging.exceptions import (
+    ClientSendError,
+    ExpectedException,
+    NoSuchMethod,
+    RemoteError,
+    RPCDispatcherError,
+    RPCVersionCapError,
+    UnsupportedVersion,
+)
 from messaging.rpc.client import RPCClient, get_rpc_client
 from messaging.rpc.dispatcher import (
     DefaultRPCAccessPolicy,
@@ -12,13 +24,20 @@ from messaging.rpc.server import RPCServer, expected_exceptions, expose, get_rpc
 from messaging.transport import get_rpc_transport
 
 __all__ = [
+    "ClientSendError",
     "DefaultRPCAccessPolicy",
+    "ExpectedException",
     "ExplicitRPCAccessPolicy",
     "LegacyRPCAccessPolicy",
+    "NoSuchMethod",
     "RPCAccessPolicyBase",
     "RPCClient",
     "RPCDispatcher",
+    "RPCDispatcherError",
     "RPCServer",
+    "RPCVersionCapError",
+    "RemoteError",
+    "UnsupportedVersion",
     "expected_exceptions",
     "expose",
     "get_rpc_client",

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from messaging.exceptions import (
     ClientSendError,
     InvalidTarget,
+    RemoteError,
     RPCVersionCapError,
     TransportDriverError,
 )
@@ -19,10 +20,20 @@ if TYPE_CHECKING:
     from messaging.target import Target
     from messaging.transport import Transport, TransportOptions
 
-__all__ = ["RPCClient", "get_rpc_client"]
+# The exceptions are re-exported where oslo.messaging defines them.
+__all__ = ["ClientSendError", "RPCClient", "RPCVersionCapError", "RemoteError", "get_rpc_client"]
 
 LOG = logging.getLogger(__name__)
-_marker: Any = object()
+
+
+class _Unset:
+    """The default of arguments that, left out, keep their current value."""
+
+    def __repr__(self) -> str:
+        return "<unchanged>"
+
+
+_marker: Any = _Unset()
 
 
 class _CallContext:

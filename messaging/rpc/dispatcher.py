@@ -8,7 +8,12 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from messaging.exceptions import NoSuchMethod, UnsupportedVersion
+from messaging.exceptions import (
+    ExpectedException,
+    NoSuchMethod,
+    RPCDispatcherError,
+    UnsupportedVersion,
+)
 from messaging.rpc.versions import version_is_compatible
 from messaging.serializer import NoOpSerializer, Serializer
 from messaging.target import Target
@@ -16,13 +21,18 @@ from messaging.target import Target
 if TYPE_CHECKING:
     from messaging.drivers.base import RpcIncomingMessage
 
+# The exceptions are re-exported where oslo.messaging defines them.
 __all__ = [
     "DefaultRPCAccessPolicy",
+    "ExpectedException",
     "ExplicitRPCAccessPolicy",
     "LegacyRPCAccessPolicy",
+    "NoSuchMethod",
     "PingEndpoint",
     "RPCAccessPolicyBase",
     "RPCDispatcher",
+    "RPCDispatcherError",
+    "UnsupportedVersion",
 ]
 
 LOG = logging.getLogger(__name__)
@@ -83,8 +93,9 @@ class RPCDispatcher:
     The first endpoint whose target accepts the request's namespace, whose
     version is compatible, which has the method and whose access policy allows
     it, is called as ``method(ctxt, **args)``. When a compatible endpoint exists
-    but lacks the method, :class:`NoSuchMethod` is raised; when none is
-    compatible, :class:`UnsupportedVersion`.
+    but lacks the method (a data attribute, or the reserved ``target``, is no
+    method), :class:`NoSuchMethod` is raised; when none is compatible,
+    :class:`UnsupportedVersion`.
 
     Args:
         endpoints: the endpoint objects (an optional ``target`` attribute sets
@@ -132,8 +143,10 @@ class RPCDispatcher:
             if not version_is_compatible(target.version or "1.0", version):
                 continue
             compatible = True
-            if hasattr(endpoint, method) and self.access_policy.is_allowed(endpoint, method):
-                return getattr(endpoint, method)
+            # Data attributes, and the reserved 'target', are not methods to call.
+            func = getattr(endpoint, method, None) if method != "target" else None
+            if callable(func) and self.access_policy.is_allowed(endpoint, method):
+                return func
         if compatible:
             raise NoSuchMethod(method)
         raise UnsupportedVersion(version, method=method)
@@ -209,8 +222,7 @@ class _Watchdog:
         self._thread.join(_HEARTBEAT_JOIN_TIMEOUT)
         if self._thread.is_alive():
             LOG.warning(
-                "A call-monitor heartbeat for %s is still being sent after %.0f s; "
-                "replying anyway",
+                "A call-monitor heartbeat for %s is still being sent after %.0f s; replying",
                 self._incoming.message.get("method"),
                 _HEARTBEAT_JOIN_TIMEOUT,
             )
