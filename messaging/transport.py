@@ -365,6 +365,14 @@ class Transport:
     _listen = listen
     _listen_for_notifications = listen_for_notifications
 
+    def flush(self, timeout: float | None = None) -> int:
+        """Wait until notifications handed to the driver are confirmed by the broker.
+
+        Returns:
+            How many are still unconfirmed after ``timeout`` (0 when all are).
+        """
+        return self._driver.flush(timeout)
+
     def cleanup(self) -> None:
         """Release the driver's connections and threads."""
         self._driver.cleanup()

@@ -261,6 +261,16 @@ class Driver(abc.ABC):
         """Subscribe to RPC requests for ``target`` (topic, topic.server and fanout)."""
         raise NotImplementedError(f"The {type(self).__name__} driver does not support RPC")
 
+    def flush(self, timeout: float | None = None) -> int:
+        """Wait until messages sent without waiting for the broker are settled.
+
+        Drivers that confirm every send before returning have nothing to flush.
+
+        Returns:
+            How many messages are still unsettled after ``timeout``.
+        """
+        return 0
+
     @abc.abstractmethod
     def cleanup(self) -> None:
         """Release every resource of this driver instance."""

@@ -91,6 +91,11 @@ class ConnectionRegistry(Generic[T]):
             entry = self._entries.get(key)
             return 0 if entry is None else entry.users
 
+    def objects(self) -> list[T]:
+        """The objects open now."""
+        with self._lock:
+            return [entry.obj for entry in self._entries.values()]
+
     def __len__(self) -> int:
         with self._lock:
             return len(self._entries)

@@ -140,6 +140,18 @@ class Notifier:
             raise TypeError(f"prepare() got unexpected arguments: {', '.join(sorted(kwargs))}")
         return sub
 
+    def flush(self, timeout: float | None = None) -> int:
+        """Wait until the notifications sent so far are confirmed by the broker.
+
+        Some drivers (RabbitMQ, with the default ``retry``) hand notifications over
+        without waiting for each confirm, so that a stream of them flows; this
+        waits for those confirms.
+
+        Returns:
+            How many notifications are still unconfirmed after ``timeout``.
+        """
+        return self.transport.flush(timeout)
+
     def is_enabled(self) -> bool:
         """False when the only driver is ``noop`` (callers may skip building payloads)."""
         return self._driver_names != ["noop"]

@@ -10,6 +10,7 @@ consuming connection; every RPC client of the process shares one reply queue.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import threading
@@ -84,6 +85,16 @@ class BrokerConnections:
 
 
 REGISTRY: ConnectionRegistry[BrokerConnections] = ConnectionRegistry("rabbit")
+EXIT_FLUSH_TIMEOUT = 10.0
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    # Notifications handed over without waiting must not vanish with the process.
+    for broker in REGISTRY.objects():
+        left = broker.publisher.flush(EXIT_FLUSH_TIMEOUT)
+        if left:
+            LOG.error("%d notifications were not confirmed by the broker before exit", left)
 
 
 class RabbitDriver(base.Driver):
@@ -126,8 +137,25 @@ class RabbitDriver(base.Driver):
                 )
             return self._broker
 
+    def flush(self, timeout: float | None = None) -> int:
+        """Wait for the confirms of notifications sent without waiting for them."""
+        with self._lock:
+            broker = self._broker if self._pid == os.getpid() else None
+        return 0 if broker is None else broker.publisher.flush(timeout)
+
     def cleanup(self) -> None:
-        """Close this driver's listeners and leave the shared connections."""
+        """Close this driver's listeners and leave the shared connections.
+
+        Notifications still awaiting the broker's confirm are waited for, up to
+        ``publish_confirm_timeout``; any left are reported.
+        """
+        unconfirmed = self.flush(self.settings.publish_confirm_timeout)
+        if unconfirmed:
+            LOG.error(
+                "%d notifications were still unconfirmed by the broker after %s s at cleanup",
+                unconfirmed,
+                self.settings.publish_confirm_timeout,
+            )
         with self._lock:
             listeners, self._listeners = list(self._listeners), set()
             broker, self._broker = self._broker, None
@@ -146,18 +174,23 @@ class RabbitDriver(base.Driver):
         topic = str(target.topic)
         exchange = topology.notification_exchange(self.settings, self.exchange_of(target))
         queue = topology.notification_queue(self.settings, topic)
-        self.broker.publisher.publish(
-            Publication(
-                exchange,
-                topic,
-                body,
-                topology.publish_properties("notification"),
-                queue=queue,
-                binding=topology.Binding(exchange.name, queue.name, topic),
-                retry=retry,
-            ),
-            timeout=self.settings.publish_confirm_timeout,
+        publication = Publication(
+            exchange,
+            topic,
+            body,
+            topology.publish_properties("notification"),
+            queue=queue,
+            binding=topology.Binding(exchange.name, queue.name, topic),
+            retry=retry,
         )
+        depth = self.settings.notification_pipeline_depth
+        publisher = self.broker.publisher
+        if depth > 0 and base.attempts(retry) == float("inf"):
+            # Retried until confirmed anyway: waiting for each confirm would only
+            # make the caller pay a broker round trip per notification.
+            publisher.publish_async(publication, depth, self.settings.publish_confirm_timeout)
+        else:
+            publisher.publish(publication, timeout=self.settings.publish_confirm_timeout)
 
     def listen_for_notifications(
         self,

@@ -6,8 +6,10 @@ oslo kept them), so an oslo.messaging configuration file works unchanged; a valu
 in our group wins. Names, types, defaults and bounds are oslo.messaging 18.x's.
 Two options are ours and have no oslo equivalent:
 
-- ``connection_pool_timeout``: how long a sender waits for a pooled connection
-  when every one is busy, before failing with a clear error (oslo waits forever).
+- ``notification_pipeline_depth``: how many notifications sent with the default
+  ``retry`` (forever) may await the broker's confirm at once, so that a stream of
+  notifications does not pay one broker round trip each (oslo waits for every
+  confirm).
 - ``publish_confirm_timeout``: how long a publish waits for the broker's
   publisher confirm.
 
@@ -139,9 +141,11 @@ _STREAM_HELP = (
     "One shared stream queue per topic instead of a fanout queue per server (RabbitMQ "
     "3.9+). Needs rabbit_qos_prefetch_count > 0 and rabbit_transient_quorum_queue."
 )
-_POOL_TIMEOUT_HELP = (
-    "Seconds a sender waits for a free pooled connection when rpc_conn_pool_size are busy, "
-    "before failing (ours; oslo.messaging waits forever)."
+_PIPELINE_HELP = (
+    "How many notifications sent with retry -1 (forever, the default) may await the "
+    "broker's publisher confirm at once; a sender waits beyond that. Each is kept and sent "
+    "again until confirmed, failures are logged, and Notifier.flush() or the transport's "
+    "cleanup waits for them. 0 waits for each confirm, as oslo.messaging does (ours)."
 )
 _CONFIRM_TIMEOUT_HELP = (
     "Seconds a publish waits for the broker's publisher confirm before failing (ours; not "
@@ -261,7 +265,7 @@ def rabbit_opts() -> list[cfg.Opt]:
             sample_default="nova-api",
         ),
         opt(b, "rabbit_stream_fanout", False, _STREAM_HELP),
-        opt(f, "connection_pool_timeout", 30.0, _POOL_TIMEOUT_HELP, min=0.0),
+        opt(i, "notification_pipeline_depth", 1000, _PIPELINE_HELP, min=0),
         opt(f, "publish_confirm_timeout", 30.0, _CONFIRM_TIMEOUT_HELP, min=0.001),
     ]
 
@@ -362,7 +366,7 @@ class RabbitSettings:
     hostname: str = field(default_factory=socket.gethostname)
     processname: str = field(default_factory=_process_name)
     rabbit_stream_fanout: bool = False
-    connection_pool_timeout: float = 30.0
+    notification_pipeline_depth: int = 1000
     publish_confirm_timeout: float = 30.0
 
     def __post_init__(self) -> None:
@@ -443,7 +447,7 @@ def _problems(s: RabbitSettings) -> list[str]:
         "rabbit_transient_queues_ttl": 0,
         "kombu_reconnect_delay": 0,
         "kombu_reconnect_splay": 0,
-        "connection_pool_timeout": 0,
+        "notification_pipeline_depth": 0,
     }
     for name, low in lowest.items():
         value = getattr(s, name)

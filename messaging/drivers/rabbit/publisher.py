@@ -17,6 +17,8 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import logging
+import threading
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -86,6 +88,8 @@ class Publisher:
         self._unconfirmed: collections.OrderedDict[int, Publication] = collections.OrderedDict()
         self._declared: set[tuple[str, str]] = set()
         self._waiting: list[Publication] = []  # submitted while disconnected
+        self._in_flight: set[concurrent.futures.Future[None]] = set()
+        self._in_flight_lock = threading.Condition()
         connection.add_observer(self)
 
     # -- any thread ------------------------------------------------------------------------
@@ -108,6 +112,55 @@ class Publisher:
                 f"{publication.describe()}"
                 + (f" (the broker has blocked the connection: {blocked})" if blocked else "")
             ) from None
+
+    def publish_async(self, publication: Publication, depth: int, timeout: float) -> None:
+        """Hand a message over without waiting for its confirm; failures are logged.
+
+        At most ``depth`` messages await their confirm at once: beyond that the
+        caller waits (up to ``timeout``) for room. The message is kept and sent
+        again until the broker confirms it or its retry budget is spent.
+
+        Raises:
+            MessageDeliveryFailure: no room freed up within ``timeout``.
+        """
+        deadline = time.monotonic() + timeout
+        with self._in_flight_lock:
+            while len(self._in_flight) >= depth:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise MessageDeliveryFailure(
+                        f"{len(self._in_flight)} messages have awaited the broker's confirm for "
+                        f"{timeout} s; not sending more to {publication.describe()}"
+                    )
+                self._in_flight_lock.wait(remaining)
+            self._in_flight.add(publication.future)
+        publication.future.add_done_callback(lambda f: self._async_done(f, publication))
+        self.connection.submit_raw(lambda: self._start(publication))
+
+    def _async_done(
+        self, future: concurrent.futures.Future[None], publication: Publication
+    ) -> None:
+        with self._in_flight_lock:
+            self._in_flight.discard(future)
+            self._in_flight_lock.notify_all()
+        error = future.exception()
+        if error is not None:
+            LOG.error("A message to %s could not be delivered: %s", publication.describe(), error)
+
+    def flush(self, timeout: float | None) -> int:
+        """Wait until every message handed over by :meth:`publish_async` is settled.
+
+        Returns:
+            How many are still unsettled after ``timeout``.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._in_flight_lock:
+            while self._in_flight:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    break
+                self._in_flight_lock.wait(remaining)
+            return len(self._in_flight)
 
     # -- the I/O thread ----------------------------------------------------------------------
 
