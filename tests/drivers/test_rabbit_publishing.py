@@ -1,0 +1,97 @@
+"""RabbitMQ publishing: pipelined notification confirms, flush, and failures that are reported."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from oslo_config import cfg
+
+import messaging
+from tests.brokers import RABBIT_HOST, rabbit_url, rabbit_vhost
+from tests.drivers.test_rabbit_resilience import Counter, make_conf
+
+pytestmark = pytest.mark.broker
+# Port 1 on loopback refuses connections at once: a broker that is down.
+DOWN_URL = f"rabbit://guest:guest@{RABBIT_HOST}:1/"
+
+
+@pytest.fixture
+def vhost() -> Iterator[str]:
+    with rabbit_vhost("messaging-publishing") as name:
+        yield name
+
+
+def notify_many(conf: cfg.ConfigOpts, url: str, count: int) -> Counter:
+    transport = messaging.get_notification_transport(conf, url)
+    topic = f"pipe-{uuid.uuid4().hex}"
+    counter = Counter()
+    listener = messaging.get_notification_listener(
+        transport, [messaging.Target(topic=topic)], [counter]
+    )
+    listener.start()
+    try:
+        notifier = messaging.Notifier(transport, "pipe", driver="messagingv2", topics=[topic])
+        for n in range(count):
+            notifier.info({}, "pipe.test", {"n": n})
+        assert notifier.flush(30) == 0
+        counter.wait_distinct(count, 30)
+    finally:
+        listener.stop()
+        listener.wait()
+        transport.cleanup()
+    return counter
+
+
+def test_pipelined_notifications_all_arrive_after_flush(vhost: str) -> None:
+    counter = notify_many(make_conf(), rabbit_url(vhost), 2000)
+    assert set(counter.seen) == set(range(2000))
+
+
+def test_without_pipelining_every_notification_is_confirmed_before_returning(vhost: str) -> None:
+    counter = notify_many(make_conf(), rabbit_url(vhost) + "?notification_pipeline_depth=0", 200)
+    assert set(counter.seen) == set(range(200))
+
+
+def test_a_broker_that_is_down_fails_a_notification_with_finite_retry() -> None:
+    transport = messaging.get_notification_transport(make_conf(), DOWN_URL)
+    try:
+        notifier = messaging.Notifier(
+            transport, "down", driver="messagingv2", topics=["t"], retry=1, raise_errors=True
+        )
+        with pytest.raises(messaging.MessageDeliveryFailure, match="after 2 tries"):
+            notifier.info({}, "down.test", {"n": 1})
+    finally:
+        transport.cleanup()
+
+
+def test_unconfirmed_notifications_are_reported_at_cleanup(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    url = DOWN_URL + "?publish_confirm_timeout=0.5"
+    transport = messaging.get_notification_transport(make_conf(), url)
+    notifier = messaging.Notifier(transport, "down", driver="messagingv2", topics=["t"])
+    notifier.info({}, "down.test", {"n": 1})  # retry -1: handed over, not lost
+    assert notifier.flush(0.2) == 1
+    with caplog.at_level(logging.ERROR):
+        transport.cleanup()
+    assert "1 notifications were still unconfirmed" in caplog.text
+
+
+def test_call_to_a_topic_nobody_serves_is_undeliverable_with_at_least_once(vhost: str) -> None:
+    transport = messaging.get_rpc_transport(make_conf(), rabbit_url(vhost))
+    try:
+        client = messaging.get_rpc_client(
+            transport,
+            messaging.Target(topic=f"nobody-{uuid.uuid4().hex}"),
+            timeout=5,
+            transport_options=messaging.TransportOptions(at_least_once=True),
+        )
+        with pytest.raises(messaging.MessageUndeliverable):
+            client.call({}, "anything")
+        with pytest.raises(messaging.MessageUndeliverable):
+            client.cast({}, "anything")
+    finally:
+        transport.cleanup()
