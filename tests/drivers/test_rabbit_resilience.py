@@ -256,3 +256,45 @@ def test_recovery_after_the_broker_closes_every_connection(vhost: str) -> None:
     )
     assert not missing, f"{len(missing)} notifications reported as sent never arrived"
     assert len(sent) + len(failed) == total
+
+
+def test_a_forked_child_opens_its_own_connections(vhost: str) -> None:
+    """After fork() the child sends on connections of its own; the parent's keep working."""
+    import os
+
+    conf = make_conf()
+    transport = messaging.get_notification_transport(conf, rabbit_url(vhost))
+    topic = f"fork-{uuid.uuid4().hex}"
+    counter = Counter()
+    listener = messaging.get_notification_listener(
+        transport, [messaging.Target(topic=topic)], [counter]
+    )
+    listener.start()
+    try:
+        notifier = messaging.Notifier(transport, "fork", driver="messagingv2", topics=[topic])
+        notifier.info({}, "fork.test", {"n": 0})
+        assert notifier.flush(30) == 0
+        held_before = connections_on(vhost)
+        pid = os.fork()
+        if pid == 0:  # the child: never return into pytest
+            code = 1
+            try:
+                notifier.info({}, "fork.test", {"n": 1})
+                code = 0 if notifier.flush(30) == 0 else 3
+                transport.cleanup()
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        notifier.info({}, "fork.test", {"n": 2})
+        assert notifier.flush(30) == 0
+        counter.wait_distinct(3, TIMEOUT)
+        assert set(counter.seen) == {0, 1, 2}
+        # The child closed its own connections, not the parent's.
+        wait_for(
+            lambda: connections_on(vhost) == held_before, 30, "the child's connections to close"
+        )
+    finally:
+        listener.stop()
+        listener.wait()
+        transport.cleanup()
