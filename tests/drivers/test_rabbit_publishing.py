@@ -25,8 +25,11 @@ def vhost() -> Iterator[str]:
 
 
 def notify_many(conf: cfg.ConfigOpts, url: str, count: int) -> Counter:
+    return notify_many_on(conf, url, f"pipe-{uuid.uuid4().hex}", count)
+
+
+def notify_many_on(conf: cfg.ConfigOpts, url: str, topic: str, count: int) -> Counter:
     transport = messaging.get_notification_transport(conf, url)
-    topic = f"pipe-{uuid.uuid4().hex}"
     counter = Counter()
     listener = messaging.get_notification_listener(
         transport, [messaging.Target(topic=topic)], [counter]
@@ -95,3 +98,23 @@ def test_call_to_a_topic_nobody_serves_is_undeliverable_with_at_least_once(vhost
             client.cast({}, "anything")
     finally:
         transport.cleanup()
+
+
+def test_entities_declared_otherwise_by_another_service_are_used_as_they_are(
+    vhost: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A fleet where one service has amqp_durable_queues=true and another not still talks."""
+    topic = f"mixed-{uuid.uuid4().hex}"
+    durable = messaging.get_notification_transport(
+        make_conf(), rabbit_url(vhost) + "?amqp_durable_queues=true"
+    )
+    try:
+        notifier = messaging.Notifier(durable, "durable", driver="messagingv2", topics=[topic])
+        notifier.info({}, "mixed.test", {"n": 0})  # declares a durable exchange and queue
+        assert notifier.flush(30) == 0
+    finally:
+        durable.cleanup()
+    with caplog.at_level(logging.WARNING):
+        counter = notify_many_on(make_conf(), rabbit_url(vhost), topic, 5)
+    assert set(counter.seen) >= {0, 1, 2, 3, 4}
+    assert "exists on the broker with other properties" in caplog.text

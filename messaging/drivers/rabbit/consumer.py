@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import amqp
 import amqp.exceptions
 
+from messaging.drivers.rabbit.declare import Declarer
 from messaging.exceptions import TransportDriverError
 
 if TYPE_CHECKING:
@@ -217,29 +218,12 @@ class Subscription:
         with self._cond:
             self._buffer.clear()
         try:
+            declarer = Declarer(conn)
+            declarer.all(self.exchanges, self.queues, self.bindings)
+            declarer.close()
             channel = conn.channel()
             if self.prefetch:
                 channel.basic_qos(0, self.prefetch, False)
-            for exchange in self.exchanges:
-                if not exchange.name:
-                    continue  # the default exchange always exists
-                channel.exchange_declare(
-                    exchange.name,
-                    exchange.type,
-                    passive=exchange.passive,
-                    durable=exchange.durable,
-                    auto_delete=exchange.auto_delete,
-                )
-            for queue in self.queues:
-                channel.queue_declare(
-                    queue.name,
-                    durable=queue.durable,
-                    auto_delete=queue.auto_delete,
-                    exclusive=queue.exclusive,
-                    arguments=dict(queue.arguments) or None,
-                )
-            for binding in self.bindings:
-                channel.queue_bind(binding.queue, binding.exchange, binding.routing_key)
             self._generation = generation
             self._channel = channel
             for queue in self.queues:

@@ -26,6 +26,7 @@ import amqp
 import amqp.exceptions
 
 from messaging.drivers.base import attempts
+from messaging.drivers.rabbit.declare import Declarer
 from messaging.exceptions import MessageDeliveryFailure, MessageUndeliverable, TransportDriverError
 
 if TYPE_CHECKING:
@@ -88,6 +89,7 @@ class Publisher:
         self._unconfirmed: collections.OrderedDict[int, Publication] = collections.OrderedDict()
         self._declared: set[tuple[str, str]] = set()
         self._waiting: list[Publication] = []  # submitted while disconnected
+        self._declarer: Declarer | None = None
         self._in_flight: set[concurrent.futures.Future[None]] = set()
         self._in_flight_lock = threading.Condition()
         connection.add_observer(self)
@@ -186,7 +188,7 @@ class Publisher:
             return
         try:
             channel = self._ensure_channel(conn)
-            self._declare(channel, publication)
+            self._declare(conn, publication)
             message = amqp.Message(publication.body, **_amqp_properties(publication.properties))
             tag = self._next_tag
             self._next_tag += 1
@@ -213,33 +215,22 @@ class Publisher:
             )
             self._republish_unconfirmed()
 
-    def _declare(self, channel: amqp.Channel, publication: Publication) -> None:
+    def _declare(self, conn: amqp.Connection, publication: Publication) -> None:
+        if self._declarer is None:
+            self._declarer = Declarer(conn)
         exchange = publication.exchange
         if (
             exchange is not None
             and exchange.name
             and ("exchange", exchange.name) not in self._declared
         ):
-            channel.exchange_declare(
-                exchange.name,
-                exchange.type,
-                passive=exchange.passive,
-                durable=exchange.durable,
-                auto_delete=exchange.auto_delete,
-            )
+            self._declarer.exchange(exchange)
             self._declared.add(("exchange", exchange.name))
         queue = publication.queue
         if queue is not None and ("queue", queue.name) not in self._declared:
-            channel.queue_declare(
-                queue.name,
-                durable=queue.durable,
-                auto_delete=queue.auto_delete,
-                exclusive=queue.exclusive,
-                arguments=dict(queue.arguments) or None,
-            )
-            binding = publication.binding
-            if binding is not None:
-                channel.queue_bind(binding.queue, binding.exchange, binding.routing_key)
+            self._declarer.queue(queue)
+            if publication.binding is not None:
+                self._declarer.bind(publication.binding)
             self._declared.add(("queue", queue.name))
 
     def _republish_unconfirmed(self) -> None:
@@ -302,6 +293,7 @@ class Publisher:
     def on_connected(self, conn: amqp.Connection, generation: int) -> None:
         """Open a fresh channel and publish again what was not confirmed."""
         self._channel = None
+        self._declarer = None
         self._declared.clear()
         pending = list(self._unconfirmed.values()) + self._waiting
         self._unconfirmed.clear()

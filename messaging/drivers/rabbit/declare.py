@@ -1,0 +1,115 @@
+"""Declaring exchanges, queues and bindings, tolerant of what already exists.
+
+RabbitMQ refuses to declare an entity that exists with other properties
+(``PRECONDITION_FAILED - inequivalent arg 'durable'``...) and closes the
+channel. In a fleet where services disagree on ``amqp_durable_queues`` (or
+quorum settings), that would stop a service from working at all; oslo.messaging
+falls back to a non-durable declaration. Here the entity is used as it exists:
+the declaration is repeated passively (which only checks that it exists) on a
+new channel, with a warning naming the entity and the broker's complaint.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+import amqp
+import amqp.exceptions
+
+if TYPE_CHECKING:
+    from messaging.drivers.rabbit.topology import Binding, ExchangeSpec, QueueSpec
+
+__all__ = ["Declarer"]
+
+LOG = logging.getLogger(__name__)
+
+
+class Declarer:
+    """Declares on a channel of its own, replacing it when the broker closes it.
+
+    Args:
+        conn: the connection (used on its I/O thread only).
+    """
+
+    def __init__(self, conn: amqp.Connection) -> None:
+        self._conn = conn
+        self._channel: amqp.Channel | None = None
+
+    def _channel_now(self) -> amqp.Channel:
+        if self._channel is None or not self._channel.is_open:
+            self._channel = self._conn.channel()
+        return self._channel
+
+    def _tolerant(
+        self,
+        what: str,
+        declare: Callable[[amqp.Channel], object],
+        passive: Callable[[amqp.Channel], object],
+    ) -> None:
+        try:
+            declare(self._channel_now())
+        except amqp.exceptions.PreconditionFailed as exc:
+            self._channel = None  # the broker closed it
+            LOG.warning(
+                "%s exists on the broker with other properties (%s); using it as it is", what, exc
+            )
+            passive(self._channel_now())
+
+    def exchange(self, spec: ExchangeSpec) -> None:
+        """Declare an exchange (the default exchange ``""`` is never declared)."""
+        if not spec.name:
+            return
+        self._tolerant(
+            f"Exchange {spec.name!r}",
+            lambda ch: ch.exchange_declare(
+                spec.name,
+                spec.type,
+                passive=spec.passive,
+                durable=spec.durable,
+                auto_delete=spec.auto_delete,
+            ),
+            lambda ch: ch.exchange_declare(spec.name, spec.type, passive=True),
+        )
+
+    def queue(self, spec: QueueSpec) -> None:
+        """Declare a queue."""
+        self._tolerant(
+            f"Queue {spec.name!r}",
+            lambda ch: ch.queue_declare(
+                spec.name,
+                durable=spec.durable,
+                auto_delete=spec.auto_delete,
+                exclusive=spec.exclusive,
+                arguments=dict(spec.arguments) or None,
+            ),
+            lambda ch: ch.queue_declare(spec.name, passive=True),
+        )
+
+    def bind(self, binding: Binding) -> None:
+        """Bind a queue to an exchange."""
+        self._channel_now().queue_bind(binding.queue, binding.exchange, binding.routing_key)
+
+    def all(
+        self,
+        exchanges: Sequence[ExchangeSpec],
+        queues: Sequence[QueueSpec],
+        bindings: Sequence[Binding],
+    ) -> None:
+        """Declare everything, in order: exchanges, queues, bindings."""
+        for exchange in exchanges:
+            self.exchange(exchange)
+        for queue in queues:
+            self.queue(queue)
+        for binding in bindings:
+            self.bind(binding)
+
+    def close(self) -> None:
+        """Close the declaring channel."""
+        channel, self._channel = self._channel, None
+        if channel is not None and channel.is_open:
+            try:
+                channel.close()
+            except amqp.exceptions.ChannelError:
+                LOG.debug("Could not close a declaring channel cleanly", exc_info=True)
