@@ -100,6 +100,7 @@ class Subscription:
         self._channel: amqp.Channel | None = None
         self._generation = 0
         self._ready = threading.Event()
+        self._consumer_tags: list[str] = []
         self.error: BaseException | None = None
         connection.add_observer(self)
 
@@ -181,6 +182,13 @@ class Subscription:
         channel, self._channel = self._channel, None
         if channel is None or not channel.is_open:
             return
+        try:
+            # Cancel first, so that nothing is delivered while the channel closes.
+            for tag in self._consumer_tags:
+                channel.basic_cancel(tag)
+        except amqp.exceptions.ChannelError:
+            LOG.debug("Could not cancel consuming cleanly", exc_info=True)
+            return
         for queue in self.delete_on_close:
             try:
                 channel.queue_delete(queue)
@@ -226,10 +234,13 @@ class Subscription:
                 channel.basic_qos(0, self.prefetch, False)
             self._generation = generation
             self._channel = channel
+            self._consumer_tags = []
             for queue in self.queues:
+                tag = str(next(_tags))
+                self._consumer_tags.append(tag)
                 channel.basic_consume(
                     queue.name,
-                    consumer_tag=str(next(_tags)),
+                    consumer_tag=tag,
                     callback=self._on_message,
                     no_ack=self.no_ack,
                     arguments=self.consumer_arguments,
