@@ -8,7 +8,8 @@ virtual host. Run it with either library:
     python benchmarks/connection_count.py                 # messaging
     $OSLO_VENV/bin/python benchmarks/connection_count.py --impl oslo_messaging
 
-($OSLO_VENV: the interop tests' virtualenv, ~/.cache/messaging-interop/oslo-venv). Prints figures; asserts nothing.
+($OSLO_VENV: the interop tests' virtualenv, ~/.cache/messaging-interop/oslo-venv).
+Prints figures; asserts nothing.
 """
 
 from __future__ import annotations
