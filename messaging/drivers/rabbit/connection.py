@@ -94,6 +94,7 @@ class AmqpConnection:
         self._host_cycle = itertools.cycle(range(len(self._hosts)))
         self._lock = threading.Lock()
         self._commands: collections.deque[_Command] = collections.deque()
+        self._wake_pending = False
         self._waiting: list[_Command] = []  # commands that need the connection back
         self._observers: list[ConnectionObserver] = []
         self._wake_r, self._wake_w = os.pipe()
@@ -136,27 +137,39 @@ class AmqpConnection:
         While the connection is down the work waits for it to come back; it fails
         only when the connection is closed for good.
         """
-        command = _Command(fn, needs_connection=True)
-        self._enqueue(command)
-        return command.future
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        self._enqueue(_Command(fn, needs_connection=True, future=future))
+        return future
 
     def submit_raw(self, fn: Callable[[], None]) -> concurrent.futures.Future[None]:
         """Run ``fn()`` on the I/O thread, connected or not."""
-        command = _Command(lambda _conn: fn(), needs_connection=False)
-        self._enqueue(command)
-        return command.future
+        future: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._enqueue(_Command(lambda _conn: fn(), needs_connection=False, future=future))
+        return future
+
+    def post(self, fn: Callable[[], None]) -> None:
+        """Run ``fn()`` on the I/O thread, connected or not, without a future (cheapest).
+
+        Errors are logged (connection errors also start a reconnection).
+        """
+        self._enqueue(_Command(lambda _conn: fn(), needs_connection=False))
 
     def _enqueue(self, command: _Command) -> None:
-        with self._lock:
-            if self._closing.is_set():
-                command.future.set_exception(
-                    amqp.exceptions.RecoverableConnectionError(f"{self.name}: connection closed")
-                )
-                return
-            self._commands.append(command)
-            if self._thread is None or self._pid != os.getpid():
-                self._start_thread()
-        self._wake()
+        if self._closing.is_set() or self._thread is None or self._pid != os.getpid():
+            with self._lock:
+                if self._closing.is_set():
+                    command.fail(
+                        amqp.exceptions.RecoverableConnectionError(
+                            f"{self.name}: connection closed"
+                        )
+                    )
+                    return
+                if self._thread is None or self._pid != os.getpid():
+                    self._start_thread()
+        self._commands.append(command)  # deque.append is atomic: no lock needed
+        if not self._wake_pending:
+            self._wake_pending = True
+            self._wake()
 
     def _start_thread(self) -> None:
         self._pid = os.getpid()
@@ -230,6 +243,9 @@ class AmqpConnection:
         return bool(readable)
 
     def _drain_wake(self) -> None:
+        # Cleared before the commands run: a command added after this point either
+        # sees the flag down and writes to the pipe, or is run by this round.
+        self._wake_pending = False
         try:
             while os.read(self._wake_r, 4096):
                 pass
@@ -238,10 +254,10 @@ class AmqpConnection:
 
     def _run_commands(self) -> None:
         while True:
-            with self._lock:
-                if not self._commands:
-                    return
+            try:
                 command = self._commands.popleft()
+            except IndexError:
+                return
             if command.needs_connection and self._conn is None:
                 self._waiting.append(command)
                 continue
@@ -348,8 +364,7 @@ class AmqpConnection:
                 self._lost(exc)
                 return False
         waiting, self._waiting = self._waiting, []
-        with self._lock:
-            self._commands.extendleft(reversed(waiting))
+        self._commands.extendleft(reversed(waiting))
         return True
 
     def _lost(self, error: BaseException) -> None:
@@ -384,7 +399,7 @@ class AmqpConnection:
             leftover = self._waiting + list(self._commands)
             self._waiting, self._commands = [], collections.deque()
         for command in leftover:
-            command.future.set_exception(
+            command.fail(
                 amqp.exceptions.RecoverableConnectionError(f"{self.name}: connection closed")
             )
         conn, self._conn = self._conn, None
@@ -397,24 +412,45 @@ class AmqpConnection:
 
 
 class _Command:
-    """Work for the I/O thread, and the future its caller waits on."""
+    """Work for the I/O thread, and the future its caller may wait on."""
 
-    def __init__(self, fn: Callable[[Any], Any], needs_connection: bool) -> None:
+    __slots__ = ("fn", "future", "needs_connection")
+
+    def __init__(
+        self,
+        fn: Callable[[Any], Any],
+        needs_connection: bool,
+        future: concurrent.futures.Future[Any] | None = None,
+    ) -> None:
         self.fn = fn
         self.needs_connection = needs_connection
-        self.future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        self.future = future
+
+    def fail(self, error: BaseException) -> None:
+        """Fail the command without running it."""
+        if self.future is not None and self.future.set_running_or_notify_cancel():
+            self.future.set_exception(error)
 
     def run(self, conn: amqp.Connection | None) -> None:
         """Run the work and settle the future; connection errors are re-raised after."""
-        if not self.future.set_running_or_notify_cancel():
+        future = self.future
+        if future is None:
+            try:
+                self.fn(conn)
+            except CONNECTION_ERRORS:
+                raise
+            except Exception:
+                LOG.exception("A task of the AMQP I/O thread failed")
+            return
+        if not future.set_running_or_notify_cancel():
             return
         try:
-            self.future.set_result(self.fn(conn))
+            future.set_result(self.fn(conn))
         except CONNECTION_ERRORS as exc:
-            self.future.set_exception(exc)
+            future.set_exception(exc)
             raise
         except BaseException as exc:
-            self.future.set_exception(exc)
+            future.set_exception(exc)
 
 
 def _bracket(hostname: str) -> str:

@@ -15,10 +15,10 @@ connection attempts is spent, in which case its caller gets
 from __future__ import annotations
 
 import collections
-import concurrent.futures
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +36,39 @@ if TYPE_CHECKING:
 __all__ = ["Publication", "Publisher"]
 
 LOG = logging.getLogger(__name__)
+
+
+class Outcome:
+    """How a publication ended: confirmed, or failed with an error. Cheap to make.
+
+    A thread may wait for it; a callback may be told (on the I/O thread).
+    """
+
+    __slots__ = ("_lock", "callback", "done", "error")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lock.acquire()
+        self.done = False
+        self.error: BaseException | None = None
+        self.callback: Callable[[Outcome], None] | None = None
+
+    def settle(self, error: BaseException | None = None) -> None:
+        """Record the end (the first one counts) and wake the waiter."""
+        if self.done:
+            return
+        self.done = True
+        self.error = error
+        self._lock.release()
+        if self.callback is not None:
+            self.callback(self)
+
+    def wait(self, timeout: float | None) -> bool:
+        """Wait for the end; False after ``timeout``."""
+        if self._lock.acquire(timeout=-1 if timeout is None else timeout):
+            self._lock.release()
+            return True
+        return False
 
 
 @dataclass(eq=False)
@@ -62,7 +95,7 @@ class Publication:
     queue: QueueSpec | None = None
     binding: Binding | None = None
     retry: int | None = None
-    future: concurrent.futures.Future[None] = field(default_factory=concurrent.futures.Future)
+    outcome: Outcome = field(default_factory=Outcome)
     attempts_left: float = 0.0
     returned: BaseException | None = None
 
@@ -90,7 +123,8 @@ class Publisher:
         self._declared: set[tuple[str, str]] = set()
         self._waiting: list[Publication] = []  # submitted while disconnected
         self._declarer: Declarer | None = None
-        self._in_flight: set[concurrent.futures.Future[None]] = set()
+        self._in_flight = 0  # messages handed over by publish_async, not yet settled
+        self._in_flight_waiters = 0
         self._in_flight_lock = threading.Condition()
         connection.add_observer(self)
 
@@ -104,16 +138,17 @@ class Publisher:
                 retry budget, refused the message, or did not confirm in time.
             MessageUndeliverable: a mandatory message was routed to no queue.
         """
-        self.connection.submit_raw(lambda: self._start(publication))
-        try:
-            publication.future.result(timeout)
-        except concurrent.futures.TimeoutError:
+        self.connection.post(lambda: self._write(publication))
+        outcome = publication.outcome
+        if not outcome.wait(timeout):
             blocked = self.connection.blocked
             raise MessageDeliveryFailure(
                 f"No confirm from the broker within {timeout} s for the message to "
                 f"{publication.describe()}"
                 + (f" (the broker has blocked the connection: {blocked})" if blocked else "")
-            ) from None
+            )
+        if outcome.error is not None:
+            raise outcome.error
 
     def publish_async(self, publication: Publication, depth: int, timeout: float) -> None:
         """Hand a message over without waiting for its confirm; failures are logged.
@@ -125,29 +160,39 @@ class Publisher:
         Raises:
             MessageDeliveryFailure: no room freed up within ``timeout``.
         """
-        deadline = time.monotonic() + timeout
         with self._in_flight_lock:
-            while len(self._in_flight) >= depth:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
+            if self._in_flight >= depth:
+                self._wait_in_flight(depth - 1, time.monotonic() + timeout)
+                if self._in_flight >= depth:
                     raise MessageDeliveryFailure(
-                        f"{len(self._in_flight)} messages have awaited the broker's confirm for "
+                        f"{self._in_flight} messages have awaited the broker's confirm for "
                         f"{timeout} s; not sending more to {publication.describe()}"
                     )
-                self._in_flight_lock.wait(remaining)
-            self._in_flight.add(publication.future)
-        publication.future.add_done_callback(lambda f: self._async_done(f, publication))
-        self.connection.submit_raw(lambda: self._start(publication))
+            self._in_flight += 1
+        publication.outcome.callback = lambda outcome: self._async_done(outcome, publication)
+        self.connection.post(lambda: self._write(publication))
 
-    def _async_done(
-        self, future: concurrent.futures.Future[None], publication: Publication
-    ) -> None:
+    def _wait_in_flight(self, at_most: int, deadline: float | None) -> None:
+        # Called with _in_flight_lock held.
+        self._in_flight_waiters += 1
+        try:
+            while self._in_flight > at_most:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return
+                self._in_flight_lock.wait(remaining)
+        finally:
+            self._in_flight_waiters -= 1
+
+    def _async_done(self, outcome: Outcome, publication: Publication) -> None:
         with self._in_flight_lock:
-            self._in_flight.discard(future)
-            self._in_flight_lock.notify_all()
-        error = future.exception()
-        if error is not None:
-            LOG.error("A message to %s could not be delivered: %s", publication.describe(), error)
+            self._in_flight -= 1
+            if self._in_flight_waiters:
+                self._in_flight_lock.notify_all()
+        if outcome.error is not None:
+            LOG.error(
+                "A message to %s could not be delivered: %s", publication.describe(), outcome.error
+            )
 
     def flush(self, timeout: float | None) -> int:
         """Wait until every message handed over by :meth:`publish_async` is settled.
@@ -157,17 +202,10 @@ class Publisher:
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._in_flight_lock:
-            while self._in_flight:
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    break
-                self._in_flight_lock.wait(remaining)
-            return len(self._in_flight)
+            self._wait_in_flight(0, deadline)
+            return self._in_flight
 
     # -- the I/O thread ----------------------------------------------------------------------
-
-    def _start(self, publication: Publication) -> None:
-        self._write(publication)
 
     def _ensure_channel(self, conn: amqp.Connection) -> amqp.Channel:
         if self._channel is None or not self._channel.is_open:
@@ -262,8 +300,8 @@ class Publisher:
                         publication.body,
                     ),
                 )
-            elif not publication.future.done():
-                publication.future.set_result(None)
+            else:
+                publication.outcome.settle()
 
     def _on_ack(self, delivery_tag: int, multiple: bool) -> None:
         self._settle(delivery_tag, multiple, ok=True)
@@ -353,5 +391,4 @@ def _fail(
 ) -> None:
     if cause is not None:
         error.__cause__ = cause
-    if not publication.future.done():
-        publication.future.set_exception(error)
+    publication.outcome.settle(error)
