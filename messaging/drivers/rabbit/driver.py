@@ -127,6 +127,9 @@ class RabbitDriver(base.Driver):
     @property
     def broker(self) -> BrokerConnections:
         """This process's connections to the broker (opened on first use)."""
+        broker = self._broker
+        if broker is not None and self._pid == os.getpid():
+            return broker  # the common case, without the lock
         with self._lock:
             if self._broker is None or self._pid != os.getpid():
                 # In a forked child the parent's connections are not ours to use.
