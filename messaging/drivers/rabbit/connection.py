@@ -53,6 +53,7 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
 )
 DEFAULT_PORT = 5672
 _IDLE_TICK = 1.0
+_FLUSH_FRAMES = 64
 
 
 class ConnectionObserver(Protocol):
@@ -95,6 +96,7 @@ class AmqpConnection:
         self._lock = threading.Lock()
         self._commands: collections.deque[_Command] = collections.deque()
         self._wake_pending = False
+        self._out: list[bytes] = []  # frames held by write_buffered until the round ends
         self._waiting: list[_Command] = []  # commands that need the connection back
         self._observers: list[ConnectionObserver] = []
         self._wake_r, self._wake_w = os.pipe()
@@ -252,7 +254,42 @@ class AmqpConnection:
         except (BlockingIOError, OSError):
             pass
 
+    def write_buffered(self, fn: Callable[[], T]) -> T:
+        """On the I/O thread: run ``fn`` with its socket writes held until the round ends.
+
+        Messages published one after the other then leave in one ``send()``
+        instead of one each. Only for writes that wait for no answer.
+        """
+        conn = self._conn
+        if conn is None:
+            return fn()
+        transport = conn.transport
+        original = transport._write
+        out = self._out
+        # py-amqp hands over a view of a buffer it reuses: keep a copy.
+        transport._write = lambda data: out.append(bytes(data))
+        try:
+            return fn()
+        finally:
+            transport._write = original
+            if len(out) >= _FLUSH_FRAMES:
+                self._flush_out()
+
+    def _flush_out(self) -> None:
+        if not self._out:
+            return
+        data, self._out[:] = b"".join(self._out), []
+        conn = self._conn
+        if conn is not None:
+            conn.transport._write(data)
+
     def _run_commands(self) -> None:
+        try:
+            self._run_commands_unflushed()
+        finally:
+            self._flush_out()
+
+    def _run_commands_unflushed(self) -> None:
         while True:
             try:
                 command = self._commands.popleft()
@@ -363,6 +400,7 @@ class AmqpConnection:
             except CONNECTION_ERRORS as exc:
                 self._lost(exc)
                 return False
+        self._flush_out()
         waiting, self._waiting = self._waiting, []
         self._commands.extendleft(reversed(waiting))
         return True
@@ -372,6 +410,7 @@ class AmqpConnection:
         if conn is None:
             return
         self._conn = None
+        self._out.clear()  # unsent frames: their messages are unconfirmed and go again
         self._connected.clear()
         LOG.error("[%s] AMQP connection lost: %s; reconnecting", self.connection_name, error)
         self._close_quietly(conn)

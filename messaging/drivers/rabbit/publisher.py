@@ -231,11 +231,13 @@ class Publisher:
             tag = self._next_tag
             self._next_tag += 1
             self._unconfirmed[tag] = publication
-            channel.basic_publish(
-                message,
-                exchange=publication.exchange.name if publication.exchange else "",
-                routing_key=publication.routing_key,
-                mandatory=publication.mandatory,
+            self.connection.write_buffered(
+                lambda: channel.basic_publish(
+                    message,
+                    exchange=publication.exchange.name if publication.exchange else "",
+                    routing_key=publication.routing_key,
+                    mandatory=publication.mandatory,
+                )
             )
         except amqp.exceptions.ChannelError as exc:
             # The broker closed the channel (a declaration it refused...): fail this
