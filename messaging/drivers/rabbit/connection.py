@@ -245,14 +245,15 @@ class AmqpConnection:
         return bool(readable)
 
     def _drain_wake(self) -> None:
-        # Cleared before the commands run: a command added after this point either
-        # sees the flag down and writes to the pipe, or is run by this round.
-        self._wake_pending = False
         try:
             while os.read(self._wake_r, 4096):
                 pass
-        except (BlockingIOError, OSError):
+        except OSError:  # BlockingIOError: the pipe is empty
             pass
+        # Lowered only once the pipe is empty, and before the commands run: a
+        # command added after this point either sees the flag down and writes
+        # to the pipe, or is run by this round.
+        self._wake_pending = False
 
     def write_buffered(self, fn: Callable[[], T]) -> T:
         """On the I/O thread: run ``fn`` with its socket writes held until the round ends.
