@@ -97,6 +97,10 @@ class AmqpConnection:
         self._commands: collections.deque[_Command] = collections.deque()
         self._wake_pending = False
         self._out: list[bytes] = []  # frames held by write_buffered until the round ends
+        self._in_round = False
+        # Held by the I/O thread while it uses the connection (not while it waits in
+        # select), and by a caller thread that uses it directly (try_direct).
+        self.io_lock = threading.RLock()
         self._waiting: list[_Command] = []  # commands that need the connection back
         self._observers: list[ConnectionObserver] = []
         self._wake_r, self._wake_w = os.pipe()
@@ -148,6 +152,31 @@ class AmqpConnection:
         future: concurrent.futures.Future[None] = concurrent.futures.Future()
         self._enqueue(_Command(lambda _conn: fn(), needs_connection=False, future=future))
         return future
+
+    def try_direct(self, fn: Callable[[], None]) -> bool:
+        """Run ``fn()`` in the calling thread if the connection is up and idle.
+
+        Saves the hand-over to the I/O thread (a thread wake-up each way) when
+        nothing else is going on; returns False, having done nothing, when the
+        I/O thread is busy, work is queued for it (so that one thread's
+        messages keep their order), or the connection is down.
+        """
+        conn = self._conn
+        if conn is None or self._commands or self._closing.is_set() or self._pid != os.getpid():
+            return False
+        if not self.io_lock.acquire(blocking=False):
+            return False
+        try:
+            if self._conn is not conn or self._commands:
+                return False
+            try:
+                fn()
+            except CONNECTION_ERRORS as exc:
+                error = exc
+                self.post(lambda: self._lost_if(conn, error))
+            return True
+        finally:
+            self.io_lock.release()
 
     def post(self, fn: Callable[[], None]) -> None:
         """Run ``fn()`` on the I/O thread, connected or not, without a future (cheapest).
@@ -223,20 +252,25 @@ class AmqpConnection:
         delay = float(self.settings.rabbit_retry_interval)
         while not self._closing.is_set():
             if self._conn is None:
-                if not self._connect_once():
+                with self.io_lock:
+                    connected = self._connect_once()
+                if not connected:
                     self._wait_wake(delay)
                     delay = min(
                         delay + float(self.settings.rabbit_retry_backoff),
                         float(self.settings.rabbit_interval_max),
                     )
-                    self._run_commands()
+                    with self.io_lock:
+                        self._run_commands()
                     continue
                 delay = float(self.settings.rabbit_retry_interval)
             try:
                 self._serve_once()
             except CONNECTION_ERRORS as exc:
-                self._lost(exc)
-        self._shutdown()
+                with self.io_lock:
+                    self._lost(exc)
+        with self.io_lock:
+            self._shutdown()
 
     def _wait_wake(self, timeout: float) -> bool:
         readable, _, _ = select.select([self._wake_r], [], [], timeout)
@@ -262,7 +296,7 @@ class AmqpConnection:
         instead of one each. Only for writes that wait for no answer.
         """
         conn = self._conn
-        if conn is None:
+        if conn is None or not self._in_round:
             return fn()
         transport = conn.transport
         original = transport._write
@@ -285,9 +319,11 @@ class AmqpConnection:
             conn.transport._write(data)
 
     def _run_commands(self) -> None:
+        self._in_round = True
         try:
             self._run_commands_unflushed()
         finally:
+            self._in_round = False
             self._flush_out()
 
     def _run_commands_unflushed(self) -> None:
@@ -308,17 +344,19 @@ class AmqpConnection:
         conn = self._conn
         assert conn is not None
         sock = conn.sock
+        readable: list[Any] = []
         if not self._buffered(conn):
             tick = self._heartbeat_tick()
             readable, _, _ = select.select([sock, self._wake_r], [], [], tick)
+        with self.io_lock:
             if self._wake_r in readable:
                 self._drain_wake()
-        self._run_commands()
-        if self._conn is not conn:
-            return
-        self._drain(conn)
-        if self._conn is conn and conn.heartbeat:
-            conn.heartbeat_tick(rate=self.settings.heartbeat_rate)
+            self._run_commands()
+            if self._conn is not conn:
+                return
+            self._drain(conn)
+            if self._conn is conn and conn.heartbeat:
+                conn.heartbeat_tick(rate=self.settings.heartbeat_rate)
 
     def _heartbeat_tick(self) -> float:
         threshold = float(self.settings.heartbeat_timeout_threshold)
@@ -405,6 +443,10 @@ class AmqpConnection:
         waiting, self._waiting = self._waiting, []
         self._commands.extendleft(reversed(waiting))
         return True
+
+    def _lost_if(self, conn: amqp.Connection, error: BaseException) -> None:
+        if self._conn is conn:
+            self._lost(error)
 
     def _lost(self, error: BaseException) -> None:
         conn = self._conn

@@ -135,8 +135,11 @@ class Subscription:
         self._settle_later(delivery, requeue=True)
 
     def _settle_later(self, delivery: Delivery, requeue: bool | None) -> None:
+        settle = lambda: self._settle(delivery, requeue)  # noqa: E731
+        if self.connection.try_direct(settle):
+            return
         try:
-            self.connection.submit_raw(lambda: self._settle(delivery, requeue))
+            self.connection.post(settle)
         except Exception:
             LOG.debug("Could not settle a delivery of %s: connection closed", delivery.queue)
 

@@ -255,7 +255,14 @@ class RabbitDriver(base.Driver):
             body = wire.encode_request(
                 ctxt, message, msg_id, replies.queue_name, call_monitor_timeout
             ).encode("utf-8")
-            self._publish_request(broker, spec, body, properties, mandatory, retry)
+            # The reply (or a failure to publish) ends the wait: no need to wait for
+            # the request's confirm first, which would cost the caller a wake-up.
+            broker.publisher.publish_then(
+                Publication(
+                    spec.exchange, spec.routing_key, body, properties, mandatory, retry=retry
+                ),
+                lambda error: replies.send_failed(box, error),
+            )
             where = f"method {message.get('method')!r} on topic {topic!r}"
             if target.server:
                 where += f", server {target.server!r}"

@@ -138,7 +138,7 @@ class Publisher:
                 retry budget, refused the message, or did not confirm in time.
             MessageUndeliverable: a mandatory message was routed to no queue.
         """
-        self.connection.post(lambda: self._write(publication))
+        self._send(publication)
         outcome = publication.outcome
         if not outcome.wait(timeout):
             blocked = self.connection.blocked
@@ -149,6 +149,27 @@ class Publisher:
             )
         if outcome.error is not None:
             raise outcome.error
+
+    def _send(self, publication: Publication) -> None:
+        write = lambda: self._write(publication)  # noqa: E731
+        if not self.connection.try_direct(write):
+            self.connection.post(write)
+
+    def publish_then(
+        self, publication: Publication, on_failure: Callable[[BaseException], None]
+    ) -> None:
+        """Publish without waiting; ``on_failure`` is called (on the I/O thread) if it fails.
+
+        For RPC calls: the caller waits for the reply instead of the confirm, and a
+        failure to publish ends that wait.
+        """
+
+        def settled(outcome: Outcome) -> None:
+            if outcome.error is not None:
+                on_failure(outcome.error)
+
+        publication.outcome.callback = settled
+        self._send(publication)
 
     def publish_async(self, publication: Publication, depth: int, timeout: float) -> None:
         """Hand a message over without waiting for its confirm; failures are logged.
@@ -170,7 +191,7 @@ class Publisher:
                     )
             self._in_flight += 1
         publication.outcome.callback = lambda outcome: self._async_done(outcome, publication)
-        self.connection.post(lambda: self._write(publication))
+        self._send(publication)
 
     def _wait_in_flight(self, at_most: int, deadline: float | None) -> None:
         # Called with _in_flight_lock held.

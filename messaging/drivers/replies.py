@@ -1,0 +1,130 @@
+"""RPC replies routed to their waiting callers by ``_msg_id``, whatever the driver.
+
+A driver consumes its reply queue however it likes and hands every body it
+receives to :meth:`ReplyWaiters.deliver`; each calling thread waits on its own
+box with :meth:`ReplyWaiters.wait`, which honours the call's ``timeout`` and
+``call_monitor_timeout`` (heartbeats, replies with ``ending`` false, push the
+monitor deadline back). A reply nobody waits for any more (its caller timed
+out) is logged and dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from messaging import wire
+from messaging.exceptions import MessagingTimeout
+
+__all__ = ["SEND_FAILED", "ReplyWaiters"]
+
+LOG = logging.getLogger(__name__)
+_WARN_WAITERS = 10
+#: What :meth:`ReplyWaiters.send_failed` puts in a box: the request never left.
+SEND_FAILED = "__send_failed__"
+
+
+class ReplyWaiters:
+    """The calls waiting for a reply on one reply queue.
+
+    Args:
+        queue_name: the reply queue, for messages.
+    """
+
+    def __init__(self, queue_name: str) -> None:
+        self.queue_name = queue_name
+        self._waiters: dict[str, queue.SimpleQueue[dict[str, Any]]] = {}
+        self._lock = threading.Lock()
+        self._warn_at = _WARN_WAITERS
+
+    def register(self, msg_id: str) -> queue.SimpleQueue[dict[str, Any]]:
+        """Start waiting for the replies to ``msg_id`` (before the request is sent)."""
+        box: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
+        with self._lock:
+            self._waiters[msg_id] = box
+            if len(self._waiters) > self._warn_at:
+                LOG.warning(
+                    "%d calls are waiting for a reply at once on %s",
+                    len(self._waiters),
+                    self.queue_name,
+                )
+                self._warn_at *= 2
+        return box
+
+    def unregister(self, msg_id: str) -> None:
+        """Stop waiting for ``msg_id``."""
+        with self._lock:
+            self._waiters.pop(msg_id, None)
+
+    @staticmethod
+    def send_failed(box: queue.SimpleQueue[dict[str, Any]], error: BaseException) -> None:
+        """End a call's wait with ``error``: its request could not be sent."""
+        box.put({SEND_FAILED: error})
+
+    def deliver(self, body: bytes | str) -> None:
+        """Hand a received reply body to the thread waiting for its ``_msg_id``; never raises."""
+        try:
+            decoded = wire.decode(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            LOG.error("Dropping a malformed reply on %s: %s: %r", self.queue_name, exc, body[:200])
+            return
+        msg_id = decoded.msg_id
+        with self._lock:
+            box = self._waiters.get(msg_id or "")
+        if box is None:
+            LOG.info("No calling threads waiting for msg_id : %s", msg_id)
+            return
+        box.put(decoded.message)
+
+    def wait(
+        self,
+        box: queue.SimpleQueue[dict[str, Any]],
+        timeout: float | None,
+        call_monitor_timeout: float | None,
+        allowed_remote_exmods: Sequence[str],
+        describe: str,
+    ) -> Any:
+        """Wait for the final reply; heartbeats extend the call-monitor deadline.
+
+        Raises:
+            MessagingTimeout: no reply within ``timeout``, or no heartbeat within
+                ``call_monitor_timeout``; ``describe`` says which call.
+            Exception: the remote failure, rebuilt.
+        """
+        now = time.monotonic()
+        deadline = None if timeout is None else now + timeout
+        monitor = None if not call_monitor_timeout else now + call_monitor_timeout
+        result: Any = None
+        while True:
+            limits = [t for t in (deadline, monitor) if t is not None]
+            remaining = None if not limits else min(limits) - time.monotonic()
+            try:
+                if remaining is not None and remaining <= 0:
+                    raise queue.Empty
+                reply = box.get(timeout=remaining)
+            except queue.Empty:
+                if monitor is not None and (deadline is None or monitor < deadline):
+                    raise MessagingTimeout(
+                        f"{describe}: no heartbeat or reply within call_monitor_timeout "
+                        f"{call_monitor_timeout}s; timeout {timeout}s, "
+                        f"reply queue {self.queue_name}"
+                    ) from None
+                raise MessagingTimeout(
+                    f"{describe}: no reply within {timeout}s; timeout {timeout}s, "
+                    f"reply queue {self.queue_name}"
+                ) from None
+            error = reply.get(SEND_FAILED)
+            if error is not None:
+                raise error
+            if reply.get("failure"):
+                raise wire.deserialize_failure(reply["failure"], allowed_remote_exmods)
+            if reply.get("result") is not None:
+                result = reply["result"]
+            if reply.get("ending", True):
+                return result
+            if call_monitor_timeout:
+                monitor = time.monotonic() + call_monitor_timeout
