@@ -118,3 +118,29 @@ def test_entities_declared_otherwise_by_another_service_are_used_as_they_are(
         counter = notify_many_on(make_conf(), rabbit_url(vhost), topic, 5)
     assert set(counter.seen) >= {0, 1, 2, 3, 4}
     assert "exists on the broker with other properties" in caplog.text
+
+
+def test_compressed_bodies_are_sent_and_read(vhost: str) -> None:
+    """kombu_compression=gzip (an oslo option) on the sender; a default listener reads it."""
+    topic = f"gzip-{uuid.uuid4().hex}"
+    counter = Counter()
+    listener_transport = messaging.get_notification_transport(make_conf(), rabbit_url(vhost))
+    listener = messaging.get_notification_listener(
+        listener_transport, [messaging.Target(topic=topic)], [counter]
+    )
+    listener.start()
+    sender = messaging.get_notification_transport(
+        make_conf(), rabbit_url(vhost) + "?kombu_compression=gzip"
+    )
+    try:
+        notifier = messaging.Notifier(sender, "gzip", driver="messagingv2", topics=[topic])
+        for n in range(20):
+            notifier.info({}, "gzip.test", {"n": n, "text": "x" * 500})
+        assert notifier.flush(30) == 0
+        counter.wait_distinct(20, 30)
+    finally:
+        sender.cleanup()
+        listener.stop()
+        listener.wait()
+        listener_transport.cleanup()
+    assert set(counter.seen) == set(range(20))

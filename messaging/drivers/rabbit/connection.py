@@ -114,6 +114,7 @@ class AmqpConnection:
         self._connected = threading.Event()
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
+        self._retry_delay = float(settings.rabbit_retry_interval)
         self.connection_name = f"{name}:{os.getpid()}:{uuid.uuid4()}"
 
     # -- threads other than the I/O thread -----------------------------------------------
@@ -249,21 +250,21 @@ class AmqpConnection:
     # -- the I/O thread ----------------------------------------------------------------
 
     def _run(self) -> None:
-        delay = float(self.settings.rabbit_retry_interval)
+        self._retry_delay = float(self.settings.rabbit_retry_interval)
         while not self._closing.is_set():
             if self._conn is None:
                 with self.io_lock:
                     connected = self._connect_once()
                 if not connected:
-                    self._wait_wake(delay)
-                    delay = min(
-                        delay + float(self.settings.rabbit_retry_backoff),
+                    self._wait_wake(self._retry_delay)
+                    self._retry_delay = min(
+                        self._retry_delay + float(self.settings.rabbit_retry_backoff),
                         float(self.settings.rabbit_interval_max),
                     )
                     with self.io_lock:
                         self._run_commands()
                     continue
-                delay = float(self.settings.rabbit_retry_interval)
+                self._retry_delay = float(self.settings.rabbit_retry_interval)
             try:
                 self._serve_once()
             except CONNECTION_ERRORS as exc:
@@ -423,7 +424,7 @@ class AmqpConnection:
                 self.connection_name,
                 address,
                 exc,
-                self.settings.rabbit_retry_interval,
+                self._retry_delay,
             )
             for observer in list(self._observers):
                 observer.on_connect_failed(exc)

@@ -16,7 +16,7 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -57,6 +57,17 @@ class Delivery:
     queue: str
 
 
+def _decompress(body: bytes, content_type: str) -> bytes:
+    # Services with kombu_compression set send compressed bodies, marked in a header.
+    from kombu import compression
+
+    try:
+        return bytes(compression.decompress(body, content_type))  # type: ignore[no-untyped-call]
+    except Exception as exc:  # the body stays as it came; decoding reports the error
+        LOG.error("Cannot decompress a message body compressed with %s: %s", content_type, exc)
+        return body
+
+
 class Subscription:
     """Consumes some queues for one listener.
 
@@ -66,7 +77,7 @@ class Subscription:
         queues: queues to declare and consume.
         bindings: bindings to declare.
         prefetch: how many unacknowledged deliveries the broker may send (0: no limit).
-        consumer_arguments: ``basic.consume`` arguments.
+        consumer_arguments: ``basic.consume`` arguments, by queue name.
         no_ack: let the broker forget messages as it sends them.
         on_delivery: called on the I/O thread for each delivery instead of buffering it.
         delete_on_close: queues to delete when the subscription closes.
@@ -79,7 +90,7 @@ class Subscription:
         queues: Sequence[QueueSpec],
         bindings: Sequence[Binding],
         prefetch: int = 0,
-        consumer_arguments: dict[str, Any] | None = None,
+        consumer_arguments: Mapping[str, dict[str, Any]] | None = None,
         no_ack: bool = False,
         on_delivery: Callable[[Delivery], None] | None = None,
         delete_on_close: Sequence[str] = (),
@@ -89,7 +100,7 @@ class Subscription:
         self.queues = list(queues)
         self.bindings = list(bindings)
         self.prefetch = prefetch
-        self.consumer_arguments = consumer_arguments
+        self.consumer_arguments = dict(consumer_arguments or {})
         self.no_ack = no_ack
         self.on_delivery = on_delivery
         self.delete_on_close = list(delete_on_close)
@@ -205,11 +216,15 @@ class Subscription:
 
     def _on_message(self, message: amqp.Message) -> None:
         info = message.delivery_info
+        body = message.body if isinstance(message.body, bytes) else bytes(message.body, "utf-8")
+        compression = (message.headers or {}).get("compression")
+        if compression:
+            body = _decompress(body, compression)
         delivery = Delivery(
             self._generation,
             message.channel,
             info["delivery_tag"],
-            message.body if isinstance(message.body, bytes) else bytes(message.body, "utf-8"),
+            body,
             bool(info.get("redelivered")),
             info.get("routing_key", ""),
         )
@@ -246,7 +261,7 @@ class Subscription:
                     consumer_tag=tag,
                     callback=self._on_message,
                     no_ack=self.no_ack,
-                    arguments=self.consumer_arguments,
+                    arguments=self.consumer_arguments.get(queue.name) or None,
                 )
         except amqp.exceptions.ChannelError as exc:
             names = [q.name for q in self.queues]

@@ -61,7 +61,7 @@ class BrokerConnections:
         self.settings = settings
         self.publishing = AmqpConnection(settings, url.hosts, url.virtual_host, "publish")
         self.consuming = AmqpConnection(settings, url.hosts, url.virtual_host, "consume")
-        self.publisher = Publisher(self.publishing)
+        self.publisher = Publisher(self.publishing, compression=settings.kombu_compression)
         self._reply_lock = threading.Lock()
         self._replies: ReplyRouter | None = None
 
@@ -208,7 +208,7 @@ class RabbitDriver(base.Driver):
             for target, priority in targets_and_priorities
         ]
         subs = topology.notification_subscriptions(self.settings, triples, pool)
-        subscription = self._subscribe(subs, "notification", max(1, batch_size))
+        subscription = self._subscribe(subs, max(1, batch_size))
         return self._track(
             _RabbitListener(self, subscription, batch_size, batch_timeout, rpc=False)
         )
@@ -299,8 +299,9 @@ class RabbitDriver(base.Driver):
             str(target.server),
             uuid.uuid4().hex,
         )
-        fanout_queue = subs[2].queue.name
-        subscription = self._subscribe(subs, "topic", 1, delete_on_close=[fanout_queue])
+        # A fanout stream is shared by every server of the topic: it stays.
+        own_fanout = [] if self.settings.rabbit_stream_fanout else [subs[2].queue.name]
+        subscription = self._subscribe(subs, 1, delete_on_close=own_fanout)
         return self._track(_RabbitListener(self, subscription, batch_size, batch_timeout, rpc=True))
 
     def send_reply(self, reply_q: str, msg_id: str, body: bytes, heartbeat: bool) -> None:
@@ -346,7 +347,6 @@ class RabbitDriver(base.Driver):
     def _subscribe(
         self,
         subs: Sequence[topology.Subscription],
-        kind: topology.QueueKind,
         min_prefetch: int,
         delete_on_close: Sequence[str] = (),
     ) -> Subscription:
@@ -362,7 +362,9 @@ class RabbitDriver(base.Driver):
             queues,
             bindings,
             prefetch=prefetch,
-            consumer_arguments=topology.consumer_arguments(self.settings, kind) or None,
+            consumer_arguments={
+                s.queue.name: topology.consumer_arguments(self.settings, s.kind) for s in subs
+            },
             delete_on_close=delete_on_close,
         )
         try:

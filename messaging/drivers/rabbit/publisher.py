@@ -113,10 +113,13 @@ class Publisher:
 
     Args:
         connection: the connection to publish on.
+        compression: a kombu compression method (``gzip``...) for bodies, as
+            oslo.messaging's ``kombu_compression``; the ``compression`` header says so.
     """
 
-    def __init__(self, connection: AmqpConnection) -> None:
+    def __init__(self, connection: AmqpConnection, compression: str | None = None) -> None:
         self.connection = connection
+        self.compression = compression
         self._channel: amqp.Channel | None = None
         self._next_tag = 1
         self._unconfirmed: collections.OrderedDict[int, Publication] = collections.OrderedDict()
@@ -142,6 +145,9 @@ class Publisher:
         outcome = publication.outcome
         if not outcome.wait(timeout):
             blocked = self.connection.blocked
+            # Withdrawn: not written later (after a reconnection) behind the
+            # caller's back. One already written may still arrive.
+            outcome.settle(TimeoutError("withdrawn after the publish timeout"))
             raise MessageDeliveryFailure(
                 f"No confirm from the broker within {timeout} s for the message to "
                 f"{publication.describe()}"
@@ -241,6 +247,8 @@ class Publisher:
         return self._channel
 
     def _write(self, publication: Publication) -> None:
+        if publication.outcome.done:
+            return  # withdrawn by its caller (timed out)
         conn = self.connection.amqp_connection  # on the I/O thread: its own connection
         if conn is None:
             self._waiting.append(publication)
@@ -248,7 +256,7 @@ class Publisher:
         try:
             channel = self._ensure_channel(conn)
             self._declare(conn, publication)
-            message = amqp.Message(publication.body, **_amqp_properties(publication.properties))
+            message = self._message(publication)
             tag = self._next_tag
             self._next_tag += 1
             self._unconfirmed[tag] = publication
@@ -275,6 +283,20 @@ class Publisher:
                 exc,
             )
             self._republish_unconfirmed()
+
+    def _message(self, publication: Publication) -> amqp.Message:
+        properties = _amqp_properties(publication.properties)
+        body = publication.body
+        if self.compression:
+            from kombu import compression
+
+            properties = dict(properties)
+            body, content_type = compression.compress(body, self.compression)  # type: ignore[no-untyped-call]
+            properties["application_headers"] = {
+                **(properties.get("application_headers") or {}),
+                "compression": content_type,
+            }
+        return amqp.Message(body, **properties)
 
     def _declare(self, conn: amqp.Connection, publication: Publication) -> None:
         if self._declarer is None:
