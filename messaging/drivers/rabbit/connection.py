@@ -115,6 +115,7 @@ class AmqpConnection:
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
         self._retry_delay = float(settings.rabbit_retry_interval)
+        self._last_failure: BaseException | None = None
         self.connection_name = f"{name}:{os.getpid()}:{uuid.uuid4()}"
 
     # -- threads other than the I/O thread -----------------------------------------------
@@ -126,6 +127,9 @@ class AmqpConnection:
             self._observers.append(observer)
             if self._conn is not None:
                 observer.on_connected(self._conn, self.generation)
+            elif self._last_failure is not None:
+                # Down now: say so at once rather than at the next attempt.
+                observer.on_connect_failed(self._last_failure)
 
         self.submit_raw(add)
 
@@ -393,6 +397,7 @@ class AmqpConnection:
 
     def _connect_once(self) -> bool:
         host = self._hosts[next(self._host_cycle)]
+        self.current_host = host  # the host in use, or being tried
         address = f"{_bracket(host.hostname or 'localhost')}:{host.port or DEFAULT_PORT}"
         settings = self.settings
         conn = amqp.Connection(
@@ -426,10 +431,12 @@ class AmqpConnection:
                 exc,
                 self._retry_delay,
             )
+            self._last_failure = exc
             for observer in list(self._observers):
                 observer.on_connect_failed(exc)
             return False
         self._conn = conn
+        self._last_failure = None
         self.current_host = host
         self.generation += 1
         LOG.info("[%s] Connected to AMQP server on %s", self.connection_name, address)

@@ -111,6 +111,7 @@ class Subscription:
         self._channel: amqp.Channel | None = None
         self._generation = 0
         self._ready = threading.Event()
+        self._settled = threading.Event()  # ready, or a connection attempt failed
         self._consumer_tags: list[str] = []
         self.error: BaseException | None = None
         connection.add_observer(self)
@@ -118,11 +119,15 @@ class Subscription:
     # -- any thread ---------------------------------------------------------------------------
 
     def wait_ready(self, timeout: float) -> bool:
-        """Wait until consuming has started once; raise if the broker refused the declarations."""
-        ready = self._ready.wait(timeout)
+        """Wait until consuming has started; False at once if the broker is unreachable now.
+
+        Raises:
+            TransportDriverError: the broker refused the declarations.
+        """
+        self._settled.wait(timeout)
         if self.error is not None:
             raise self.error
-        return ready
+        return self._ready.is_set()
 
     def take(self, timeout: float | None) -> Delivery | None:
         """Return the next delivery; None after ``timeout`` or once stopped."""
@@ -271,6 +276,7 @@ class Subscription:
             self.error.__cause__ = exc
             self._channel = None
         self._ready.set()
+        self._settled.set()
 
     def on_connection_lost(self, error: BaseException) -> None:
         """Drop the channel and the deliveries not yet taken (the broker sends them again)."""
@@ -279,4 +285,5 @@ class Subscription:
             self._buffer.clear()
 
     def on_connect_failed(self, error: BaseException) -> None:
-        """Nothing to do: consuming resumes after the next successful connection."""
+        """Consuming starts after the next successful connection; waiters stop waiting."""
+        self._settled.set()
