@@ -98,6 +98,7 @@ class AmqpConnection:
         self._wake_pending = False
         self._out: list[bytes] = []  # frames held by write_buffered until the round ends
         self._in_round = False
+        self._round_end: list[Callable[[], None]] = []
         # Held by the I/O thread while it uses the connection (not while it waits in
         # select), and by a caller thread that uses it directly (try_direct).
         self.io_lock = threading.RLock()
@@ -323,12 +324,22 @@ class AmqpConnection:
         if conn is not None:
             conn.transport._write(data)
 
+    def at_round_end(self, fn: Callable[[], None]) -> None:
+        """On the I/O thread: run ``fn`` once at the end of this round (now, outside one)."""
+        if not self._in_round:
+            fn()
+        elif fn not in self._round_end:
+            self._round_end.append(fn)
+
     def _run_commands(self) -> None:
         self._in_round = True
         try:
             self._run_commands_unflushed()
+            while self._round_end:
+                self._round_end.pop(0)()
         finally:
             self._in_round = False
+            self._round_end.clear()
             self._flush_out()
 
     def _run_commands_unflushed(self) -> None:

@@ -12,6 +12,7 @@ again (at-least-once), and an acknowledgement of an old delivery is a no-op.
 from __future__ import annotations
 
 import collections
+import functools
 import itertools
 import logging
 import threading
@@ -113,6 +114,9 @@ class Subscription:
         self._ready = threading.Event()
         self._settled = threading.Event()  # ready, or a connection attempt failed
         self._consumer_tags: list[str] = []
+        # Delivery tags of this channel not yet acknowledged or requeued, in
+        # delivery order; True once acknowledged by the listener, not yet sent.
+        self._unsettled: collections.OrderedDict[int, bool] = collections.OrderedDict()
         self.error: BaseException | None = None
         connection.add_observer(self)
 
@@ -191,13 +195,42 @@ class Subscription:
                 delivery.queue,
             )
             return
+        tag = delivery.delivery_tag
+        if self.no_ack or tag not in self._unsettled:
+            return
         if requeue is None:
-            channel.basic_ack(delivery.delivery_tag)
+            # Acknowledged at the end of the I/O round, together with the others:
+            # one ``multiple`` ack covers a run of consecutive deliveries.
+            self._unsettled[tag] = True
+            self.connection.at_round_end(self._flush_acks)
         else:
-            channel.basic_reject(delivery.delivery_tag, requeue=True)
+            del self._unsettled[tag]
+            self.connection.write_buffered(lambda: channel.basic_reject(tag, requeue=True))
+            self.connection.at_round_end(self._flush_acks)
+
+    def _flush_acks(self) -> None:
+        channel = self._channel
+        unsettled = self._unsettled
+        if channel is None or not channel.is_open or not unsettled:
+            return
+        last, count = 0, 0
+        for tag, acked in unsettled.items():
+            if not acked:
+                break
+            last, count = tag, count + 1
+        for _ in range(count):
+            unsettled.popitem(last=False)
+        if count:
+            self.connection.write_buffered(lambda: channel.basic_ack(last, multiple=count > 1))
+        # Acknowledged after a delivery still being handled: one by one, now, so
+        # that a slow handler does not hold back the others (and the prefetch window).
+        for tag in [t for t, acked in unsettled.items() if acked]:
+            del unsettled[tag]
+            self.connection.write_buffered(functools.partial(channel.basic_ack, tag))
 
     def _close_on_io_thread(self) -> None:
         self._closed = True
+        self._flush_acks()  # what the listener acknowledged must not come again
         channel, self._channel = self._channel, None
         if channel is None or not channel.is_open:
             return
@@ -236,6 +269,8 @@ class Subscription:
         if self.on_delivery is not None:
             self.on_delivery(delivery)
             return
+        if not self.no_ack:
+            self._unsettled[delivery.delivery_tag] = False
         with self._cond:
             self._buffer.append(delivery)
             self._cond.notify()
@@ -248,6 +283,7 @@ class Subscription:
             return
         with self._cond:
             self._buffer.clear()
+        self._unsettled.clear()
         try:
             declarer = Declarer(conn)
             declarer.all(self.exchanges, self.queues, self.bindings)
@@ -281,6 +317,7 @@ class Subscription:
     def on_connection_lost(self, error: BaseException) -> None:
         """Drop the channel and the deliveries not yet taken (the broker sends them again)."""
         self._channel = None
+        self._unsettled.clear()
         with self._cond:
             self._buffer.clear()
 
