@@ -15,6 +15,7 @@ import collections
 import functools
 import itertools
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -105,8 +106,7 @@ class Subscription:
         self.no_ack = no_ack
         self.on_delivery = on_delivery
         self.delete_on_close = list(delete_on_close)
-        self._buffer: collections.deque[Delivery] = collections.deque()
-        self._cond = threading.Condition()
+        self._buffer: queue.SimpleQueue[Delivery | None] = queue.SimpleQueue()  # None: stop
         self._stopped = False
         self._closed = False
         self._channel: amqp.Channel | None = None
@@ -134,17 +134,28 @@ class Subscription:
         return self._ready.is_set()
 
     def take(self, timeout: float | None) -> Delivery | None:
-        """Return the next delivery; None after ``timeout`` or once stopped."""
+        """Return the next delivery; None after ``timeout`` or once stopped.
+
+        Deliveries of a connection that has since been lost are skipped: the
+        broker delivers them again on the new one.
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
-        with self._cond:
-            while not self._buffer:
-                if self._stopped:
-                    return None
-                remaining = None if deadline is None else deadline - time.monotonic()
+        while True:
+            if self._stopped:
+                return None
+            remaining = None if deadline is None else deadline - time.monotonic()
+            try:
                 if remaining is not None and remaining <= 0:
-                    return None
-                self._cond.wait(remaining)
-            return self._buffer.popleft()
+                    delivery = self._buffer.get_nowait()
+                else:
+                    delivery = self._buffer.get(timeout=remaining)
+            except queue.Empty:
+                return None
+            if delivery is None:
+                self._buffer.put(None)  # wake the next taker too
+                return None
+            if delivery.generation == self._generation:
+                return delivery
 
     def ack(self, delivery: Delivery) -> None:
         """Acknowledge a delivery (on the I/O thread, soon)."""
@@ -165,9 +176,8 @@ class Subscription:
 
     def stop(self) -> None:
         """Wake a blocked :meth:`take`; no more deliveries are returned."""
-        with self._cond:
-            self._stopped = True
-            self._cond.notify_all()
+        self._stopped = True
+        self._buffer.put(None)
 
     def close(self, timeout: float = 10.0) -> None:
         """Cancel consuming and close the channel; unacknowledged messages go back to the queues."""
@@ -241,11 +251,11 @@ class Subscription:
         except amqp.exceptions.ChannelError:
             LOG.debug("Could not cancel consuming cleanly", exc_info=True)
             return
-        for queue in self.delete_on_close:
+        for name in self.delete_on_close:
             try:
-                channel.queue_delete(queue)
+                channel.queue_delete(name)
             except amqp.exceptions.ChannelError:
-                LOG.debug("Could not delete queue %s", queue, exc_info=True)
+                LOG.debug("Could not delete queue %s", name, exc_info=True)
                 return
         try:
             channel.close()
@@ -271,9 +281,7 @@ class Subscription:
             return
         if not self.no_ack:
             self._unsettled[delivery.delivery_tag] = False
-        with self._cond:
-            self._buffer.append(delivery)
-            self._cond.notify()
+        self._buffer.put(delivery)
 
     # -- ConnectionObserver -----------------------------------------------------------------------
 
@@ -281,8 +289,6 @@ class Subscription:
         """Declare and consume again on the new connection."""
         if self._closed:
             return
-        with self._cond:
-            self._buffer.clear()
         self._unsettled.clear()
         try:
             declarer = Declarer(conn)
@@ -294,15 +300,15 @@ class Subscription:
             self._generation = generation
             self._channel = channel
             self._consumer_tags = []
-            for queue in self.queues:
+            for spec in self.queues:
                 tag = str(next(_tags))
                 self._consumer_tags.append(tag)
                 channel.basic_consume(
-                    queue.name,
+                    spec.name,
                     consumer_tag=tag,
                     callback=self._on_message,
                     no_ack=self.no_ack,
-                    arguments=self.consumer_arguments.get(queue.name) or None,
+                    arguments=self.consumer_arguments.get(spec.name) or None,
                 )
         except amqp.exceptions.ChannelError as exc:
             names = [q.name for q in self.queues]
@@ -318,8 +324,6 @@ class Subscription:
         """Drop the channel and the deliveries not yet taken (the broker sends them again)."""
         self._channel = None
         self._unsettled.clear()
-        with self._cond:
-            self._buffer.clear()
 
     def on_connect_failed(self, error: BaseException) -> None:
         """Consuming starts after the next successful connection; waiters stop waiting."""
