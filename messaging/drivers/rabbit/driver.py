@@ -26,7 +26,7 @@ from messaging.drivers.rabbit import topology
 from messaging.drivers.rabbit.connection import AmqpConnection
 from messaging.drivers.rabbit.consumer import Delivery, Subscription
 from messaging.drivers.rabbit.options import RabbitSettings, broker_key
-from messaging.drivers.rabbit.publisher import Publication, Publisher
+from messaging.drivers.rabbit.publisher import Publication, Publisher, amqp_properties
 from messaging.drivers.rabbit.reply import ReplyRouter
 from messaging.exceptions import InvalidTarget, MessageUndeliverable
 
@@ -121,6 +121,10 @@ class RabbitDriver(base.Driver):
         self._broker: BrokerConnections | None = None
         self._pid = os.getpid()
         self._listeners: set[_RabbitListener] = set()
+        self._routes: dict[
+            tuple[str | None, str | None],
+            tuple[topology.ExchangeSpec, topology.QueueSpec, topology.Binding, dict[str, Any]],
+        ] = {}
 
     # -- connections ---------------------------------------------------------------------
 
@@ -174,16 +178,14 @@ class RabbitDriver(base.Driver):
     ) -> None:
         """Publish a notification to ``<topic>.<priority>`` and wait for the broker's confirm."""
         body = wire.encode_notification(ctxt, message, version).encode("utf-8")
-        topic = str(target.topic)
-        exchange = topology.notification_exchange(self.settings, self.exchange_of(target))
-        queue = topology.notification_queue(self.settings, topic)
+        exchange, queue, binding, properties = self._notification_route(target)
         publication = Publication(
             exchange,
-            topic,
+            binding.routing_key,
             body,
-            topology.publish_properties("notification"),
+            properties,
             queue=queue,
-            binding=topology.Binding(exchange.name, queue.name, topic),
+            binding=binding,
             retry=retry,
         )
         depth = self.settings.notification_pipeline_depth
@@ -194,6 +196,25 @@ class RabbitDriver(base.Driver):
             publisher.publish_async(publication, depth, self.settings.publish_confirm_timeout)
         else:
             publisher.publish(publication, timeout=self.settings.publish_confirm_timeout)
+
+    def _notification_route(
+        self, target: Target
+    ) -> tuple[topology.ExchangeSpec, topology.QueueSpec, topology.Binding, dict[str, Any]]:
+        # The same few topics over and over: worked out once each.
+        key = (target.exchange, target.topic)
+        route = self._routes.get(key)
+        if route is None:
+            topic = str(target.topic)
+            exchange = topology.notification_exchange(self.settings, self.exchange_of(target))
+            queue = topology.notification_queue(self.settings, topic)
+            binding = topology.Binding(exchange.name, queue.name, topic)
+            route = self._routes[key] = (
+                exchange,
+                queue,
+                binding,
+                amqp_properties(topology.publish_properties("notification")),
+            )
+        return route
 
     def listen_for_notifications(
         self,

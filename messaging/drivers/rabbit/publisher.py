@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from messaging.drivers.rabbit.connection import AmqpConnection
     from messaging.drivers.rabbit.topology import Binding, ExchangeSpec, QueueSpec
 
-__all__ = ["Publication", "Publisher"]
+__all__ = ["Outcome", "Publication", "Publisher", "amqp_properties"]
 
 LOG = logging.getLogger(__name__)
 
@@ -285,7 +285,7 @@ class Publisher:
             self._republish_unconfirmed()
 
     def _message(self, publication: Publication) -> amqp.Message:
-        properties = _amqp_properties(publication.properties)
+        properties = amqp_properties(publication.properties)
         body = publication.body
         if self.compression:
             from kombu import compression
@@ -412,8 +412,8 @@ class Publisher:
         self._waiting = still_waiting
 
 
-def _amqp_properties(properties: dict[str, Any]) -> dict[str, Any]:
-    # kombu spells the headers table "headers"; py-amqp "application_headers".
+def amqp_properties(properties: dict[str, Any]) -> dict[str, Any]:
+    """Message properties in py-amqp's spelling (``headers`` is ``application_headers``)."""
     if "headers" not in properties:
         return properties
     converted = dict(properties)
