@@ -1,0 +1,76 @@
+"""The reply queue of a process on a sqlite bus, and the thread that routes replies.
+
+Every RPC client of a process that calls through the same bus file shares one
+transient queue ``reply_<uuid hex>`` (leased: it disappears some time after
+the process dies). A thread takes what arrives on it and hands each reply to
+the calling thread waiting for its ``_msg_id``
+(:class:`~messaging.drivers.replies.ReplyWaiters`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from typing import TYPE_CHECKING
+
+from messaging.drivers.replies import ReplyWaiters
+from messaging.drivers.sqlite.store import Declaration
+from messaging.exceptions import TransportDriverError
+
+if TYPE_CHECKING:
+    from messaging.drivers.sqlite.bus import Bus
+
+__all__ = ["ReplyQueue"]
+
+LOG = logging.getLogger(__name__)
+
+#: How many replies are taken at once.
+_BATCH = 64
+#: Pause after the database failed, in seconds.
+_ERROR_PAUSE = 0.5
+
+
+class ReplyQueue(ReplyWaiters):
+    """Declares the reply queue and routes what arrives on it to the callers.
+
+    Args:
+        bus: the bus the queue lives on.
+        ttl: seconds the queue outlives its process.
+    """
+
+    def __init__(self, bus: Bus, ttl: float) -> None:
+        super().__init__(f"reply_{uuid.uuid4().hex}")
+        self._bus = bus
+        self._closed = False
+        bus.keeper.lease(Declaration(self.queue_name), ttl)
+        self._thread = threading.Thread(
+            target=self._run, name="messaging-sqlite-replies", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self) -> None:
+        watcher, store = self._bus.watcher, self._bus.store
+        while not self._closed:
+            seen = watcher.generation
+            try:
+                replies = store.take([self.queue_name], _BATCH)
+            except TransportDriverError as exc:
+                LOG.warning("Cannot read the reply queue %s: %s", self.queue_name, exc)
+                watcher.wait(seen, _ERROR_PAUSE, lambda: self._closed)
+                continue
+            for reply in replies:
+                self.deliver(reply.body)
+            if not replies:
+                watcher.wait(seen, None, lambda: self._closed)
+
+    def close(self) -> None:
+        """Stop the thread and delete the queue."""
+        self._closed = True
+        self._bus.watcher.wake()
+        self._thread.join(5.0)
+        self._bus.keeper.forget(self.queue_name)
+        try:
+            self._bus.store.delete_queue(self.queue_name)
+        except TransportDriverError as exc:
+            LOG.warning("Cannot delete the reply queue %s: %s", self.queue_name, exc)

@@ -1,0 +1,53 @@
+"""The driver conformance suite on the sqlite driver: a fresh database file per test.
+
+After each test, the file is checked: nothing was parked as undecodable, and
+once every transport is cleaned up, no process of ours still has it open.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import ClassVar
+
+from messaging.drivers.base import Capabilities
+from messaging.drivers.sqlite.bus import open_buses
+from messaging.drivers.sqlite.store import Store
+from tests.drivers.conformance import DriverHarness, NotificationConformance, RPCConformance
+
+SQLITE_CAPABILITIES = Capabilities(requeue=True, pools=True, fanout=True, rpc=True)
+
+
+class SqliteFile(DriverHarness):
+    """A fresh bus file in the test's temporary directory."""
+
+    capabilities: ClassVar[Capabilities | None] = SQLITE_CAPABILITIES
+
+    def setup_broker(self) -> None:
+        self.directory = Path(tempfile.mkdtemp(prefix="messaging-sqlite-"))
+        self.database = self.directory / "bus.db"
+
+    def transport_url(self) -> str:
+        return f"sqlite:///{self.database}"
+
+    def teardown_broker(self) -> None:
+        assert not [bus for bus in open_buses() if bus.path == str(self.database)], (
+            "the bus is still open after every transport was cleaned up"
+        )
+        try:
+            store = Store(str(self.database), busy_timeout=5.0)
+            try:
+                assert store.dead_letters() == [], "messages were parked"
+            finally:
+                store.close()
+        finally:
+            shutil.rmtree(self.directory)
+
+
+class TestSqliteNotifications(SqliteFile, NotificationConformance):
+    """Notifications on ``sqlite://``."""
+
+
+class TestSqliteRPC(SqliteFile, RPCConformance):
+    """RPC on ``sqlite://``."""
