@@ -244,13 +244,10 @@ class TransportURL:
                     url, f"Transport URL {shown!r} lacks '//' after {scheme + ':'!r}"
                 )
             rest = "/" + rest.lstrip("/") if rest else ""
-        netloc, slash, path_query = rest.partition("/")
-        if not slash:
-            netloc, _, query_text = netloc.partition("?")
-            path = None
-        else:
-            path_text, _, query_text = path_query.partition("?")
-            path = urllib.parse.unquote(path_text)
+        # The query goes first: its values may hold a "/" (x://h?path=/var/bus).
+        before_query, _, query_text = rest.partition("?")
+        netloc, slash, path_text = before_query.partition("/")
+        path = urllib.parse.unquote(path_text) if slash else None
         hosts = []
         for chunk in netloc.split(",") if netloc else []:
             creds, at, hostport = chunk.rpartition("@")

@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from oslo_config import cfg
@@ -196,7 +196,9 @@ class Driver(abc.ABC):
         allowed_remote_exmods: modules whose exceptions an RPC client may rebuild.
     """
 
-    capabilities: ClassVar[Capabilities] = Capabilities()
+    #: What the driver can do: a class attribute, which a driver whose abilities
+    #: depend on its URL (``kombu+<transport>://``) sets per instance.
+    capabilities: Capabilities = Capabilities()
 
     def __init__(
         self,

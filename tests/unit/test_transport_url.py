@@ -231,3 +231,13 @@ def test_empty_string_reads_conf_as_oslo_does() -> None:
 def test_no_url_and_no_conf_is_a_clear_error() -> None:
     with pytest.raises(InvalidTransportURL, match="No transport URL"):
         TransportURL.parse(None)
+
+
+def test_a_query_value_may_hold_a_slash() -> None:
+    url = parse("kombu+filesystem://?data_folder_in=/var/bus/in")
+    assert url.hosts == []
+    assert url.virtual_host is None
+    assert url.query == {"data_folder_in": "/var/bus/in"}
+    url = parse("rabbit://h1/vh?ssl_ca_file=/etc/ca.pem")
+    assert url.virtual_host == "vh"
+    assert url.query == {"ssl_ca_file": "/etc/ca.pem"}

@@ -1,0 +1,442 @@
+"""``KombuDriver``: notifications and RPC over any kombu transport (``kombu+<transport>://``).
+
+Per broker and process (:mod:`messaging.drivers.pool`) the driver shares one
+publishing connection (used under a lock) and, once a call is made, one reply
+queue with its consumer; every listener has a connection and a thread of its own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from messaging import wire
+from messaging.drivers import base
+from messaging.drivers.kombu_transport.consumer import Consumer, Delivery
+from messaging.drivers.kombu_transport.link import KombuLink
+from messaging.drivers.kombu_transport.options import KombuSettings
+from messaging.drivers.kombu_transport.publisher import Publication, Publisher
+from messaging.drivers.pool import ConnectionRegistry
+from messaging.drivers.rabbit import topology
+from messaging.drivers.rabbit.options import RabbitSettings
+from messaging.drivers.replies import ReplyWaiters
+from messaging.exceptions import InvalidTarget
+
+if TYPE_CHECKING:
+    from oslo_config import cfg
+
+    from messaging.target import Target
+    from messaging.transport import TransportOptions, TransportURL
+
+__all__ = ["KombuDriver"]
+
+LOG = logging.getLogger(__name__)
+
+#: How long listen() and the first call wait for consuming to start before going
+#: on (it starts later by itself if the broker is down now), in seconds.
+SETUP_WAIT = 10.0
+#: Publishing attempts of a reply or heartbeat (oslo's retry count).
+REPLY_RETRY = 3
+
+#: oslo.messaging's default flags and arguments, which every entity is declared with.
+TOPOLOGY = RabbitSettings()
+
+
+class KombuBroker:
+    """What a process holds per broker: the publisher and the reply queue.
+
+    Args:
+        settings: the settings of the first driver that opened it.
+    """
+
+    def __init__(self, settings: KombuSettings) -> None:
+        self.link = KombuLink(settings)
+        self.publisher = Publisher(self.link)
+        self._reply_lock = threading.Lock()
+        self._replies: tuple[ReplyWaiters, Consumer] | None = None
+
+    @property
+    def replies(self) -> ReplyWaiters:
+        """The process's reply queue on this broker, consumed from its first use."""
+        with self._reply_lock:
+            if self._replies is None:
+                spec = topology.reply_subscription(TOPOLOGY, uuid.uuid4().hex)
+                waiters = ReplyWaiters(spec.queue.name)
+                consumer = Consumer(
+                    self.link,
+                    [spec],
+                    "replies",
+                    no_ack=True,
+                    on_delivery=lambda delivery: waiters.deliver(delivery.body),
+                    delete_on_close=[spec.queue.name],
+                )
+                try:
+                    if not consumer.wait_ready(SETUP_WAIT):
+                        LOG.warning(
+                            "The broker at %s is not reachable yet; replies on %s will "
+                            "be received when it is",
+                            self.link.settings.redacted,
+                            spec.queue.name,
+                        )
+                except Exception:
+                    consumer.close()
+                    raise
+                self._replies = (waiters, consumer)
+            return self._replies[0]
+
+    def close(self) -> None:
+        """Stop consuming replies (deleting the reply queue) and close the publisher."""
+        with self._reply_lock:
+            replies, self._replies = self._replies, None
+        if replies is not None:
+            replies[1].close()
+        self.publisher.close()
+
+
+REGISTRY: ConnectionRegistry[KombuBroker] = ConnectionRegistry("kombu")
+
+
+class KombuDriver(base.Driver):
+    """The ``kombu+<transport>://`` driver (see :mod:`messaging.drivers.kombu_transport`).
+
+    Its :attr:`capabilities` depend on the kombu transport of the URL.
+    """
+
+    capabilities = base.Capabilities(requeue=True, pools=True, fanout=True, rpc=True)
+
+    def __init__(
+        self,
+        conf: cfg.ConfigOpts,
+        url: TransportURL,
+        default_exchange: str | None = None,
+        allowed_remote_exmods: Sequence[str] | None = None,
+    ) -> None:
+        super().__init__(conf, url, default_exchange, allowed_remote_exmods)
+        self.settings = KombuSettings.from_url(url)
+        self.capabilities = self.settings.capabilities
+        self._key = self.settings.broker_key()
+        self._lock = threading.Lock()
+        self._broker: KombuBroker | None = None
+        self._pid = os.getpid()
+        self._listeners: set[_KombuListener] = set()
+        self._warned_at_least_once = False
+
+    @property
+    def broker(self) -> KombuBroker:
+        """This process's connections to the broker (opened on first use)."""
+        with self._lock:
+            if self._broker is None or self._pid != os.getpid():
+                # In a forked child the parent's connections are not ours to use.
+                self._pid = os.getpid()
+                self._listeners = set()
+                self._broker = REGISTRY.acquire(self._key, lambda: KombuBroker(self.settings))
+            return self._broker
+
+    def cleanup(self) -> None:
+        """Close this driver's listeners and leave the shared connections."""
+        with self._lock:
+            listeners, self._listeners = list(self._listeners), set()
+            broker, self._broker = self._broker, None
+        for listener in listeners:
+            listener.cleanup()
+        if broker is not None and self._pid == os.getpid():
+            REGISTRY.release(self._key)
+
+    # -- notifications -----------------------------------------------------------------------
+
+    def send_notification(
+        self, target: Target, ctxt: Any, message: dict[str, Any], version: float, retry: int | None
+    ) -> None:
+        """Publish a notification to ``<topic>.<priority>``, declaring that queue first."""
+        body = wire.encode_notification(ctxt, message, version)
+        topic = str(target.topic)
+        exchange = topology.notification_exchange(TOPOLOGY, self.exchange_of(target))
+        queue = topology.notification_queue(TOPOLOGY, topic)
+        publication = Publication(
+            exchange,
+            topic,
+            body,
+            queue=queue,
+            binding=topology.Binding(exchange.name, queue.name, topic),
+            retry=retry,
+        )
+        self.broker.publisher.publish(publication)
+
+    def listen_for_notifications(
+        self,
+        targets_and_priorities: Iterable[tuple[Target, str]],
+        pool: str | None,
+        batch_size: int,
+        batch_timeout: float | None,
+    ) -> base.Listener:
+        """Consume ``<topic>.<priority>`` queues, or the pool's queue bound to each key."""
+        triples = [
+            (self.exchange_of(target), str(target.topic), priority)
+            for target, priority in targets_and_priorities
+        ]
+        subs = topology.notification_subscriptions(TOPOLOGY, triples, pool)
+        prefetch = max(self.settings.prefetch_count, batch_size)
+        consumer = self._consume(subs, "notifications", prefetch)
+        return self._track(_KombuListener(self, consumer, batch_size, batch_timeout, rpc=False))
+
+    # -- RPC ------------------------------------------------------------------------------------
+
+    def send(
+        self,
+        target: Target,
+        ctxt: Any,
+        message: dict[str, Any],
+        wait_for_reply: bool = False,
+        timeout: float | None = None,
+        call_monitor_timeout: float | None = None,
+        retry: int | None = None,
+        transport_options: TransportOptions | None = None,
+    ) -> Any:
+        """Publish an RPC request; for a call, wait for and return the reply."""
+        if wait_for_reply and target.fanout:
+            raise InvalidTarget("A call cannot be used with fanout", target)
+        if target.fanout and not self.capabilities.fanout:
+            raise NotImplementedError(
+                f"The kombu transport {self.settings.transport!r} has no fanout exchanges"
+            )
+        if transport_options and transport_options.at_least_once:
+            self._warn_at_least_once()
+        topic = str(target.topic)
+        spec = topology.rpc_publish(
+            TOPOLOGY, self.exchange_of(target), topic, target.server, fanout=bool(target.fanout)
+        )
+        # Fanout exchanges ignore the key on AMQP; Redis's PUB/SUB matches it
+        # against the key its queues are bound with, which is the topic.
+        key = topic if target.fanout else spec.routing_key
+        broker = self.broker
+        if not wait_for_reply:
+            body = wire.encode_request(ctxt, message)
+            broker.publisher.publish(Publication(spec.exchange, key, body, retry=retry))
+            return None
+        replies = broker.replies
+        msg_id = wire.new_msg_id()
+        box = replies.register(msg_id)
+        try:
+            body = wire.encode_request(
+                ctxt, message, msg_id, replies.queue_name, call_monitor_timeout
+            )
+            broker.publisher.publish(
+                Publication(spec.exchange, key, body, expiration=timeout, retry=retry)
+            )
+            where = f"method {message.get('method')!r} on topic {topic!r}"
+            if target.server:
+                where += f", server {target.server!r}"
+            return replies.wait(
+                box,
+                timeout,
+                call_monitor_timeout,
+                self.allowed_remote_exmods,
+                f"Timed out waiting for a reply to message ID {msg_id} ({where})",
+            )
+        finally:
+            replies.unregister(msg_id)
+
+    def listen(self, target: Target, batch_size: int, batch_timeout: float | None) -> base.Listener:
+        """Consume ``<topic>``, ``<topic>.<server>`` and (with fanout) a queue of this server."""
+        subs: Sequence[topology.Subscription] = topology.rpc_server_subscriptions(
+            TOPOLOGY,
+            self.exchange_of(target),
+            str(target.topic),
+            str(target.server),
+            uuid.uuid4().hex,
+        )
+        delete = [subs[2].queue.name]
+        if not self.capabilities.fanout:
+            subs, delete = subs[:2], []
+        consumer = self._consume(subs, "rpc", self.settings.prefetch_count, delete)
+        return self._track(_KombuListener(self, consumer, batch_size, batch_timeout, rpc=True))
+
+    def send_reply(self, reply_q: str, msg_id: str, body: str) -> None:
+        """Publish a reply (or a heartbeat) to a caller's reply queue; never raises."""
+        queue = None
+        if self.settings.virtual:
+            # Declared so that Redis gives the list the reply queue's expiry: a
+            # reply to a caller that is gone then vanishes with its queue.
+            queue = dataclasses.replace(topology.reply_queue(TOPOLOGY, ""), name=reply_q)
+        exchange = topology.reply_exchange(TOPOLOGY, publishing=True)
+        try:
+            self.broker.publisher.publish(
+                Publication(exchange, reply_q, body, queue=queue, retry=REPLY_RETRY)
+            )
+        except Exception:
+            LOG.exception("Could not send the reply to %s on %s", msg_id, reply_q)
+
+    # -- helpers ----------------------------------------------------------------------------------
+
+    def _consume(
+        self,
+        subs: Sequence[topology.Subscription],
+        label: str,
+        prefetch: int,
+        delete_on_close: Sequence[str] = (),
+    ) -> Consumer:
+        consumer = Consumer(
+            self.link, subs, label, prefetch=prefetch, delete_on_close=delete_on_close
+        )
+        try:
+            if not consumer.wait_ready(SETUP_WAIT):
+                LOG.warning(
+                    "The broker at %s is not reachable yet; consuming from %s will start "
+                    "when it is",
+                    self.settings.redacted,
+                    consumer.queue_names,
+                )
+        except Exception:
+            consumer.close()
+            raise
+        return consumer
+
+    @property
+    def link(self) -> KombuLink:
+        """The broker's connection factory."""
+        return self.broker.link
+
+    def _warn_at_least_once(self) -> None:
+        if not self._warned_at_least_once:
+            self._warned_at_least_once = True
+            LOG.warning(
+                "TransportOptions(at_least_once=True) is not supported by the kombu driver: "
+                "a request nobody can receive is dropped, not reported"
+            )
+
+    def _track(self, listener: _KombuListener) -> _KombuListener:
+        with self._lock:
+            self._listeners.add(listener)
+        return listener
+
+    def _forget(self, listener: _KombuListener) -> None:
+        with self._lock:
+            self._listeners.discard(listener)
+
+
+class _NotificationMessage(base.IncomingMessage):
+    def __init__(self, listener: _KombuListener, delivery: Delivery, decoded: wire.Decoded) -> None:
+        super().__init__(decoded.ctxt, decoded.message, decoded.unique_id, decoded.client_timeout)
+        self._listener = listener
+        self._delivery = delivery
+        self._unique_id = decoded.unique_id
+        self._settled = False
+
+    def acknowledge(self) -> None:
+        if self._settled:
+            return
+        self._settled = True
+        self._listener.dedup.add(self._unique_id)
+        self._listener.consumer.ack(self._delivery)
+
+    def requeue(self) -> None:
+        if self._settled:
+            return
+        self._settled = True
+        self._listener.consumer.requeue(self._delivery)
+
+
+class _RpcMessage(base.RpcIncomingMessage):
+    def __init__(self, listener: _KombuListener, delivery: Delivery, decoded: wire.Decoded) -> None:
+        super().__init__(decoded.ctxt, decoded.message, decoded.msg_id, decoded.client_timeout)
+        self._listener = listener
+        self._delivery = delivery
+        self.reply_q = decoded.reply_q
+        self._settled = False
+
+    def acknowledge(self) -> None:
+        if not self._settled:
+            self._settled = True
+            self._listener.consumer.ack(self._delivery)
+
+    def requeue(self) -> None:
+        if not self._settled:
+            self._settled = True
+            self._listener.consumer.requeue(self._delivery)
+
+    def reply(self, reply: Any = None, failure: BaseException | None = None) -> None:
+        if not self.msg_id or not self.reply_q:
+            return  # a cast: nobody waits
+        try:
+            if failure is not None:
+                body = wire.encode_reply(self.msg_id, failure=wire.serialize_failure(failure))
+            else:
+                body = wire.encode_reply(self.msg_id, result=reply)
+        except Exception as exc:
+            LOG.exception(
+                "The result of %s cannot be encoded; replying with the error",
+                self.message.get("method"),
+            )
+            body = wire.encode_reply(self.msg_id, failure=wire.serialize_failure(exc))
+        self._listener.driver.send_reply(self.reply_q, self.msg_id, body)
+
+    def heartbeat(self) -> None:
+        if not self.msg_id or not self.reply_q:
+            return
+        body = wire.encode_reply(self.msg_id, ending=False)
+        self._listener.driver.send_reply(self.reply_q, self.msg_id, body)
+
+
+class _KombuListener(base.Listener):
+    def __init__(
+        self,
+        driver: KombuDriver,
+        consumer: Consumer,
+        batch_size: int,
+        batch_timeout: float | None,
+        rpc: bool,
+    ) -> None:
+        super().__init__(batch_size, batch_timeout)
+        self.driver = driver
+        self.consumer = consumer
+        self.rpc = rpc
+        self.dedup = base.DuplicateFilter()
+
+    def poll_one(self, timeout: float | None) -> base.IncomingMessage | None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            delivery = self.consumer.take(remaining)
+            if delivery is None:
+                return None
+            try:
+                decoded = wire.decode(delivery.body)
+            except (ValueError, UnicodeDecodeError) as exc:
+                LOG.error(
+                    "Discarding a malformed message from queue %s (%s); its body: %r",
+                    delivery.queue,
+                    exc,
+                    delivery.body[:2000],
+                )
+                self.consumer.ack(delivery)
+                continue
+            if self.rpc:
+                if self.dedup.seen(decoded.unique_id):
+                    LOG.warning(
+                        "Dropping a duplicate request %s from %s", decoded.unique_id, delivery.queue
+                    )
+                    self.consumer.ack(delivery)
+                    continue
+                return _RpcMessage(self, delivery, decoded)
+            if decoded.unique_id is not None and decoded.unique_id in self.dedup:
+                LOG.warning(
+                    "Dropping a duplicate notification %s from %s",
+                    decoded.unique_id,
+                    delivery.queue,
+                )
+                self.consumer.ack(delivery)
+                continue
+            return _NotificationMessage(self, delivery, decoded)
+
+    def stop(self) -> None:
+        self.consumer.stop()
+
+    def cleanup(self) -> None:
+        self.consumer.close()
+        self.driver._forget(self)
