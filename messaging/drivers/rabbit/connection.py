@@ -25,6 +25,7 @@ import random
 import select
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -117,6 +118,7 @@ class AmqpConnection:
         self._pid = os.getpid()
         self._retry_delay = float(settings.rabbit_retry_interval)
         self._last_failure: BaseException | None = None
+        self._failures_in_round = 0
         self.connection_name = f"{name}:{os.getpid()}:{uuid.uuid4()}"
 
     # -- threads other than the I/O thread -----------------------------------------------
@@ -248,6 +250,11 @@ class AmqpConnection:
         return self._conn
 
     @property
+    def last_failure(self) -> BaseException | None:
+        """Why the last connection attempt failed, while the connection is down."""
+        return self._last_failure
+
+    @property
     def connected(self) -> bool:
         """Whether the connection is up now."""
         return self._connected.is_set()
@@ -261,15 +268,26 @@ class AmqpConnection:
                 with self.io_lock:
                     connected = self._connect_once()
                 if not connected:
-                    self._wait_wake(self._retry_delay)
+                    self._failures_in_round += 1
+                    if self._failures_in_round % len(self._hosts):
+                        continue  # another host of the URL is still to try: at once
+                    # Wait out the backoff; work that arrives meanwhile runs (or, if
+                    # it needs the connection, waits for it) without cutting it short.
+                    deadline = time.monotonic() + self._retry_delay
+                    while not self._closing.is_set():
+                        remaining = deadline - time.monotonic()
+                        if remaining <= 0:
+                            break
+                        self._wait_wake(remaining)
+                        with self.io_lock:
+                            self._run_commands()
                     self._retry_delay = min(
                         self._retry_delay + float(self.settings.rabbit_retry_backoff),
                         float(self.settings.rabbit_interval_max),
                     )
-                    with self.io_lock:
-                        self._run_commands()
                     continue
                 self._retry_delay = float(self.settings.rabbit_retry_interval)
+                self._failures_in_round = 0
             try:
                 self._serve_once()
             except CONNECTION_ERRORS as exc:

@@ -251,6 +251,16 @@ class Publisher:
             return  # withdrawn by its caller (timed out)
         conn = self.connection.amqp_connection  # on the I/O thread: its own connection
         if conn is None:
+            failure = self.connection.last_failure
+            if failure is not None:
+                # The broker is down now: that failed attempt counts for this message
+                # too, so that retry=0 fails at once instead of at the next attempt.
+                publication.attempts_left -= 1
+                if publication.attempts_left <= 0:
+                    _fail(
+                        publication, _delivery_failure(publication, self._where(), failure), failure
+                    )
+                    return
             self._waiting.append(publication)
             return
         try:
@@ -394,9 +404,12 @@ class Publisher:
         """Count a failed attempt against every waiting message's retry budget."""
         self._spend_attempt(error)
 
-    def _spend_attempt(self, error: BaseException) -> None:
+    def _where(self) -> str:
         host = self.connection.current_host
-        where = f"{host.hostname}:{host.port}" if host else "the broker"
+        return f"{host.hostname}:{host.port}" if host else "the broker"
+
+    def _spend_attempt(self, error: BaseException) -> None:
+        where = self._where()
         for tag, publication in list(self._unconfirmed.items()):
             publication.attempts_left -= 1
             if publication.attempts_left <= 0:
