@@ -125,12 +125,14 @@ def list_opts() -> list[tuple[str | None, list[cfg.Opt]]]:
     """
     from messaging.drivers.rabbit.options import RABBIT_GROUP, rabbit_opts
     from messaging.drivers.sqlite.options import SQLITE_GROUP, sqlite_opts
+    from messaging.drivers.stomp.options import STOMP_GROUP, stomp_opts
 
     return [
         (None, copy.deepcopy(_default_opts())),
         (NOTIFICATIONS_GROUP, copy.deepcopy(_notification_opts())),
         (RABBIT_GROUP, copy.deepcopy(rabbit_opts())),
         (SQLITE_GROUP, copy.deepcopy(sqlite_opts())),
+        (STOMP_GROUP, copy.deepcopy(stomp_opts())),
     ]
 
 

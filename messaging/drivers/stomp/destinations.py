@@ -1,0 +1,89 @@
+"""How targets map to STOMP destinations, per broker flavor.
+
+``rabbitmq`` (RabbitMQ's STOMP plugin):
+
+- notification ``<topic>.<priority>`` in exchange ``<ex>``: sent to
+  ``/topic/<ex>.<topic>.<priority>`` (the ``amq.topic`` exchange); the default
+  queue is the durable queue ``<ex>.<topic>.<priority>`` (a ``/topic/``
+  subscription with ``x-queue-name``, declared by the publisher too, so nothing
+  sent before a listener exists is lost); a pool is the durable queue ``<pool>``
+  bound to each of its keys; listeners of one queue share it.
+- RPC: ``/queue/<ex>.<topic>`` and ``/queue/<ex>.<topic>.<server>``; fanout
+  ``/topic/<ex>.<topic>_fanout`` (each server's subscription gets its own
+  exclusive queue); replies ``/topic/reply_<hex>``.
+
+``generic`` (any STOMP broker; only ``/queue/`` and ``/topic/``): notifications on
+``/queue/<ex>.<topic>.<priority>``; no pools (a STOMP broker has no standard way
+to give each named group of subscribers one copy); RPC as above.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+__all__ = ["Destinations"]
+
+
+class Destinations:
+    """Destination names and subscription headers for one broker flavor.
+
+    Args:
+        flavor: ``rabbitmq`` or ``generic``.
+        prefetch: RabbitMQ's ``prefetch-count`` for consuming subscriptions.
+    """
+
+    def __init__(self, flavor: str, prefetch: int) -> None:
+        self.flavor = flavor
+        self.prefetch = prefetch
+
+    @property
+    def rabbit(self) -> bool:
+        """Whether RabbitMQ's destinations and headers are used."""
+        return self.flavor == "rabbitmq"
+
+    def _consume(self) -> dict[str, str]:
+        return {"prefetch-count": str(self.prefetch)} if self.rabbit else {}
+
+    def _durable_queue(self, name: str) -> dict[str, str]:
+        return {"x-queue-name": name, "durable": "true", "auto-delete": "false"}
+
+    def notification_send(self, exchange: str, key: str) -> str:
+        """Where a notification to ``key`` (``<topic>.<priority>``) is sent."""
+        prefix = "/topic/" if self.rabbit else "/queue/"
+        return f"{prefix}{exchange}.{key}"
+
+    def notification_default(self, exchange: str, key: str) -> tuple[str, dict[str, str]]:
+        """The subscription of the default queue of ``key``."""
+        destination = self.notification_send(exchange, key)
+        if not self.rabbit:
+            return destination, {}
+        return destination, {**self._durable_queue(f"{exchange}.{key}"), **self._consume()}
+
+    def notification_declaration(self, exchange: str, key: str) -> tuple[str, dict[str, str]]:
+        """The subscription that declares (and binds) the default queue of ``key``."""
+        destination, headers = self.notification_default(exchange, key)
+        return destination, {**headers, "prefetch-count": "1"}
+
+    def notification_pool(self, exchange: str, key: str, pool: str) -> tuple[str, dict[str, str]]:
+        """The subscription of ``pool``'s queue for ``key`` (RabbitMQ only)."""
+        return self.notification_send(exchange, key), {
+            **self._durable_queue(pool),
+            **self._consume(),
+        }
+
+    def rpc_queue(self, exchange: str, name: str) -> str:
+        """The queue of topic (or ``topic.server``) ``name``."""
+        return f"/queue/{exchange}.{name}"
+
+    def rpc_subscription(self, exchange: str, name: str) -> tuple[str, dict[str, str]]:
+        """The subscription of an RPC queue."""
+        return self.rpc_queue(exchange, name), self._consume()
+
+    def fanout(self, exchange: str, topic: str) -> str:
+        """Where fanout casts to ``topic`` go; every subscriber gets a copy."""
+        return f"/topic/{exchange}.{topic}_fanout"
+
+    @staticmethod
+    def new_reply() -> str:
+        """A fresh reply destination for one client connection."""
+        return f"/topic/reply_{uuid.uuid4().hex}"
