@@ -11,13 +11,13 @@ import dataclasses
 import logging
 import os
 import threading
-import time
 import uuid
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from messaging import wire
 from messaging.drivers import base
+from messaging.drivers.delivered import DecodingListener
 from messaging.drivers.kombu_transport.consumer import Consumer, Delivery
 from messaging.drivers.kombu_transport.link import KombuLink
 from messaging.drivers.kombu_transport.options import KombuSettings
@@ -124,7 +124,7 @@ class KombuDriver(base.Driver):
         self._lock = threading.Lock()
         self._broker: KombuBroker | None = None
         self._pid = os.getpid()
-        self._listeners: set[_KombuListener] = set()
+        self._listeners: set[DecodingListener[Delivery]] = set()
         self._warned_at_least_once = False
 
     @property
@@ -183,7 +183,9 @@ class KombuDriver(base.Driver):
         subs = topology.notification_subscriptions(TOPOLOGY, triples, pool)
         prefetch = max(self.settings.prefetch_count, batch_size)
         consumer = self._consume(subs, "notifications", prefetch)
-        return self._track(_KombuListener(self, consumer, batch_size, batch_timeout, rpc=False))
+        return self._track(
+            DecodingListener(consumer, self, batch_size, batch_timeout, False, self._forget)
+        )
 
     # -- RPC ------------------------------------------------------------------------------------
 
@@ -255,9 +257,11 @@ class KombuDriver(base.Driver):
         if not self.capabilities.fanout:
             subs, delete = subs[:2], []
         consumer = self._consume(subs, "rpc", self.settings.prefetch_count, delete)
-        return self._track(_KombuListener(self, consumer, batch_size, batch_timeout, rpc=True))
+        return self._track(
+            DecodingListener(consumer, self, batch_size, batch_timeout, True, self._forget)
+        )
 
-    def send_reply(self, reply_q: str, msg_id: str, body: str) -> None:
+    def send_reply(self, reply_q: str, msg_id: str, body: str, heartbeat: bool = False) -> None:
         """Publish a reply (or a heartbeat) to a caller's reply queue; never raises."""
         queue = None
         if self.settings.virtual:
@@ -310,133 +314,11 @@ class KombuDriver(base.Driver):
                 "a request nobody can receive is dropped, not reported"
             )
 
-    def _track(self, listener: _KombuListener) -> _KombuListener:
+    def _track(self, listener: DecodingListener[Delivery]) -> DecodingListener[Delivery]:
         with self._lock:
             self._listeners.add(listener)
         return listener
 
-    def _forget(self, listener: _KombuListener) -> None:
+    def _forget(self, listener: DecodingListener[Delivery]) -> None:
         with self._lock:
             self._listeners.discard(listener)
-
-
-class _NotificationMessage(base.IncomingMessage):
-    def __init__(self, listener: _KombuListener, delivery: Delivery, decoded: wire.Decoded) -> None:
-        super().__init__(decoded.ctxt, decoded.message, decoded.unique_id, decoded.client_timeout)
-        self._listener = listener
-        self._delivery = delivery
-        self._unique_id = decoded.unique_id
-        self._settled = False
-
-    def acknowledge(self) -> None:
-        if self._settled:
-            return
-        self._settled = True
-        self._listener.dedup.add(self._unique_id)
-        self._listener.consumer.ack(self._delivery)
-
-    def requeue(self) -> None:
-        if self._settled:
-            return
-        self._settled = True
-        self._listener.consumer.requeue(self._delivery)
-
-
-class _RpcMessage(base.RpcIncomingMessage):
-    def __init__(self, listener: _KombuListener, delivery: Delivery, decoded: wire.Decoded) -> None:
-        super().__init__(decoded.ctxt, decoded.message, decoded.msg_id, decoded.client_timeout)
-        self._listener = listener
-        self._delivery = delivery
-        self.reply_q = decoded.reply_q
-        self._settled = False
-
-    def acknowledge(self) -> None:
-        if not self._settled:
-            self._settled = True
-            self._listener.consumer.ack(self._delivery)
-
-    def requeue(self) -> None:
-        if not self._settled:
-            self._settled = True
-            self._listener.consumer.requeue(self._delivery)
-
-    def reply(self, reply: Any = None, failure: BaseException | None = None) -> None:
-        if not self.msg_id or not self.reply_q:
-            return  # a cast: nobody waits
-        try:
-            if failure is not None:
-                body = wire.encode_reply(self.msg_id, failure=wire.serialize_failure(failure))
-            else:
-                body = wire.encode_reply(self.msg_id, result=reply)
-        except Exception as exc:
-            LOG.exception(
-                "The result of %s cannot be encoded; replying with the error",
-                self.message.get("method"),
-            )
-            body = wire.encode_reply(self.msg_id, failure=wire.serialize_failure(exc))
-        self._listener.driver.send_reply(self.reply_q, self.msg_id, body)
-
-    def heartbeat(self) -> None:
-        if not self.msg_id or not self.reply_q:
-            return
-        body = wire.encode_reply(self.msg_id, ending=False)
-        self._listener.driver.send_reply(self.reply_q, self.msg_id, body)
-
-
-class _KombuListener(base.Listener):
-    def __init__(
-        self,
-        driver: KombuDriver,
-        consumer: Consumer,
-        batch_size: int,
-        batch_timeout: float | None,
-        rpc: bool,
-    ) -> None:
-        super().__init__(batch_size, batch_timeout)
-        self.driver = driver
-        self.consumer = consumer
-        self.rpc = rpc
-        self.dedup = base.DuplicateFilter()
-
-    def poll_one(self, timeout: float | None) -> base.IncomingMessage | None:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            delivery = self.consumer.take(remaining)
-            if delivery is None:
-                return None
-            try:
-                decoded = wire.decode(delivery.body)
-            except (ValueError, UnicodeDecodeError) as exc:
-                LOG.error(
-                    "Discarding a malformed message from queue %s (%s); its body: %r",
-                    delivery.queue,
-                    exc,
-                    delivery.body[:2000],
-                )
-                self.consumer.ack(delivery)
-                continue
-            if self.rpc:
-                if self.dedup.seen(decoded.unique_id):
-                    LOG.warning(
-                        "Dropping a duplicate request %s from %s", decoded.unique_id, delivery.queue
-                    )
-                    self.consumer.ack(delivery)
-                    continue
-                return _RpcMessage(self, delivery, decoded)
-            if decoded.unique_id is not None and decoded.unique_id in self.dedup:
-                LOG.warning(
-                    "Dropping a duplicate notification %s from %s",
-                    decoded.unique_id,
-                    delivery.queue,
-                )
-                self.consumer.ack(delivery)
-                continue
-            return _NotificationMessage(self, delivery, decoded)
-
-    def stop(self) -> None:
-        self.consumer.stop()
-
-    def cleanup(self) -> None:
-        self.consumer.close()
-        self.driver._forget(self)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from messaging import wire
 from messaging.drivers import base
+from messaging.drivers.delivered import DecodingListener
 from messaging.drivers.pool import ConnectionRegistry
 from messaging.drivers.rabbit import topology
 from messaging.drivers.rabbit.connection import AmqpConnection
@@ -120,7 +121,7 @@ class RabbitDriver(base.Driver):
         self._lock = threading.Lock()
         self._broker: BrokerConnections | None = None
         self._pid = os.getpid()
-        self._listeners: set[_RabbitListener] = set()
+        self._listeners: set[DecodingListener[Delivery]] = set()
         self._routes: dict[
             tuple[str | None, str | None],
             tuple[topology.ExchangeSpec, topology.QueueSpec, topology.Binding, dict[str, Any]],
@@ -231,7 +232,7 @@ class RabbitDriver(base.Driver):
         subs = topology.notification_subscriptions(self.settings, triples, pool)
         subscription = self._subscribe(subs, max(1, batch_size))
         return self._track(
-            _RabbitListener(self, subscription, batch_size, batch_timeout, rpc=False)
+            DecodingListener(subscription, self, batch_size, batch_timeout, False, self._forget)
         )
 
     # -- RPC ------------------------------------------------------------------------------------
@@ -323,9 +324,11 @@ class RabbitDriver(base.Driver):
         # A fanout stream is shared by every server of the topic: it stays.
         own_fanout = [] if self.settings.rabbit_stream_fanout else [subs[2].queue.name]
         subscription = self._subscribe(subs, 1, delete_on_close=own_fanout)
-        return self._track(_RabbitListener(self, subscription, batch_size, batch_timeout, rpc=True))
+        return self._track(
+            DecodingListener(subscription, self, batch_size, batch_timeout, True, self._forget)
+        )
 
-    def send_reply(self, reply_q: str, msg_id: str, body: bytes, heartbeat: bool) -> None:
+    def send_reply(self, reply_q: str, msg_id: str, body: str, heartbeat: bool) -> None:
         """Publish a reply (or a heartbeat) to a caller's reply queue; never raises.
 
         A reply queue that does not exist (yet, or any more) is retried every
@@ -335,13 +338,14 @@ class RabbitDriver(base.Driver):
         spec = topology.reply_publish(self.settings, reply_q)
         mandatory = topology.publish_mandatory(self.settings, "reply")
         deadline = time.monotonic() + self.settings.kombu_missing_consumer_retry_timeout
+        encoded = body.encode("utf-8")
         while True:
             try:
                 self.broker.publisher.publish(
                     Publication(
                         spec.exchange,
                         spec.routing_key,
-                        body,
+                        encoded,
                         topology.publish_properties("reply"),
                         mandatory,
                     ),
@@ -399,141 +403,11 @@ class RabbitDriver(base.Driver):
             raise
         return subscription
 
-    def _track(self, listener: _RabbitListener) -> _RabbitListener:
+    def _track(self, listener: DecodingListener[Delivery]) -> DecodingListener[Delivery]:
         with self._lock:
             self._listeners.add(listener)
         return listener
 
-    def _forget(self, listener: _RabbitListener) -> None:
+    def _forget(self, listener: DecodingListener[Delivery]) -> None:
         with self._lock:
             self._listeners.discard(listener)
-
-
-class _NotificationMessage(base.IncomingMessage):
-    def __init__(
-        self, listener: _RabbitListener, delivery: Delivery, decoded: wire.Decoded
-    ) -> None:
-        super().__init__(decoded.ctxt, decoded.message, decoded.unique_id, decoded.client_timeout)
-        self._listener = listener
-        self._delivery = delivery
-        self._unique_id = decoded.unique_id
-        self._settled = False
-
-    def acknowledge(self) -> None:
-        if self._settled:
-            return
-        self._settled = True
-        self._listener.dedup.add(self._unique_id)
-        self._listener.subscription.ack(self._delivery)
-
-    def requeue(self) -> None:
-        if self._settled:
-            return
-        self._settled = True
-        self._listener.subscription.requeue(self._delivery)
-
-
-class _RpcMessage(base.RpcIncomingMessage):
-    def __init__(
-        self, listener: _RabbitListener, delivery: Delivery, decoded: wire.Decoded
-    ) -> None:
-        super().__init__(decoded.ctxt, decoded.message, decoded.msg_id, decoded.client_timeout)
-        self._listener = listener
-        self._delivery = delivery
-        self.reply_q = decoded.reply_q
-        self._settled = False
-
-    def acknowledge(self) -> None:
-        if not self._settled:
-            self._settled = True
-            self._listener.subscription.ack(self._delivery)
-
-    def requeue(self) -> None:
-        if not self._settled:
-            self._settled = True
-            self._listener.subscription.requeue(self._delivery)
-
-    def reply(self, reply: Any = None, failure: BaseException | None = None) -> None:
-        if not self.msg_id or not self.reply_q:
-            return  # a cast: nobody waits
-        try:
-            if failure is not None:
-                body = wire.encode_reply(self.msg_id, failure=wire.serialize_failure(failure))
-            else:
-                body = wire.encode_reply(self.msg_id, result=reply)
-        except Exception as exc:
-            LOG.exception(
-                "The result of %s cannot be encoded; replying with the error",
-                self.message.get("method"),
-            )
-            body = wire.encode_reply(self.msg_id, failure=wire.serialize_failure(exc))
-        self._listener.driver.send_reply(
-            self.reply_q, self.msg_id, body.encode("utf-8"), heartbeat=False
-        )
-
-    def heartbeat(self) -> None:
-        if not self.msg_id or not self.reply_q:
-            return
-        body = wire.encode_reply(self.msg_id, ending=False)
-        self._listener.driver.send_reply(
-            self.reply_q, self.msg_id, body.encode("utf-8"), heartbeat=True
-        )
-
-
-class _RabbitListener(base.Listener):
-    def __init__(
-        self,
-        driver: RabbitDriver,
-        subscription: Subscription,
-        batch_size: int,
-        batch_timeout: float | None,
-        rpc: bool,
-    ) -> None:
-        super().__init__(batch_size, batch_timeout)
-        self.driver = driver
-        self.subscription = subscription
-        self.rpc = rpc
-        self.dedup = base.DuplicateFilter()
-
-    def poll_one(self, timeout: float | None) -> base.IncomingMessage | None:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            delivery = self.subscription.take(remaining)
-            if delivery is None:
-                return None
-            try:
-                decoded = wire.decode(delivery.body)
-            except (ValueError, UnicodeDecodeError) as exc:
-                LOG.error(
-                    "Discarding a malformed message from queue %s (%s); its body: %r",
-                    delivery.queue,
-                    exc,
-                    delivery.body[:2000],
-                )
-                self.subscription.ack(delivery)
-                continue
-            if self.rpc:
-                if self.dedup.seen(decoded.unique_id):
-                    LOG.warning(
-                        "Dropping a duplicate request %s from %s", decoded.unique_id, delivery.queue
-                    )
-                    self.subscription.ack(delivery)
-                    continue
-                return _RpcMessage(self, delivery, decoded)
-            if decoded.unique_id is not None and decoded.unique_id in self.dedup:
-                LOG.warning(
-                    "Dropping a duplicate notification %s from %s",
-                    decoded.unique_id,
-                    delivery.queue,
-                )
-                self.subscription.ack(delivery)
-                continue
-            return _NotificationMessage(self, delivery, decoded)
-
-    def stop(self) -> None:
-        self.subscription.stop()
-
-    def cleanup(self) -> None:
-        self.subscription.close()
-        self.driver._forget(self)

@@ -1,0 +1,221 @@
+"""Listeners over a driver's raw deliveries: decode, de-duplicate, settle, reply.
+
+A driver that receives raw message bodies (RabbitMQ, kombu transports) hands
+them over through a :class:`DeliverySource`; :class:`DecodingListener` turns
+each into the incoming message the server dispatches, with the oslo rules:
+a body that cannot be decoded is logged whole and acknowledged (never silently
+dropped), a repeated ``_unique_id`` is acknowledged without being handled, a
+notification counts as seen once it is acknowledged, an RPC request as soon as
+it is received.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, Generic, Protocol, TypeVar
+
+from messaging import wire
+from messaging.drivers import base
+
+__all__ = [
+    "DecodingListener",
+    "Delivered",
+    "DeliveredNotification",
+    "DeliveredRequest",
+    "DeliverySource",
+    "ReplyPublisher",
+]
+
+LOG = logging.getLogger(__name__)
+
+
+class Delivered(Protocol):
+    """What a raw delivery has: its body and where it came from."""
+
+    @property
+    def body(self) -> bytes:
+        """The raw body."""
+
+    @property
+    def queue(self) -> str:
+        """The queue (or routing key) it came from, for logs."""
+
+
+D = TypeVar("D", bound=Delivered)
+
+
+class DeliverySource(Protocol[D]):
+    """Where a listener takes raw deliveries from, and settles them."""
+
+    def take(self, timeout: float | None) -> D | None:
+        """The next delivery; None after ``timeout`` or once stopped."""
+
+    def ack(self, delivery: D) -> None:
+        """Acknowledge a delivery."""
+
+    def requeue(self, delivery: D) -> None:
+        """Give a delivery back for another delivery."""
+
+    def stop(self) -> None:
+        """Wake a blocked :meth:`take`."""
+
+    def close(self) -> None:
+        """Stop consuming; unacknowledged deliveries go back to the broker."""
+
+
+class ReplyPublisher(Protocol):
+    """What sends RPC replies for a listener (its driver)."""
+
+    def send_reply(self, reply_q: str, msg_id: str, body: str, heartbeat: bool) -> None:
+        """Publish an encoded reply (or heartbeat) to ``reply_q``; never raises."""
+
+
+class DeliveredNotification(base.IncomingMessage, Generic[D]):
+    """A notification taken from a :class:`DeliverySource`."""
+
+    def __init__(self, listener: DecodingListener[D], delivery: D, decoded: wire.Decoded) -> None:
+        super().__init__(decoded.ctxt, decoded.message, decoded.unique_id, decoded.client_timeout)
+        self._listener = listener
+        self._delivery = delivery
+        self._unique_id = decoded.unique_id
+        self._settled = False
+
+    def acknowledge(self) -> None:
+        """Acknowledge once; the notification now counts as seen."""
+        if self._settled:
+            return
+        self._settled = True
+        self._listener.dedup.add(self._unique_id)
+        self._listener.source.ack(self._delivery)
+
+    def requeue(self) -> None:
+        """Requeue once."""
+        if self._settled:
+            return
+        self._settled = True
+        self._listener.source.requeue(self._delivery)
+
+
+class DeliveredRequest(base.RpcIncomingMessage, Generic[D]):
+    """An RPC request taken from a :class:`DeliverySource`."""
+
+    def __init__(self, listener: DecodingListener[D], delivery: D, decoded: wire.Decoded) -> None:
+        super().__init__(decoded.ctxt, decoded.message, decoded.msg_id, decoded.client_timeout)
+        self._listener = listener
+        self._delivery = delivery
+        self.reply_q = decoded.reply_q
+        self._settled = False
+
+    def acknowledge(self) -> None:
+        """Acknowledge once."""
+        if not self._settled:
+            self._settled = True
+            self._listener.source.ack(self._delivery)
+
+    def requeue(self) -> None:
+        """Requeue once."""
+        if not self._settled:
+            self._settled = True
+            self._listener.source.requeue(self._delivery)
+
+    def reply(self, reply: Any = None, failure: BaseException | None = None) -> None:
+        """Send the result or the failure to the caller (nothing for a cast); never raises."""
+        if not self.msg_id or not self.reply_q:
+            return
+        try:
+            if failure is not None:
+                body = wire.encode_reply(self.msg_id, failure=wire.serialize_failure(failure))
+            else:
+                body = wire.encode_reply(self.msg_id, result=reply)
+        except Exception as exc:
+            LOG.exception(
+                "The result of %s cannot be encoded; replying with the error",
+                self.message.get("method"),
+            )
+            body = wire.encode_reply(self.msg_id, failure=wire.serialize_failure(exc))
+        self._listener.replies.send_reply(self.reply_q, self.msg_id, body, heartbeat=False)
+
+    def heartbeat(self) -> None:
+        """Tell a monitoring caller the call is still being worked on."""
+        if not self.msg_id or not self.reply_q:
+            return
+        body = wire.encode_reply(self.msg_id, ending=False)
+        self._listener.replies.send_reply(self.reply_q, self.msg_id, body, heartbeat=True)
+
+
+class DecodingListener(base.Listener, Generic[D]):
+    """A listener that decodes what a :class:`DeliverySource` delivers.
+
+    Args:
+        source: where deliveries come from.
+        replies: what sends RPC replies.
+        batch_size: how many messages a poll may return.
+        batch_timeout: how long a batch may take to fill.
+        rpc: whether the deliveries are RPC requests (else notifications).
+        on_cleanup: called with the listener once it is cleaned up.
+    """
+
+    def __init__(
+        self,
+        source: DeliverySource[D],
+        replies: ReplyPublisher,
+        batch_size: int,
+        batch_timeout: float | None,
+        rpc: bool,
+        on_cleanup: Callable[[DecodingListener[D]], None] | None = None,
+    ) -> None:
+        super().__init__(batch_size, batch_timeout)
+        self.source = source
+        self.replies = replies
+        self.rpc = rpc
+        self.dedup = base.DuplicateFilter()
+        self._on_cleanup = on_cleanup
+
+    def poll_one(self, timeout: float | None) -> base.IncomingMessage | None:
+        """Take, decode and de-duplicate the next delivery."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            delivery = self.source.take(remaining)
+            if delivery is None:
+                return None
+            try:
+                decoded = wire.decode(delivery.body)
+            except (ValueError, UnicodeDecodeError) as exc:
+                LOG.error(
+                    "Discarding a malformed message from queue %s (%s); its body: %r",
+                    delivery.queue,
+                    exc,
+                    delivery.body[:2000],
+                )
+                self.source.ack(delivery)
+                continue
+            if self.rpc:
+                if self.dedup.seen(decoded.unique_id):
+                    LOG.warning(
+                        "Dropping a duplicate request %s from %s", decoded.unique_id, delivery.queue
+                    )
+                    self.source.ack(delivery)
+                    continue
+                return DeliveredRequest(self, delivery, decoded)
+            if decoded.unique_id is not None and decoded.unique_id in self.dedup:
+                LOG.warning(
+                    "Dropping a duplicate notification %s from %s",
+                    decoded.unique_id,
+                    delivery.queue,
+                )
+                self.source.ack(delivery)
+                continue
+            return DeliveredNotification(self, delivery, decoded)
+
+    def stop(self) -> None:
+        """Wake a blocked poll."""
+        self.source.stop()
+
+    def cleanup(self) -> None:
+        """Stop consuming and tell the owner."""
+        self.source.close()
+        if self._on_cleanup is not None:
+            self._on_cleanup(self)
