@@ -59,6 +59,7 @@ from messaging.drivers.memory_broker import (
     get_broker,
     reset_brokers,
 )
+from messaging.drivers.replies import describe_call
 from messaging.exceptions import (
     InvalidTarget,
     MessageDeliveryFailure,
@@ -309,10 +310,7 @@ class MemoryDriver(base.Driver):
         call_monitor_timeout: float | None,
         deadline: float | None,
     ) -> MessagingTimeout:
-        where = f"method {message.get('method')!r} on topic {target.topic!r}"
-        if target.server:
-            where += f", server {target.server!r}"
-        head = f"Timed out waiting for a reply to message ID {msg_id} ({where})"
+        head = describe_call(msg_id, target, message)
         tail = f"timeout {timeout}s, reply queue {waiter.queue}"
         if waiter.closed:
             return MessagingTimeout(f"{head}: the transport was cleaned up; {tail}")

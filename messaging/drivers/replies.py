@@ -20,12 +20,20 @@ from typing import Any
 from messaging import wire
 from messaging.exceptions import MessagingTimeout
 
-__all__ = ["SEND_FAILED", "ReplyWaiters"]
+__all__ = ["SEND_FAILED", "ReplyWaiters", "describe_call"]
 
 LOG = logging.getLogger(__name__)
 _WARN_WAITERS = 10
 #: What :meth:`ReplyWaiters.send_failed` puts in a box: the request never left.
 SEND_FAILED = "__send_failed__"
+
+
+def describe_call(msg_id: str, target: Any, message: dict[str, Any]) -> str:
+    """The start of a call's timeout message: id, method, topic and server."""
+    where = f"method {message.get('method')!r} on topic {target.topic!r}"
+    if target.server:
+        where += f", server {target.server!r}"
+    return f"Timed out waiting for a reply to message ID {msg_id} ({where})"
 
 
 class ReplyWaiters:

@@ -25,7 +25,7 @@ from messaging.drivers.kombu_transport.publisher import Publication, Publisher
 from messaging.drivers.pool import ConnectionRegistry
 from messaging.drivers.rabbit import topology
 from messaging.drivers.rabbit.options import RabbitSettings
-from messaging.drivers.replies import ReplyWaiters
+from messaging.drivers.replies import ReplyWaiters, describe_call
 from messaging.exceptions import InvalidTarget
 
 if TYPE_CHECKING:
@@ -231,15 +231,12 @@ class KombuDriver(base.Driver):
             broker.publisher.publish(
                 Publication(spec.exchange, key, body, expiration=timeout, retry=retry)
             )
-            where = f"method {message.get('method')!r} on topic {topic!r}"
-            if target.server:
-                where += f", server {target.server!r}"
             return replies.wait(
                 box,
                 timeout,
                 call_monitor_timeout,
                 self.allowed_remote_exmods,
-                f"Timed out waiting for a reply to message ID {msg_id} ({where})",
+                describe_call(msg_id, target, message),
             )
         finally:
             replies.unregister(msg_id)

@@ -29,6 +29,7 @@ from messaging.drivers.rabbit.consumer import Delivery, Subscription
 from messaging.drivers.rabbit.options import RabbitSettings, broker_key
 from messaging.drivers.rabbit.publisher import Publication, Publisher, amqp_properties
 from messaging.drivers.rabbit.reply import ReplyRouter
+from messaging.drivers.replies import describe_call
 from messaging.exceptions import InvalidTarget, MessageUndeliverable
 
 if TYPE_CHECKING:
@@ -285,15 +286,12 @@ class RabbitDriver(base.Driver):
                 ),
                 lambda error: replies.send_failed(box, error),
             )
-            where = f"method {message.get('method')!r} on topic {topic!r}"
-            if target.server:
-                where += f", server {target.server!r}"
             return replies.wait(
                 box,
                 timeout,
                 call_monitor_timeout,
                 self.allowed_remote_exmods,
-                f"Timed out waiting for a reply to message ID {msg_id} ({where})",
+                describe_call(msg_id, target, message),
             )
         finally:
             replies.unregister(msg_id)

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from messaging import wire
 from messaging.drivers import base
+from messaging.drivers.replies import describe_call
 from messaging.drivers.sqlite.bus import Bus, close_bus, open_bus
 from messaging.drivers.sqlite.listener import SqliteListener
 from messaging.drivers.sqlite.options import SqliteSettings, database_path
@@ -238,15 +239,12 @@ class SqliteDriver(base.Driver):
             )
             expires_at = None if timeout is None else time.time() + timeout
             self._publish_request(target, message, body, retry, mandatory, expires_at)
-            where = f"method {message.get('method')!r} on topic {target.topic!r}"
-            if target.server:
-                where += f", server {target.server!r}"
             return replies.wait(
                 box,
                 timeout,
                 call_monitor_timeout,
                 self.allowed_remote_exmods,
-                f"Timed out waiting for a reply to message ID {msg_id} ({where})",
+                describe_call(msg_id, target, message),
             )
         finally:
             replies.unregister(msg_id)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from messaging import wire
 from messaging.drivers import base
+from messaging.drivers.replies import describe_call
 from messaging.drivers.stomp.connection import REGISTRY, StompConnection
 from messaging.drivers.stomp.destinations import Destinations
 from messaging.drivers.stomp.listener import StompListener
@@ -170,15 +171,12 @@ class StompDriver(base.Driver):
                 self.connection.send(destination, body, headers, retry)
             except MessageDeliveryFailure as exc:
                 replies.send_failed(box, exc)
-            where = f"method {message.get('method')!r} on topic {topic!r}"
-            if target.server:
-                where += f", server {target.server!r}"
             return replies.wait(
                 box,
                 timeout,
                 call_monitor_timeout,
                 self.allowed_remote_exmods,
-                f"Timed out waiting for a reply to message ID {msg_id} ({where})",
+                describe_call(msg_id, target, message),
             )
         finally:
             replies.unregister(msg_id)
