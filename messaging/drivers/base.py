@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 if TYPE_CHECKING:
     from oslo_config import cfg
@@ -33,6 +33,7 @@ __all__ = [
     "DuplicateFilter",
     "IncomingMessage",
     "Listener",
+    "OpenListeners",
     "RpcIncomingMessage",
     "attempts",
 ]
@@ -94,6 +95,38 @@ class DuplicateFilter:
         with self._lock:
             if unique_id not in self._seen:
                 self._seen.append(unique_id)
+
+
+L = TypeVar("L", bound="Listener")
+
+
+class OpenListeners(Generic[L]):
+    """A driver's listeners that are not cleaned up yet; thread-safe.
+
+    A driver tracks each listener it hands out, forgets it when the listener
+    cleans itself up, and cleans up what is left in its own ``cleanup()``.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._listeners: set[L] = set()
+
+    def track(self, listener: L) -> L:
+        """Remember ``listener``; return it."""
+        with self._lock:
+            self._listeners.add(listener)
+        return listener
+
+    def forget(self, listener: L) -> None:
+        """Drop ``listener`` (it cleaned itself up)."""
+        with self._lock:
+            self._listeners.discard(listener)
+
+    def take_all(self) -> list[L]:
+        """Return every tracked listener and forget them all."""
+        with self._lock:
+            listeners, self._listeners = list(self._listeners), set()
+        return listeners
 
 
 class IncomingMessage(abc.ABC):

@@ -105,7 +105,7 @@ class MemoryDriver(base.Driver):
         self.broker = get_broker(url.virtual_host)
         self._lock = threading.Lock()
         self._waiter: _ReplyWaiter | None = None
-        self._listeners: set[_MemoryListener] = set()
+        self._listeners: base.OpenListeners[_MemoryListener] = base.OpenListeners()
 
     def publish(
         self,
@@ -324,18 +324,15 @@ class MemoryDriver(base.Driver):
     # Lifecycle
 
     def _track(self, listener: _MemoryListener) -> _MemoryListener:
-        with self._lock:
-            self._listeners.add(listener)
-        return listener
+        return self._listeners.track(listener)
 
     def _forget(self, listener: _MemoryListener) -> None:
-        with self._lock:
-            self._listeners.discard(listener)
+        self._listeners.forget(listener)
 
     def cleanup(self) -> None:
         """Clean up every listener of this driver and delete its reply queue."""
         with self._lock:
-            listeners = list(self._listeners)
+            listeners = self._listeners.take_all()
             waiter, self._waiter = self._waiter, None
         for listener in listeners:
             listener.cleanup()

@@ -124,7 +124,7 @@ class KombuDriver(base.Driver):
         self._lock = threading.Lock()
         self._broker: KombuBroker | None = None
         self._pid = os.getpid()
-        self._listeners: set[DecodingListener[Delivery]] = set()
+        self._listeners: base.OpenListeners[DecodingListener[Delivery]] = base.OpenListeners()
         self._warned_at_least_once = False
 
     @property
@@ -134,14 +134,14 @@ class KombuDriver(base.Driver):
             if self._broker is None or self._pid != os.getpid():
                 # In a forked child the parent's connections are not ours to use.
                 self._pid = os.getpid()
-                self._listeners = set()
+                self._listeners = base.OpenListeners()
                 self._broker = REGISTRY.acquire(self._key, lambda: KombuBroker(self.settings))
             return self._broker
 
     def cleanup(self) -> None:
         """Close this driver's listeners and leave the shared connections."""
         with self._lock:
-            listeners, self._listeners = list(self._listeners), set()
+            listeners = self._listeners.take_all()
             broker, self._broker = self._broker, None
         for listener in listeners:
             listener.cleanup()
@@ -312,10 +312,7 @@ class KombuDriver(base.Driver):
             )
 
     def _track(self, listener: DecodingListener[Delivery]) -> DecodingListener[Delivery]:
-        with self._lock:
-            self._listeners.add(listener)
-        return listener
+        return self._listeners.track(listener)
 
     def _forget(self, listener: DecodingListener[Delivery]) -> None:
-        with self._lock:
-            self._listeners.discard(listener)
+        self._listeners.forget(listener)

@@ -122,7 +122,7 @@ class RabbitDriver(base.Driver):
         self._lock = threading.Lock()
         self._broker: BrokerConnections | None = None
         self._pid = os.getpid()
-        self._listeners: set[DecodingListener[Delivery]] = set()
+        self._listeners: base.OpenListeners[DecodingListener[Delivery]] = base.OpenListeners()
         self._routes: dict[
             tuple[str | None, str | None],
             tuple[topology.ExchangeSpec, topology.QueueSpec, topology.Binding, dict[str, Any]],
@@ -140,7 +140,7 @@ class RabbitDriver(base.Driver):
             if self._broker is None or self._pid != os.getpid():
                 # In a forked child the parent's connections are not ours to use.
                 self._pid = os.getpid()
-                self._listeners = set()
+                self._listeners = base.OpenListeners()
                 self._broker = REGISTRY.acquire(
                     self._key, lambda: BrokerConnections(self.settings, self.url)
                 )
@@ -166,7 +166,7 @@ class RabbitDriver(base.Driver):
                 self.settings.publish_confirm_timeout,
             )
         with self._lock:
-            listeners, self._listeners = list(self._listeners), set()
+            listeners = self._listeners.take_all()
             broker, self._broker = self._broker, None
         for listener in listeners:
             listener.cleanup()
@@ -402,10 +402,7 @@ class RabbitDriver(base.Driver):
         return subscription
 
     def _track(self, listener: DecodingListener[Delivery]) -> DecodingListener[Delivery]:
-        with self._lock:
-            self._listeners.add(listener)
-        return listener
+        return self._listeners.track(listener)
 
     def _forget(self, listener: DecodingListener[Delivery]) -> None:
-        with self._lock:
-            self._listeners.discard(listener)
+        self._listeners.forget(listener)

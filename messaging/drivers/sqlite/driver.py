@@ -84,7 +84,7 @@ class SqliteDriver(base.Driver):
         self.path = database_path(url, self.settings)
         self.limits = Limits(self.settings.max_bytes, self.settings.max_messages)
         self._lock = threading.Lock()
-        self._listeners: set[SqliteListener] = set()
+        self._listeners: base.OpenListeners[SqliteListener] = base.OpenListeners()
         self._pid = os.getpid()
         # Opened now, so that a file that is not a usable bus is reported at once.
         self._bus: Bus | None = open_bus(self.path, self.settings)
@@ -102,7 +102,7 @@ class SqliteDriver(base.Driver):
             if self._bus is None or self._pid != os.getpid():
                 # In a forked child, the parent's connection and threads are not ours.
                 self._pid = os.getpid()
-                self._listeners = set()
+                self._listeners = base.OpenListeners()
                 self._bus = open_bus(self.path, self.settings)
             return self._bus
 
@@ -297,18 +297,15 @@ class SqliteDriver(base.Driver):
     # -- lifecycle ------------------------------------------------------------------------
 
     def _track(self, listener: SqliteListener) -> SqliteListener:
-        with self._lock:
-            self._listeners.add(listener)
-        return listener
+        return self._listeners.track(listener)
 
     def _forget(self, listener: SqliteListener) -> None:
-        with self._lock:
-            self._listeners.discard(listener)
+        self._listeners.forget(listener)
 
     def cleanup(self) -> None:
         """Clean up every listener of this driver and let go of the bus file."""
         with self._lock:
-            listeners, self._listeners = list(self._listeners), set()
+            listeners = self._listeners.take_all()
             bus, self._bus = self._bus, None
         for listener in listeners:
             listener.cleanup()

@@ -51,7 +51,7 @@ class StompDriver(base.Driver):
         self.settings = StompSettings.from_conf(conf, url)
         self._key = self.settings.broker_key()
         self._lock = threading.Lock()
-        self._listeners: set[StompListener] = set()
+        self._listeners: base.OpenListeners[StompListener] = base.OpenListeners()
         self._released = False
         self.connection: StompConnection = REGISTRY.acquire(
             self._key, lambda: StompConnection(self.settings)
@@ -191,19 +191,16 @@ class StompDriver(base.Driver):
     # -- lifecycle ------------------------------------------------------------------------
 
     def _track(self, listener: StompListener) -> StompListener:
-        with self._lock:
-            self._listeners.add(listener)
-        return listener
+        return self._listeners.track(listener)
 
     def forget(self, listener: StompListener) -> None:
         """Stop tracking a listener that cleaned itself up."""
-        with self._lock:
-            self._listeners.discard(listener)
+        self._listeners.forget(listener)
 
     def cleanup(self) -> None:
         """Clean up this driver's listeners and release its share of the connection."""
         with self._lock:
-            listeners, self._listeners = list(self._listeners), set()
+            listeners = self._listeners.take_all()
             released, self._released = self._released, True
         for listener in listeners:
             listener.cleanup()
