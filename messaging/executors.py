@@ -3,9 +3,15 @@
 Loaded by name through stevedore (namespace ``messaging.executors``):
 
 ``threading`` (the default)
-    A pool of ``executor_thread_pool_size`` threads. The poll thread blocks when
-    every worker is busy, so messages stay on the broker (where other consumers
-    can take them) instead of piling up in memory.
+    Up to ``executor_thread_pool_size`` threads. When the listener can be polled
+    from several threads at once (every driver of this package), the workers
+    receive for themselves: an idle worker takes the next batch and handles it,
+    and a new worker is started only when none is left idle to receive. A
+    message then goes from the driver to the thread that handles it in one
+    hand-over, and nobody receives while every worker is busy, so messages stay
+    on the broker (where other consumers can take them) instead of piling up in
+    memory. With other listeners a poll thread feeds the pool, blocking while
+    every worker is busy.
 ``blocking``
     Messages are handled one at a time, in order, on the server's poll thread.
 ``eventlet``
@@ -17,6 +23,7 @@ from __future__ import annotations
 
 import abc
 import concurrent.futures
+import logging
 import sys
 import threading
 from collections.abc import Callable
@@ -35,6 +42,7 @@ __all__ = [
 ]
 
 NAMESPACE = "messaging.executors"
+LOG = logging.getLogger(__name__)
 
 
 class Executor(abc.ABC):
@@ -55,6 +63,19 @@ class Executor(abc.ABC):
     def shutdown(self, wait: bool = True) -> None:
         """Take no new tasks; with ``wait``, return once the submitted ones are done."""
 
+    def serve(self, receive: Callable[[], Any], handle: Callable[[Any], None]) -> bool:
+        """Receive and handle on the executor's own workers, if it can.
+
+        Each worker calls ``receive()`` (which blocks until something comes, and
+        returns None when receiving is over) and then ``handle()`` with what it
+        got. :meth:`shutdown` with ``wait`` returns once every worker has finished.
+
+        Returns:
+            False when the executor cannot do this (the server then runs a poll
+            thread that calls :meth:`submit`); ``receive`` is not called.
+        """
+        return False
+
 
 class BlockingExecutor(Executor):
     """Runs each task at once, in the submitting thread."""
@@ -68,28 +89,93 @@ class BlockingExecutor(Executor):
 
 
 class ThreadingExecutor(Executor):
-    """A bounded pool of threads."""
+    """A bounded pool of threads, which may also receive for themselves (:meth:`serve`)."""
 
     def __init__(self, max_workers: int) -> None:
         super().__init__(max_workers)
-        self._pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=max_workers, thread_name_prefix="messaging-worker"
-        )
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._slots = threading.BoundedSemaphore(max_workers)
+        self._lock = threading.Lock()
+        self._workers: list[threading.Thread] = []
+        self._idle = 0
+        self._closed = False
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> None:
         """Run ``fn(*args)`` on a worker; blocks while all workers are busy."""
         self._slots.acquire()
         try:
-            future = self._pool.submit(fn, *args)
+            with self._lock:
+                if self._pool is None:
+                    self._pool = concurrent.futures.ThreadPoolExecutor(
+                        max_workers=self.max_workers, thread_name_prefix="messaging-worker"
+                    )
+                pool = self._pool
+            future = pool.submit(fn, *args)
         except BaseException:
             self._slots.release()
             raise
         future.add_done_callback(lambda _f: self._slots.release())
 
+    def serve(self, receive: Callable[[], Any], handle: Callable[[Any], None]) -> bool:
+        """Start one receiving worker; more start while none is left idle to receive."""
+        self._start_worker(receive, handle)
+        return True
+
+    def _start_worker(self, receive: Callable[[], Any], handle: Callable[[Any], None]) -> None:
+        with self._lock:
+            if self._closed or len(self._workers) >= self.max_workers:
+                return
+            thread = threading.Thread(
+                target=self._work,
+                args=(receive, handle),
+                name=f"messaging-worker-{len(self._workers)}",
+                daemon=True,
+            )
+            self._workers.append(thread)
+            self._idle += 1  # counted as idle from now, so that no second one starts early
+        thread.start()
+
+    def _work(self, receive: Callable[[], Any], handle: Callable[[Any], None]) -> None:
+        counted_idle = True  # by _start_worker
+        try:
+            while True:
+                if not counted_idle:
+                    with self._lock:
+                        self._idle += 1
+                    counted_idle = True
+                received = receive()
+                with self._lock:
+                    self._idle -= 1
+                    counted_idle = False
+                    grow = received is not None and self._idle == 0
+                if received is None:
+                    return
+                if grow:
+                    self._start_worker(receive, handle)
+                try:
+                    handle(received)
+                except Exception:
+                    LOG.exception("Unexpected error while handling received messages")
+        finally:
+            if counted_idle:
+                with self._lock:
+                    self._idle -= 1
+
     def shutdown(self, wait: bool = True) -> None:
-        """Stop the pool; with ``wait``, after the running tasks finish."""
-        self._pool.shutdown(wait=wait)
+        """Stop the pool; with ``wait``, after the running tasks and workers finish.
+
+        A worker that shuts down its own executor is not waited for.
+        """
+        with self._lock:
+            self._closed = True
+            pool, workers = self._pool, list(self._workers)
+        if pool is not None:
+            pool.shutdown(wait=wait)
+        if wait:
+            current = threading.current_thread()
+            for thread in workers:
+                if thread is not current:
+                    thread.join()
 
 
 class EventletExecutor(Executor):

@@ -1,8 +1,10 @@
 """``MessageHandlingServer``: the lifecycle shared by RPC servers and notification listeners.
 
 A server owns a listener (from its transport) and an executor. ``start()``
-subscribes and starts a poll thread that hands each received batch to the
-executor; ``stop()`` stops receiving (batches already received are still
+subscribes and has the executor's workers receive batches for themselves
+(:meth:`~messaging.executors.Executor.serve`), or, with an executor or a
+listener that cannot do that, starts a poll thread that hands each received
+batch to the executor; ``stop()`` stops receiving (batches already received are still
 handled); ``wait()`` waits for the handling in progress, then releases the
 listener. The three calls are ordered as in oslo.messaging, and may come from
 different threads: ``stop()`` waits for ``start()``, ``wait()`` waits for
@@ -68,6 +70,7 @@ class MessageHandlingServer(abc.ABC):
         self._executor: Executor | None = None
         self._poll_thread: threading.Thread | None = None
         self._stopping = threading.Event()
+        self._stopped_by_itself = threading.Event()
 
     # -- what subclasses provide -------------------------------------------------
 
@@ -148,16 +151,21 @@ class MessageHandlingServer(abc.ABC):
             except Exception as exc:
                 raise ServerListenError(getattr(self, "target", None), exc) from exc
             size = override_pool_size or self.conf.executor_thread_pool_size
-            self._executor = self._executor_cls(size)
+            executor = self._executor = self._executor_cls(size)
             self._listener = listener
             self._stopping.clear()
-            self._poll_thread = threading.Thread(
-                target=self._poll_loop,
-                args=(listener, self._executor),
-                name=f"messaging-poll-{id(self):x}",
-            )
-            self._poll_thread.daemon = True
-            self._poll_thread.start()
+            self._stopped_by_itself.clear()
+            if not (
+                listener.concurrent_poll
+                and executor.serve(lambda: self._receive(listener), self._process_incoming)
+            ):
+                self._poll_thread = threading.Thread(
+                    target=self._poll_loop,
+                    args=(listener, executor),
+                    name=f"messaging-poll-{id(self):x}",
+                )
+                self._poll_thread.daemon = True
+                self._poll_thread.start()
             self._set_state("running", waited=False)
 
     def stop(self, *, log_after: float = 30, timeout: float | None = None) -> None:
@@ -209,7 +217,8 @@ class MessageHandlingServer(abc.ABC):
 
     # -- the poll thread --------------------------------------------------------------
 
-    def _poll_loop(self, listener: Listener, executor: Executor) -> None:
+    def _receive(self, listener: Listener) -> list[IncomingMessage] | None:
+        """The next batch; None once the server (or the listener by itself) stopped."""
         backoff = _POLL_ERROR_BACKOFF[0]
         while not self._stopping.is_set():
             try:
@@ -219,14 +228,19 @@ class MessageHandlingServer(abc.ABC):
                 self._stopping.wait(backoff)
                 backoff = min(backoff * 2, _POLL_ERROR_BACKOFF[1])
                 continue
-            backoff = _POLL_ERROR_BACKOFF[0]
-            if not batch:
-                # A poll without timeout returns nothing only once the listener is
-                # stopped; if the server was not (its transport was cleaned up
-                # under it), stop polling rather than spin.
-                if not self._stopping.is_set():
-                    LOG.warning("The listener of %r stopped by itself; no more messages", self)
-                return
+            if batch:
+                return batch
+            # A poll without timeout returns nothing only once the listener is
+            # stopped; if the server was not (its transport was cleaned up under
+            # it), stop receiving rather than spin.
+            if not self._stopping.is_set() and not self._stopped_by_itself.is_set():
+                self._stopped_by_itself.set()
+                LOG.warning("The listener of %r stopped by itself; no more messages", self)
+            return None
+        return None
+
+    def _poll_loop(self, listener: Listener, executor: Executor) -> None:
+        while (batch := self._receive(listener)) is not None:
             try:
                 executor.submit(self._process_incoming, batch)
             except Exception:

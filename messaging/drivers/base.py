@@ -48,12 +48,16 @@ class Capabilities:
         pools: listener pools, each receiving its own copy of every notification.
         fanout: casts to every server of a topic.
         rpc: RPC calls and casts (not only notifications).
+        batches: a listener can hold several unacknowledged messages at once, so
+            batch listeners get full batches (False where the broker sends the next
+            message only once the last is acknowledged).
     """
 
     requeue: bool = False
     pools: bool = False
     fanout: bool = False
     rpc: bool = False
+    batches: bool = True
 
 
 def attempts(retry: int | None) -> float:
@@ -173,15 +177,23 @@ class RpcIncomingMessage(IncomingMessage):
 
 
 class Listener(abc.ABC):
-    """A poll-style listener: the server's poll thread calls :meth:`poll` in a loop.
+    """A poll-style listener: the server calls :meth:`poll` in a loop.
 
     A driver implements :meth:`poll_one`, :meth:`stop` and :meth:`cleanup`;
     batching is done here.
     """
 
+    #: Whether :meth:`poll` may be called from several threads at once. When it
+    #: may, the workers of a threaded executor receive for themselves, which
+    #: saves every message a hand-over between threads.
+    concurrent_poll: bool = False
+
     def __init__(self, batch_size: int = 1, batch_timeout: float | None = None) -> None:
         self.batch_size = max(1, batch_size or 1)
         self.batch_timeout = batch_timeout
+        # One batch fills at a time: threads that poll at once would otherwise
+        # share a trickle of messages out into several small batches.
+        self._filling = threading.Lock()
 
     @abc.abstractmethod
     def poll_one(self, timeout: float | None) -> IncomingMessage | None:
@@ -201,12 +213,24 @@ class Listener(abc.ABC):
         Waits up to ``timeout`` for a first message, then up to ``batch_timeout``
         (from then on) for the batch to fill. An empty list means nothing came.
         """
+        if self.batch_size == 1:
+            first = self.poll_one(timeout)
+            return [] if first is None else [first]
+        start = time.monotonic()
+        if not self._filling.acquire(timeout=-1 if timeout is None else timeout):
+            return []
+        try:
+            return self._fill(
+                None if timeout is None else max(0.0, start + timeout - time.monotonic())
+            )
+        finally:
+            self._filling.release()
+
+    def _fill(self, timeout: float | None) -> list[IncomingMessage]:
         first = self.poll_one(timeout)
         if first is None:
             return []
         batch = [first]
-        if self.batch_size == 1:
-            return batch
         deadline = None if self.batch_timeout is None else time.monotonic() + self.batch_timeout
         while len(batch) < self.batch_size:
             remaining = None if deadline is None else deadline - time.monotonic()

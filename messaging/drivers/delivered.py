@@ -157,6 +157,8 @@ class DecodingListener(base.Listener, Generic[D]):
         on_cleanup: called with the listener once it is cleaned up.
     """
 
+    concurrent_poll = True  # the sources are thread-safe queues
+
     def __init__(
         self,
         source: DeliverySource[D],

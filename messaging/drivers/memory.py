@@ -408,6 +408,8 @@ class _ReplyWaiter:
 class _MemoryListener(base.Listener):
     """Takes deliveries from a broker consumer and turns them into incoming messages."""
 
+    concurrent_poll = True  # the broker serves concurrent getters in turn
+
     def __init__(
         self,
         driver: MemoryDriver,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import queue
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -131,6 +132,83 @@ def test_threading_executor_submit_blocks_while_full() -> None:
     assert sorted(order) == ["first", "second", "submitted"]
 
 
+class Feed:
+    """What :meth:`ThreadingExecutor.serve` receives from: items, then None at close."""
+
+    def __init__(self) -> None:
+        self.items: queue.SimpleQueue[int | None] = queue.SimpleQueue()
+
+    def receive(self) -> int | None:
+        item = self.items.get(timeout=TIMEOUT)
+        if item is None:
+            self.items.put(None)  # every worker sees the end
+        return item
+
+
+def test_serving_workers_grow_only_while_all_are_busy_and_up_to_the_limit() -> None:
+    executor = executors.ThreadingExecutor(3)
+    feed = Feed()
+    release = threading.Event()
+    busy = threading.Semaphore(0)
+    handled: list[int] = []
+
+    def handle(item: int) -> None:
+        busy.release()
+        release.wait(TIMEOUT)
+        handled.append(item)
+
+    assert executor.serve(feed.receive, handle)
+    for n in range(5):
+        feed.items.put(n)
+    for _ in range(3):
+        assert busy.acquire(timeout=TIMEOUT)  # three handled at once...
+    assert len(executor._workers) == 3  # ...by three workers, and no fourth
+    assert not busy.acquire(timeout=0.05)  # the other two wait on the feed, unreceived
+    release.set()
+    feed.items.put(None)
+    executor.shutdown(wait=True)
+    assert sorted(handled) == [0, 1, 2, 3, 4]
+    assert not any(thread.is_alive() for thread in executor._workers)
+
+
+def test_serving_workers_stay_few_when_messages_come_one_at_a_time() -> None:
+    executor = executors.ThreadingExecutor(64)
+    feed = Feed()
+    done: queue.SimpleQueue[int] = queue.SimpleQueue()
+    executor.serve(feed.receive, done.put)
+    for n in range(50):
+        feed.items.put(n)
+        assert done.get(timeout=TIMEOUT) == n
+    # One receiving while another handles is all a sequential load ever needs.
+    assert len(executor._workers) <= 2
+    feed.items.put(None)
+    executor.shutdown(wait=True)
+
+
+def test_a_serving_worker_survives_a_failing_handler(caplog: pytest.LogCaptureFixture) -> None:
+    executor = executors.ThreadingExecutor(1)
+    feed = Feed()
+    done: queue.SimpleQueue[int] = queue.SimpleQueue()
+
+    def handle(item: int) -> None:
+        if item == 0:
+            raise RuntimeError("handler bug")
+        done.put(item)
+
+    executor.serve(feed.receive, handle)
+    feed.items.put(0)
+    feed.items.put(1)
+    assert done.get(timeout=TIMEOUT) == 1
+    assert "handler bug" in caplog.text
+    feed.items.put(None)
+    executor.shutdown(wait=True)
+
+
+def test_executors_that_cannot_serve_say_so() -> None:
+    for executor in (executors.BlockingExecutor(1),):
+        assert not executor.serve(lambda: pytest.fail("called"), lambda _b: None)
+
+
 # --- on a listener -------------------------------------------------------------------------------
 
 
@@ -210,9 +288,9 @@ def test_override_pool_size_is_honoured(bus: Transport) -> None:
     try:
         assert first_started.wait(TIMEOUT)
         assert server._executor is not None and server._executor.max_workers == 1
-        # The only worker is busy: the poll thread holds at most one more message, so
-        # at least one stays on the broker, where another consumer could take it.
-        assert broker().queue_depth("notifications.info") >= 1
+        # The only worker is busy handling and receives nothing more meanwhile, so
+        # the other two stay on the broker, where another consumer could take them.
+        assert broker().queue_depth("notifications.info") == 2
         release.set()
         assert sorted(call[0] for call in endpoint.take(3)) == [0, 1, 2]
     finally:

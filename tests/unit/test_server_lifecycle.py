@@ -185,7 +185,8 @@ def test_start_after_stop_and_wait_restarts(bus: Transport) -> None:
     sender.info({}, "between", {})
     with running(server):
         sender.info({}, "second.round", {})
-        assert [call[3] for call in endpoint.take(2)] == ["between", "second.round"]
+        # Two workers may handle them at once, in either order.
+        assert sorted(call[3] for call in endpoint.take(2)) == ["between", "second.round"]
     assert broker().queue_depth("notifications.info") == 0
 
 
@@ -363,13 +364,15 @@ def test_an_endpoint_may_stop_its_own_server(bus: Transport, executor: str) -> N
 
 
 def test_an_endpoint_stopping_its_server_with_one_worker_does_not_deadlock(bus: Transport) -> None:
-    # The poll thread is blocked handing the next message to the only worker, which
+    # With a poll thread (an executor whose workers do not receive for themselves):
+    # the poll thread is blocked handing the next message to the only worker, which
     # is the one calling stop(): stop() must not wait for the poll thread.
     second_submit, stopped = threading.Event(), threading.Event()
     holder: dict[str, Any] = {}
 
     class SignallingExecutor(executors.ThreadingExecutor):
         submits = 0
+        serve = executors.Executor.serve  # no receiving workers: a poll thread feeds it
 
         def submit(self, fn: Any, *args: Any) -> None:
             SignallingExecutor.submits += 1
@@ -400,14 +403,43 @@ def test_an_endpoint_stopping_its_server_with_one_worker_does_not_deadlock(bus: 
     assert broker().queue_depth("notifications.info") == 1
 
 
+def test_an_endpoint_stopping_its_server_from_a_receiving_worker(bus: Transport) -> None:
+    # The only worker receives for itself: while it handles ev.0 nothing else is
+    # received, so stop() from the endpoint leaves ev.1 and ev.2 on the queue.
+    stopped = threading.Event()
+    holder: dict[str, Any] = {}
+
+    class Stopper(InfoRecorder):
+        def info(self, ctxt: Any, pub: str, event_type: str, payload: Any, md: Any) -> None:
+            super().info(ctxt, pub, event_type, payload, md)
+            if not stopped.is_set():
+                holder["server"].stop(timeout=TIMEOUT)
+                stopped.set()
+
+    endpoint = Stopper()
+    server = holder["server"] = listener(bus, endpoint)
+    sender = notifier(bus)
+    for n in range(3):
+        sender.info({}, f"ev.{n}", {})
+    server.start(override_pool_size=1)
+    assert stopped.wait(TIMEOUT)
+    server.wait(timeout=TIMEOUT)
+    assert [call[3] for call in endpoint.pending()] == ["ev.0"]
+    assert broker().queue_depth("notifications.info") == 2
+
+
 def test_a_listener_stopped_under_the_server_ends_polling_without_spinning(
     bus: Transport, caplog: pytest.LogCaptureFixture
 ) -> None:
     server = listener(bus)
     start_bounded(server)
-    poll_thread = server._poll_thread
-    assert poll_thread is not None
+    assert server._poll_thread is None  # the workers receive for themselves
+    executor = server._executor
+    assert isinstance(executor, executors.ThreadingExecutor)
+    receivers = list(executor._workers)
+    assert receivers
     bus.cleanup()  # the transport goes away while the server still runs
-    join(poll_thread)  # before the fix the poll thread spun on empty polls and never ended
+    for thread in receivers:
+        join(thread)  # before the fix receiving spun on empty polls and never ended
     assert "stopped by itself" in caplog.text
     stop_and_wait(server)
