@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 
+import amqp
 import pytest
 from oslo_config import cfg
 
@@ -144,3 +149,64 @@ def test_compressed_bodies_are_sent_and_read(vhost: str) -> None:
         listener.wait()
         listener_transport.cleanup()
     assert set(counter.seen) == set(range(20))
+
+
+class LogSeen(logging.Handler):
+    """Sets :attr:`seen` when a record containing ``text`` is logged, from any thread."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(logging.DEBUG)
+        self.text = text
+        self.seen = threading.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.text in record.getMessage():
+            self.seen.set()
+
+
+@contextlib.contextmanager
+def watching(logger: str, text: str) -> Iterator[LogSeen]:
+    handler = LogSeen(text)
+    log = logging.getLogger(logger)
+    level = log.level
+    log.addHandler(handler)
+    log.setLevel(logging.DEBUG)
+    try:
+        yield handler
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
+
+
+def test_a_reply_to_a_queue_that_appears_late_is_retried_until_it_arrives(vhost: str) -> None:
+    transport = messaging.get_rpc_transport(make_conf(), rabbit_url(vhost))
+    reply_q = f"reply_{uuid.uuid4().hex}"
+    raw = amqp.Connection(host=f"{RABBIT_HOST}:5672", virtual_host=vhost)
+    raw.connect()
+    try:
+        with watching("messaging.drivers.rabbit.driver", "retrying") as retrying:
+            transport.driver.send_reply(reply_q, "m1", '{"oslo.message": "late"}', False)
+            assert retrying.seen.wait(10)  # the first try found no queue
+        channel = raw.channel()
+        channel.queue_declare(reply_q, auto_delete=True)
+        bodies: list[str] = []
+        channel.basic_consume(reply_q, callback=lambda m: bodies.append(m.body), no_ack=True)
+        deadline = time.monotonic() + 10
+        while not bodies and time.monotonic() < deadline:
+            with contextlib.suppress(socket.timeout):
+                raw.drain_events(timeout=deadline - time.monotonic())
+        assert bodies == ['{"oslo.message": "late"}']  # py-amqp decodes a utf-8 body
+    finally:
+        raw.close()
+        transport.cleanup()
+
+
+def test_a_reply_whose_queue_never_appears_is_given_up_with_an_error(vhost: str) -> None:
+    url = rabbit_url(vhost) + "?kombu_missing_consumer_retry_timeout=1"
+    transport = messaging.get_rpc_transport(make_conf(), url)
+    try:
+        with watching("messaging.drivers.rabbit.driver", "Abandoning") as abandoned:
+            transport.driver.send_reply(f"reply_{uuid.uuid4().hex}", "m2", "{}", False)
+            assert abandoned.seen.wait(10)
+    finally:
+        transport.cleanup()

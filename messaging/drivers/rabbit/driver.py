@@ -329,41 +329,46 @@ class RabbitDriver(base.Driver):
     def send_reply(self, reply_q: str, msg_id: str, body: str, heartbeat: bool) -> None:
         """Publish a reply (or a heartbeat) to a caller's reply queue; never raises.
 
-        A reply queue that does not exist (yet, or any more) is retried every
-        0.25 s for ``kombu_missing_consumer_retry_timeout`` seconds, then given up
-        with an error log.
+        The worker does not wait for the broker's confirm: the caller's wait ends
+        with the reply itself, so the worker is free at once. A reply queue that
+        does not exist (yet, or any more) is retried every 0.25 s, on a timer, for
+        ``kombu_missing_consumer_retry_timeout`` seconds, then given up with an
+        error log; so is any other failure to publish it, logged at once.
         """
         spec = topology.reply_publish(self.settings, reply_q)
         mandatory = topology.publish_mandatory(self.settings, "reply")
         deadline = time.monotonic() + self.settings.kombu_missing_consumer_retry_timeout
         encoded = body.encode("utf-8")
-        while True:
-            try:
-                self.broker.publisher.publish(
-                    Publication(
-                        spec.exchange,
-                        spec.routing_key,
-                        encoded,
-                        topology.publish_properties("reply"),
-                        mandatory,
-                    ),
-                    timeout=self.settings.publish_confirm_timeout,
+        properties = topology.publish_properties("reply")
+
+        def failed(error: BaseException) -> None:
+            if isinstance(error, MessageUndeliverable):
+                if not heartbeat and time.monotonic() < deadline:
+                    LOG.debug("No reply queue %s yet; retrying the reply %s", reply_q, msg_id)
+                    retry = threading.Timer(REPLY_RETRY_INTERVAL, send)
+                    retry.daemon = True
+                    retry.start()
+                    return
+                LOG.error(
+                    "The reply %s failed to send after %d seconds due to a missing queue (%s). "
+                    "Abandoning...",
+                    msg_id,
+                    self.settings.kombu_missing_consumer_retry_timeout,
+                    reply_q,
                 )
                 return
-            except MessageUndeliverable:
-                if heartbeat or time.monotonic() >= deadline:
-                    LOG.error(
-                        "The reply %s failed to send after %d seconds due to a missing queue (%s). "
-                        "Abandoning...",
-                        msg_id,
-                        self.settings.kombu_missing_consumer_retry_timeout,
-                        reply_q,
-                    )
-                    return
-                time.sleep(REPLY_RETRY_INTERVAL)
+            LOG.error("Could not send the reply to %s on %s: %s", msg_id, reply_q, error)
+
+        def send() -> None:
+            try:
+                self.broker.publisher.publish_then(
+                    Publication(spec.exchange, spec.routing_key, encoded, properties, mandatory),
+                    failed,
+                )
             except Exception:
                 LOG.exception("Could not send the reply to %s on %s", msg_id, reply_q)
-                return
+
+        send()
 
     # -- helpers ----------------------------------------------------------------------------------
 
