@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 import amqp
 import amqp.exceptions
 
+from messaging.drivers.rabbit.frames import FrameReader, reader_for
 from messaging.drivers.rabbit.options import ssl_options_for_host
 
 if TYPE_CHECKING:
@@ -109,6 +110,7 @@ class AmqpConnection:
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
         self._conn: amqp.Connection | None = None
+        self._reader: FrameReader | None = None  # bulk frame reads (plain TCP only)
         self.generation = 0
         self.current_host: TransportHost | None = None
         self.blocked: str | None = None
@@ -388,7 +390,11 @@ class AmqpConnection:
             self._run_commands()
             if self._conn is not conn:
                 return
-            self._drain(conn)
+            reader = self._reader
+            if reader is None:
+                self._drain(conn)
+            elif sock in readable:
+                reader.read_available()
             if self._conn is conn and conn.heartbeat:
                 conn.heartbeat_tick(rate=self.settings.heartbeat_rate)
 
@@ -398,8 +404,9 @@ class AmqpConnection:
             return _IDLE_TICK
         return max(0.05, min(_IDLE_TICK, threshold / max(1, self.settings.heartbeat_rate) / 2))
 
-    @staticmethod
-    def _buffered(conn: amqp.Connection) -> bool:
+    def _buffered(self, conn: amqp.Connection) -> bool:
+        if self._reader is not None:
+            return False  # it leaves at most the start of a frame, which needs more bytes
         transport = conn.transport
         if getattr(transport, "_read_buffer", b""):
             return True
@@ -465,6 +472,7 @@ class AmqpConnection:
                 observer.on_connect_failed(exc)
             return False
         self._conn = conn
+        self._reader = reader_for(conn)
         self._last_failure = None
         self.current_host = host
         self.generation += 1
@@ -490,6 +498,7 @@ class AmqpConnection:
         if conn is None:
             return
         self._conn = None
+        self._reader = None
         self._out.clear()  # unsent frames: their messages are unconfirmed and go again
         self._connected.clear()
         LOG.error("[%s] AMQP connection lost: %s; reconnecting", self.connection_name, error)
@@ -521,7 +530,7 @@ class AmqpConnection:
             command.fail(
                 amqp.exceptions.RecoverableConnectionError(f"{self.name}: connection closed")
             )
-        conn, self._conn = self._conn, None
+        conn, self._conn, self._reader = self._conn, None, None
         self._connected.clear()
         if conn is not None:
             try:
