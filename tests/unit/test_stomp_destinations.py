@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from messaging.drivers.stomp.destinations import Destinations
 
-RABBIT = Destinations("rabbitmq", prefetch=7)
+RABBIT = Destinations("rabbitmq", prefetch=7, reply_expiry=90)
 GENERIC = Destinations("generic", prefetch=7)
 
 
@@ -45,6 +45,23 @@ def test_rpc_destinations_are_alike_in_both_flavors() -> None:
 
 
 def test_reply_destinations_are_fresh_topics() -> None:
-    first, second = Destinations.new_reply(), Destinations.new_reply()
-    assert first.startswith("/topic/reply_") and len(first) == len("/topic/reply_") + 32
-    assert first != second
+    for flavor in (RABBIT, GENERIC):
+        first, second = flavor.new_reply()[0], flavor.new_reply()[0]
+        assert first.startswith("/topic/reply_") and len(first) == len("/topic/reply_") + 32
+        assert first != second
+
+
+def test_rabbit_replies_come_from_a_queue_that_outlives_a_reconnection() -> None:
+    where, headers, ack = RABBIT.new_reply()
+    assert headers == {
+        "x-queue-name": where.removeprefix("/topic/"),
+        "durable": "false",
+        "auto-delete": "false",
+        "x-expires": "90000",
+    }
+    assert ack == "auto"
+
+
+def test_generic_replies_are_a_plain_topic_acknowledged_like_the_rest() -> None:
+    assert GENERIC.new_reply()[1:] == ({}, "client")
+    assert (GENERIC.ack_mode, RABBIT.ack_mode) == ("client", "client-individual")

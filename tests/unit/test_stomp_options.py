@@ -24,19 +24,29 @@ def test_defaults_and_url_parts() -> None:
     assert "s3cret" not in got.redacted
 
 
-def test_no_credentials_or_path_gives_guest_and_root_vhost() -> None:
-    got = settings("stomp://h1/")
-    assert (got.username, got.password, got.vhost) == ("guest", "guest", "/")
+@pytest.mark.parametrize("url", ["stomp://h1", "stomp://h1/"])
+def test_no_credentials_or_path_gives_guest_and_no_vhost(url: str) -> None:
+    got = settings(url)
+    assert (got.username, got.password, got.vhost) == ("guest", "guest", None)
+
+
+@pytest.mark.parametrize("url", ["stomp://h1//", "stomp://h1/%2F"])
+def test_root_vhost_is_named_with_an_escaped_or_double_slash(url: str) -> None:
+    assert settings(url).vhost == "/"
 
 
 def test_query_overrides_are_converted() -> None:
-    got = settings("stomp://h1/?flavor=generic&heartbeat_send=0&send_timeout=2.5&ssl=true")
+    got = settings(
+        "stomp://h1/?flavor=generic&heartbeat_send=0&send_timeout=2.5&ssl=true"
+        "&reply_queue_expiry=60"
+    )
     assert (got.flavor, got.heartbeat_send, got.send_timeout, got.ssl) == (
         "generic",
         0,
         2.5,
         True,
     )
+    assert got.reply_queue_expiry == 60.0
 
 
 def test_unknown_query_key_is_named() -> None:

@@ -2,9 +2,10 @@
 
 URL: ``stomp://user:pass@host:61613[,host2:61613]/vhost?<[messaging_stomp] options>``.
 Hosts are tried in order (failover); the virtual host is sent as STOMP's
-``host`` header (RabbitMQ's virtual host). Options: :mod:`.options`; how
-targets map to destinations: :mod:`.destinations`; the one connection per
-broker and process, reconnection and re-subscription: :mod:`.connection`.
+``host`` header (RabbitMQ's virtual host; without one, see :mod:`.handshake`).
+Options: :mod:`.options`; how targets map to destinations: :mod:`.destinations`;
+the one connection per broker and process, reconnection and re-subscription:
+:mod:`.connection`; cumulative acknowledgements: :mod:`.acks`.
 """
 
 from __future__ import annotations

@@ -8,14 +8,18 @@ it, and it closes when the last one leaves.
 A connection's thread (``messaging-stomp-<host>``) connects, trying the hosts in
 order (failover), and reconnects with a growing wait when the connection drops;
 after every (re)connection it subscribes again to every live subscription.
-MESSAGE frames are routed to their subscription by the ``subscription`` header.
-Every SEND asks for a RECEIPT and waits for it (RabbitMQ sends it once the
-message is routed), so a send that returns was taken by the broker; one whose
-receipt does not come is sent again on the next connection (at least once).
+How it opens a connection (versions, ``host`` header): :mod:`.handshake`.
+MESSAGE frames are routed to their subscription by the ``subscription`` header;
+one for a subscription that is gone is given back (NACK, or sent again and
+acknowledged), never dropped. Every SEND asks for a RECEIPT and waits for it
+(RabbitMQ sends it once the message is routed), so a send that returns was
+taken by the broker; one whose receipt does not come is sent again on the next
+connection (at least once).
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import socket
@@ -30,6 +34,9 @@ import stomp as stomp_untyped  # type: ignore[import-untyped]
 from messaging.drivers import base
 from messaging.drivers.pool import ConnectionRegistry
 from messaging.drivers.replies import ReplyWaiters
+from messaging.drivers.stomp.acks import AckLedger
+from messaging.drivers.stomp.destinations import give_back_destination
+from messaging.drivers.stomp.handshake import Hello, hellos, worth_another_try
 from messaging.drivers.stomp.options import StompSettings
 from messaging.exceptions import MessageDeliveryFailure
 
@@ -37,6 +44,8 @@ __all__ = ["REGISTRY", "Delivery", "StompConnection", "Subscription"]
 
 LOG = logging.getLogger(__name__)
 stomp: Any = stomp_untyped
+#: Closed subscriptions remembered per connection, for the messages still coming to them.
+CLOSED_REMEMBERED = 1024
 
 
 @dataclass(frozen=True, eq=False)
@@ -78,6 +87,14 @@ class Subscription:
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
+class _Refused(ConnectionError):
+    """A connection attempt that failed; ``another_try``: another way may work."""
+
+    def __init__(self, message: str, another_try: bool = False) -> None:
+        super().__init__(message)
+        self.another_try = another_try
+
+
 class _Receipt:
     def __init__(self) -> None:
         self.event = threading.Event()
@@ -89,6 +106,13 @@ class StompConnection:
 
     Args:
         settings: where and how to connect.
+
+    Attributes:
+        settings: where and how to connect.
+        generation: how many times it connected (deliveries carry it).
+        version: the STOMP version spoken now.
+        server: the broker's ``server`` header (``RabbitMQ/3.12.1``, ``coilmq/1.1.0``...).
+        hello: how the last connection was opened (version and ``host`` header).
     """
 
     def __init__(self, settings: StompSettings) -> None:
@@ -96,8 +120,15 @@ class StompConnection:
         self.generation = 0
         self.version = settings.stomp_version
         self.server = ""
+        self.hello: Hello | None = None
+        self._hellos = hellos(settings)
         self._lock = threading.RLock()
         self._subs: dict[str, Subscription] = {}
+        self._ledgers: dict[str, AckLedger[Delivery]] = {}
+        self._orphans: collections.deque[Delivery] = collections.deque()
+        # Subscriptions closed on this connection -> where their messages go back.
+        self._closed: collections.OrderedDict[str, str | None] = collections.OrderedDict()
+        self._declaring: set[str] = set()
         self._receipts: dict[str, _Receipt] = {}
         self._connected = threading.Event()
         self._connect_answer = threading.Event()
@@ -143,6 +174,14 @@ class StompConnection:
         """Whether NACK puts a message back (STOMP 1.1+ on a broker that implements it)."""
         return self.version != "1.0" and self.server.lower().startswith("rabbitmq")
 
+    @property
+    def holds_one_unacked(self) -> bool:
+        """Whether the broker sends a subscription its next message only once the last is acked.
+
+        CoilMQ does (in ``client`` mode, the only one in which it tracks acknowledgements).
+        """
+        return self.server.lower().startswith("coilmq")
+
     # -- the connection's thread --------------------------------------------------------------
 
     def _run(self) -> None:
@@ -151,6 +190,7 @@ class StompConnection:
             if self._connected.is_set():
                 self._wake.wait(1.0)
                 self._wake.clear()
+                self._give_back_orphans()
                 continue
             try:
                 self._connect()
@@ -167,16 +207,16 @@ class StompConnection:
                 self._closing.wait(delay)
         self._disconnect()
 
-    def _new_stomp(self, version: str) -> Any:
+    def _new_stomp(self, hello: Hello) -> Any:
         heartbeats = (self.settings.heartbeat_send, self.settings.heartbeat_receive)
-        cls = stomp.Connection12 if version == "1.2" else stomp.Connection11
+        cls = stomp.Connection12 if hello.version == "1.2" else stomp.Connection11
         conn = cls(
             list(self.settings.hosts),
+            prefer_localhost=False,
+            try_loopback_connect=False,
             reconnect_attempts_max=1,
             timeout=self.settings.connect_timeout,
             heartbeats=heartbeats,
-            vhost=self.settings.vhost,
-            try_loopback_connect=False,
         )
         if self.settings.ssl:
             conn.set_ssl(
@@ -185,32 +225,57 @@ class StompConnection:
                 cert_file=self.settings.ssl_cert_file or None,
                 ca_certs=self.settings.ssl_ca_file or None,
             )
-        conn.set_listener("messaging", _Events(self, conn))
+        conn.set_listener("messaging", _Events(self, conn, hello))
+        return conn
+
+    def _open(self, hello: Hello) -> Any:
+        """A stomp.py connection opened with ``hello``.
+
+        Raises:
+            _Refused: no answer, or a refusal.
+        """
+        conn = self._new_stomp(hello)
+        self._connect_answer.clear()
+        self._connect_error = None
+        conn.connect(self.settings.username, self.settings.password, wait=False)
+        if not self._connect_answer.wait(self.settings.connect_timeout):
+            self._drop(conn)
+            raise _Refused(f"no CONNECTED frame within {self.settings.connect_timeout}s")
+        if self._connect_error is not None:
+            self._drop(conn)
+            raise _Refused(
+                f"{hello} refused: {self._connect_error}", worth_another_try(self._connect_error)
+            )
         return conn
 
     def _connect(self) -> None:
         self._disconnect()
-        for version in dict.fromkeys([self.settings.stomp_version, "1.1"]):
-            conn = self._new_stomp(version)
-            self._connect_answer.clear()
-            self._connect_error = None
-            conn.connect(self.settings.username, self.settings.password, wait=False)
-            if not self._connect_answer.wait(self.settings.connect_timeout):
-                self._drop(conn)
-                raise ConnectionError(f"no CONNECTED frame within {self.settings.connect_timeout}s")
-            if self._connect_error is None:
+        refusals: list[str] = []
+        for hello in list(self._hellos):
+            try:
+                conn = self._open(hello)
                 break
-            self._drop(conn)
-            if "version" not in self._connect_error.lower():
-                raise ConnectionError(self._connect_error)
-            LOG.info("%s refused STOMP %s; asking for 1.1", self.settings.redacted, version)
+            except _Refused as exc:
+                refusals.append(str(exc))
+                if not exc.another_try:
+                    raise ConnectionError("; ".join(refusals)) from None
+                LOG.info("%s: %s; trying the next way", self.settings.redacted, exc)
         else:
-            raise ConnectionError(self._connect_error or "refused")
+            raise ConnectionError("; ".join(refusals))
+        # The next reconnection starts with what worked.
+        self._hellos.remove(hello)
+        self._hellos.insert(0, hello)
         with self._lock:
             self._conn = conn
-            self.version = version
+            self.hello = hello
+            self.version = hello.version
             self.generation += 1
             self._declared.clear()
+            self._ledgers = {
+                sub.id: AckLedger() for sub in self._subs.values() if sub.ack == "client"
+            }
+            self._orphans.clear()
+            self._closed.clear()
             for sub in self._subs.values():
                 self._subscribe_frame(sub, receipt=None)
             self._connected.set()
@@ -224,7 +289,7 @@ class StompConnection:
 
     def _drop(self, conn: Any) -> None:
         try:
-            conn.disconnect_socket()
+            conn.transport.disconnect_socket()
         except Exception:
             LOG.debug("Dropping a STOMP connection failed", exc_info=True)
 
@@ -280,7 +345,7 @@ class StompConnection:
         self._wake.set()
 
     def on_message(self, conn: Any, frame: Any) -> None:
-        """Hand a MESSAGE to its subscription (messages of unknown ones go back)."""
+        """Hand a MESSAGE to its subscription; one of a subscription that is gone goes back."""
         headers = {str(k): str(v) for k, v in frame.headers.items()}
         delivery = Delivery(
             self.generation,
@@ -289,16 +354,32 @@ class StompConnection:
             headers,
             frame.body if isinstance(frame.body, str) else frame.body.decode("utf-8"),
         )
-        sub = self._subs.get(delivery.subscription)
-        if sub is None:
-            # A declaration's or a closed subscription's: not ours to handle.
-            if self.supports_nack:
-                self._settle(delivery, nack=True)
-            return
-        try:
-            sub.handler(delivery)
-        except Exception:
-            LOG.exception("The handler of %s failed", sub.destination)
+        with self._lock:
+            sub = self._subs.get(delivery.subscription)
+            ledger = self._ledgers.get(delivery.subscription)
+            if ledger is not None:
+                ledger.received(delivery)
+        if sub is not None:
+            try:
+                sub.handler(delivery)
+                return
+            except Exception:
+                LOG.exception("The handler of %s failed", sub.destination)
+            if sub.ack == "auto":
+                return  # the broker counts it as delivered
+        if delivery.subscription in self._declaring and self.supports_nack:
+            self._settle(delivery, nack=True)
+        elif sub is None and delivery.subscription not in self._closed:
+            LOG.warning(
+                "A message of unknown subscription %s is left unacknowledged (the broker "
+                "gives it again once the connection closes)",
+                delivery.subscription,
+            )
+        else:
+            # Giving it back means sending it again, which waits for a receipt that
+            # this thread delivers: the connection's thread does it.
+            self._orphans.append(delivery)
+            self._wake.set()
 
     # -- any thread -----------------------------------------------------------------------
 
@@ -323,6 +404,8 @@ class StompConnection:
         """Subscribe now (waiting for the broker's receipt) and after every reconnection."""
         with self._lock:
             self._subs[sub.id] = sub
+            if sub.ack == "client":
+                self._ledgers[sub.id] = AckLedger()
             if not self._connected.is_set():
                 return
             name, receipt = self._expect()
@@ -332,13 +415,25 @@ class StompConnection:
         except ConnectionError as exc:
             LOG.warning("%s; subscribing again after reconnecting", exc)
 
+    def _remember_closed(self, sid: str, destination: str, headers: dict[str, str]) -> None:
+        self._closed[sid] = give_back_destination(destination, headers)
+        while len(self._closed) > CLOSED_REMEMBERED:
+            self._closed.popitem(last=False)
+
     def unsubscribe(self, sub: Subscription) -> None:
-        """Stop a subscription."""
+        """Stop a subscription (what it still receives is given back)."""
         with self._lock:
-            if self._subs.pop(sub.id, None) is None or not self._connected.is_set():
+            if self._subs.pop(sub.id, None) is None:
+                return
+            self._remember_closed(sub.id, sub.destination, sub.headers)
+            ledger = self._ledgers.get(sub.id)
+            if ledger is not None and not ledger:
+                del self._ledgers[sub.id]
+            if not self._connected.is_set():
                 return
             try:
-                self._conn.unsubscribe(id=sub.id)
+                # ``destination`` is not needed by the specification, but CoilMQ requires it.
+                self._conn.unsubscribe(id=sub.id, headers={"destination": sub.destination})
             except Exception:
                 LOG.debug("UNSUBSCRIBE %s failed", sub.destination, exc_info=True)
 
@@ -356,13 +451,18 @@ class StompConnection:
             if not self._connected.is_set():
                 raise ConnectionError("not connected")
             name, receipt = self._expect()
+            self._declaring.add(sid)
             self._conn.subscribe(
                 destination, id=sid, ack="client-individual", headers={**headers, "receipt": name}
             )
-        self._wait(receipt, f"SUBSCRIBE {destination}")
-        with self._lock:
-            if self._connected.is_set():
-                self._conn.unsubscribe(id=sid)
+        try:
+            self._wait(receipt, f"SUBSCRIBE {destination}")
+        finally:
+            with self._lock:
+                self._declaring.discard(sid)
+                self._remember_closed(sid, destination, headers)
+                if self._connected.is_set():
+                    self._conn.unsubscribe(id=sid, headers={"destination": destination})
         self._declared.add(key)
 
     def send(
@@ -419,18 +519,34 @@ class StompConnection:
                 LOG.warning("Sending to %s failed (%s); trying again", destination, exc)
                 self._wake.set()
 
+    def _settle_frame(self, delivery: Delivery, nack: bool) -> None:
+        headers = {
+            "message-id": delivery.headers.get("message-id", ""),
+            "subscription": delivery.subscription,
+        }
+        if self.version == "1.2":
+            if "ack" in delivery.headers:
+                headers = {"id": delivery.headers["ack"]}
+            else:
+                # The broker left out STOMP 1.2's ack header: the message is named the
+                # 1.1 way, with the subscription as id too (what CoilMQ reads).
+                headers["id"] = delivery.subscription
+        self._conn.send_frame("NACK" if nack else "ACK", headers)
+
     def _settle(self, delivery: Delivery, nack: bool) -> bool:
         with self._lock:
             if delivery.generation != self.generation or not self._connected.is_set():
                 return False  # the broker gives it again on the new connection
+            target: Delivery | None = delivery
+            ledger = self._ledgers.get(delivery.subscription)
+            if ledger is not None:
+                target = ledger.settle(delivery)
+                if not ledger and delivery.subscription not in self._subs:
+                    del self._ledgers[delivery.subscription]
+            if target is None:
+                return True  # acknowledged with a later one
             try:
-                if self.version == "1.2":
-                    ack_id = delivery.headers.get("ack", delivery.headers.get("message-id"))
-                    (self._conn.nack if nack else self._conn.ack)(ack_id)
-                else:
-                    (self._conn.nack if nack else self._conn.ack)(
-                        delivery.headers.get("message-id"), delivery.subscription
-                    )
+                self._settle_frame(target, nack)
             except Exception:
                 LOG.debug("Settling a message failed", exc_info=True)
                 return False
@@ -443,45 +559,72 @@ class StompConnection:
     def requeue(self, delivery: Delivery) -> None:
         """Give a delivery back for another delivery; never raises.
 
-        NACK where the broker implements it; elsewhere the message is sent again
-        to the destination it came from and then acknowledged (a crash between
-        the two duplicates it, never loses it).
+        NACK where the broker implements it, acknowledgements are individual and
+        the subscription is open; elsewhere the message is sent again to the
+        queue it came from and then acknowledged (a crash between the two
+        duplicates it, never loses it).
         """
-        if self.supports_nack:
+        with self._lock:
+            live = delivery.subscription in self._subs
+            individual = delivery.subscription not in self._ledgers
+        if live and individual and self.supports_nack:
             self._settle(delivery, nack=True)
             return
+        self._give_back(delivery, retry=3)
+
+    def _give_back(self, delivery: Delivery, retry: int) -> None:
         if delivery.generation != self.generation:
-            return
-        try:
-            self.send(delivery.destination, delivery.body, {"persistent": "true"}, retry=3)
-        except MessageDeliveryFailure:
-            LOG.error(
-                "Could not give back a message of %s; left unacknowledged", delivery.destination
-            )
+            return  # not acknowledged on its connection: the broker gives it again
+        with self._lock:
+            sub = self._subs.get(delivery.subscription)
+            if sub is not None:
+                where = give_back_destination(sub.destination, sub.headers)
+            else:
+                where = self._closed.get(delivery.subscription)
+        if where is not None:
+            try:
+                self.send(where, delivery.body, {"persistent": "true"}, retry=retry)
+            except MessageDeliveryFailure:
+                LOG.error("Could not give back a message of %s; left unacknowledged", where)
+                return
+        if sub is None and self.server.lower().startswith("rabbitmq"):
+            # RabbitMQ refuses to settle a message of a closed subscription: it stays
+            # unacknowledged until the connection closes, then comes again (a duplicate).
             return
         self._settle(delivery, nack=False)
 
-    def replies(self, make_destination: Callable[[], str]) -> tuple[ReplyWaiters, str]:
-        """The process's reply waiters on this broker and their destination (made on first use)."""
+    def _give_back_orphans(self) -> None:
+        while self._orphans and self._connected.is_set():
+            try:
+                delivery = self._orphans.popleft()
+            except IndexError:
+                return
+            LOG.debug("Giving back a message of closed subscription %s", delivery.subscription)
+            self._give_back(delivery, retry=0)
+
+    def replies(
+        self, make_subscription: Callable[[], tuple[str, dict[str, str], str]]
+    ) -> tuple[ReplyWaiters, str]:
+        """The process's reply waiters on this broker and their destination (made on first use).
+
+        Args:
+            make_subscription: makes the reply destination, its SUBSCRIBE headers and ack mode.
+        """
         with self._lock:
-            if self._replies is None:
-                destination = make_destination()
-                waiters = ReplyWaiters(destination)
-                self._replies = (waiters, destination)
-                sub = Subscription(destination, {}, "auto", lambda d: waiters.deliver(d.body))
-            else:
+            if self._replies is not None:
                 return self._replies
+            destination, headers, ack = make_subscription()
+            waiters = ReplyWaiters(destination)
+            self._replies = (waiters, destination)
+
+            def deliver(delivery: Delivery) -> None:
+                waiters.deliver(delivery.body)
+                if ack != "auto":
+                    self.ack(delivery)
+
+            sub = Subscription(destination, headers, ack, deliver)
         self.subscribe(sub)
         return waiters, destination
-
-    def drop_for_test(self) -> None:
-        """Close the socket under the connection, as a network failure would (tests)."""
-        with self._lock:
-            conn = self._conn
-        sock = None if conn is None else getattr(conn.transport, "socket", None)
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
 
     def close(self) -> None:
         """Disconnect and stop the connection's thread."""
@@ -494,9 +637,23 @@ class StompConnection:
 class _Events(stomp_untyped.ConnectionListener):  # type: ignore[misc]
     """stomp.py's callbacks for one stomp.py connection, passed on to the shared one."""
 
-    def __init__(self, owner: StompConnection, conn: Any) -> None:
+    def __init__(self, owner: StompConnection, conn: Any, hello: Hello) -> None:
         self.owner = owner
         self.conn = conn
+        self.hello = hello
+
+    def on_connecting(self, host_and_port: tuple[str, int]) -> None:
+        # Without it, a small frame written while another is unacknowledged waits
+        # for the broker's delayed TCP ACK (tens of ms): an ACK followed by a SEND.
+        with contextlib.suppress(OSError, AttributeError):
+            self.conn.transport.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def on_send(self, frame: Any) -> None:
+        if frame.cmd in ("CONNECT", "STOMP"):
+            host = self.hello.host_header(str(self.conn.transport.current_host_and_port[0]))
+            frame.headers.pop("host", None)
+            if host is not None:
+                frame.headers["host"] = host
 
     def on_connected(self, frame: Any) -> None:
         self.owner.on_connected(self.conn, frame)

@@ -10,18 +10,39 @@
   bound to each of its keys; listeners of one queue share it.
 - RPC: ``/queue/<ex>.<topic>`` and ``/queue/<ex>.<topic>.<server>``; fanout
   ``/topic/<ex>.<topic>_fanout`` (each server's subscription gets its own
-  exclusive queue); replies ``/topic/reply_<hex>``.
+  exclusive queue); replies ``/topic/reply_<hex>``, consumed from the queue
+  ``reply_<hex>``, which outlives a reconnection (and expires unused after
+  ``reply_queue_expiry``). Acknowledgements are individual
+  (``client-individual``).
 
 ``generic`` (any STOMP broker; only ``/queue/`` and ``/topic/``): notifications on
 ``/queue/<ex>.<topic>.<priority>``; no pools (a STOMP broker has no standard way
-to give each named group of subscribers one copy); RPC as above.
+to give each named group of subscribers one copy); RPC as above; replies on the
+plain topic ``/topic/reply_<hex>`` (what is sent to it while the connection is
+down is lost). Acknowledgements are cumulative (``client`` mode, see
+:mod:`.acks`): the only mode in which some brokers (CoilMQ) track them.
 """
 
 from __future__ import annotations
 
 import uuid
 
-__all__ = ["Destinations"]
+__all__ = ["Destinations", "give_back_destination"]
+
+
+def give_back_destination(destination: str, headers: dict[str, str]) -> str | None:
+    """Where a message of a subscription is sent again to give it back, if anywhere.
+
+    The queue it came from: RabbitMQ's named queue (``x-queue-name``) through
+    ``/amq/queue/`` (sending to the ``/topic/`` would copy it to every queue bound
+    there), or the ``/queue/`` itself. None for a subscriber's copy of a topic
+    (fanout, replies): that copy is nobody else's.
+    """
+    if "x-queue-name" in headers:
+        return f"/amq/queue/{headers['x-queue-name']}"
+    if destination.startswith("/queue/"):
+        return destination
+    return None
 
 
 class Destinations:
@@ -30,16 +51,23 @@ class Destinations:
     Args:
         flavor: ``rabbitmq`` or ``generic``.
         prefetch: RabbitMQ's ``prefetch-count`` for consuming subscriptions.
+        reply_expiry: seconds a RabbitMQ reply queue outlives its last consumer.
     """
 
-    def __init__(self, flavor: str, prefetch: int) -> None:
+    def __init__(self, flavor: str, prefetch: int, reply_expiry: float = 1800.0) -> None:
         self.flavor = flavor
         self.prefetch = prefetch
+        self.reply_expiry = reply_expiry
 
     @property
     def rabbit(self) -> bool:
         """Whether RabbitMQ's destinations and headers are used."""
         return self.flavor == "rabbitmq"
+
+    @property
+    def ack_mode(self) -> str:
+        """The ack mode of listeners' subscriptions."""
+        return "client-individual" if self.rabbit else "client"
 
     def _consume(self) -> dict[str, str]:
         return {"prefetch-count": str(self.prefetch)} if self.rabbit else {}
@@ -83,7 +111,16 @@ class Destinations:
         """Where fanout casts to ``topic`` go; every subscriber gets a copy."""
         return f"/topic/{exchange}.{topic}_fanout"
 
-    @staticmethod
-    def new_reply() -> str:
-        """A fresh reply destination for one client connection."""
-        return f"/topic/reply_{uuid.uuid4().hex}"
+    def new_reply(self) -> tuple[str, dict[str, str], str]:
+        """A fresh reply destination for one connection: where, SUBSCRIBE headers, ack mode."""
+        name = f"reply_{uuid.uuid4().hex}"
+        if not self.rabbit:
+            return f"/topic/{name}", {}, "client"
+        expiry = str(max(1, int(self.reply_expiry * 1000)))
+        headers = {
+            "x-queue-name": name,
+            "durable": "false",
+            "auto-delete": "false",
+            "x-expires": expiry,
+        }
+        return f"/topic/{name}", headers, "auto"

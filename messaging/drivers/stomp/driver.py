@@ -57,9 +57,16 @@ class StompDriver(base.Driver):
             self._key, lambda: StompConnection(self.settings)
         )
         flavor = self.connection.flavor(self.settings.connect_timeout)
-        self.destinations = Destinations(flavor, self.settings.prefetch_count)
+        self.destinations = Destinations(
+            flavor, self.settings.prefetch_count, self.settings.reply_queue_expiry
+        )
+        # Known once connected: with flavor=auto the line above waited for it.
         self.capabilities = base.Capabilities(
-            requeue=True, pools=self.destinations.rabbit, fanout=True, rpc=True
+            requeue=True,
+            pools=self.destinations.rabbit,
+            fanout=True,
+            rpc=True,
+            batches=not self.connection.holds_one_unacked,
         )
 
     def __repr__(self) -> str:
@@ -162,7 +169,7 @@ class StompDriver(base.Driver):
         if not wait_for_reply:
             self.connection.send(destination, wire.encode_request(ctxt, message), headers, retry)
             return None
-        replies, reply_to = self.connection.replies(Destinations.new_reply)
+        replies, reply_to = self.connection.replies(self.destinations.new_reply)
         msg_id = wire.new_msg_id()
         box = replies.register(msg_id)
         try:

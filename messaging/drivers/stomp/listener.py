@@ -48,7 +48,7 @@ class StompListener(base.Listener):
         self._inbox: queue.Queue[Delivery | None] = queue.Queue()
         self._stopped = threading.Event()
         self._closed = False
-        ack = "client-individual" if driver.destinations.rabbit else "client"
+        ack = driver.destinations.ack_mode
         self.subscriptions = [
             Subscription(destination, headers, ack, self._inbox.put)
             for destination, headers in subscriptions
@@ -102,16 +102,21 @@ class StompListener(base.Listener):
         if self._closed:
             return
         self._closed = True
+        # Unsubscribed first: a NACK now would have RabbitMQ deliver the message
+        # straight back to this subscription, and strand it there once it closes.
         for sub in self.subscriptions:
             self.connection.unsubscribe(sub)
+        self._give_back_inbox()
+        self.driver.forget(self)
+
+    def _give_back_inbox(self) -> None:
         while True:
             try:
                 delivery = self._inbox.get_nowait()
             except queue.Empty:
-                break
+                return
             if delivery is not None:
                 self.connection.requeue(delivery)
-        self.driver.forget(self)
 
 
 class _Notification(base.IncomingMessage):

@@ -3,9 +3,10 @@
 A transport URL's query overrides any of them
 (``stomp://guest:guest@host:61613/vhost?heartbeat_send=0&flavor=generic``).
 Hosts, credentials and the virtual host (sent as STOMP's ``host`` header, which
-RabbitMQ maps to its virtual host) come from the URL; a host without a port
-gets :data:`DEFAULT_PORT`, one without credentials those of the first host that
-has some, or ``guest``/``guest``.
+RabbitMQ maps to its virtual host; see :mod:`.handshake` for what is sent when
+the URL has no path) come from the URL; a host without a port gets
+:data:`DEFAULT_PORT`, one without credentials those of the first host that has
+some, or ``guest``/``guest``.
 """
 
 from __future__ import annotations
@@ -104,6 +105,13 @@ def stomp_opts() -> list[cfg.Opt]:
             min=0.01,
             help="Longest wait between reconnection attempts, in seconds.",
         ),
+        cfg.FloatOpt(
+            "reply_queue_expiry",
+            default=1800.0,
+            min=1.0,
+            help="RabbitMQ only: seconds a process's reply queue (which outlives a "
+            "reconnection, so that no reply is lost) is kept once nothing consumes it.",
+        ),
         cfg.BoolOpt("ssl", default=False, help="Connect with TLS."),
         cfg.StrOpt("ssl_ca_file", default="", help="CA bundle to verify the broker with."),
         cfg.StrOpt("ssl_cert_file", default="", help="Client certificate (PEM)."),
@@ -124,7 +132,8 @@ class StompSettings:
         hosts: ``(host, port)`` pairs, tried in order (failover).
         username: the login.
         password: the passcode.
-        vhost: the STOMP ``host`` header (RabbitMQ's virtual host); ``/`` when the URL has no path.
+        vhost: the STOMP ``host`` header (RabbitMQ's virtual host); None when the URL
+            has no path (see :mod:`messaging.drivers.stomp.handshake`).
         redacted: the URL with its passwords hidden, for messages.
         The others are the options of the same name.
     """
@@ -132,7 +141,7 @@ class StompSettings:
     hosts: tuple[tuple[str, int], ...]
     username: str
     password: str
-    vhost: str
+    vhost: str | None
     redacted: str
     flavor: str = "auto"
     stomp_version: str = "1.2"
@@ -143,6 +152,7 @@ class StompSettings:
     send_timeout: float = 10.0
     reconnect_interval: float = 1.0
     reconnect_interval_max: float = 30.0
+    reply_queue_expiry: float = 1800.0
     ssl: bool = False
     ssl_ca_file: str = ""
     ssl_cert_file: str = ""
@@ -178,8 +188,7 @@ class StompSettings:
             if host.username is not None:
                 username, password = host.username, host.password or ""
                 break
-        # stomp.py would send the host name as ``host``, which RabbitMQ takes for a vhost.
-        vhost = url.virtual_host or "/"
+        vhost = url.virtual_host or None
         return cls(
             hosts=hosts,
             username=username,
