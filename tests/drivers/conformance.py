@@ -639,6 +639,7 @@ class NotificationConformance(DriverHarness):
 
     def test_batches_fill_up_to_size_then_time_out(self) -> None:
         transport = self.notification_transport()
+        self.require(transport, "batches")
         topic = self.unique("batch")
         self.send_info(self.notifier(transport, topic), 12)
         inbox: Collector[list[dict[str, Any]]] = self.collector()
