@@ -127,6 +127,9 @@ class RabbitDriver(base.Driver):
             tuple[str | None, str | None],
             tuple[topology.ExchangeSpec, topology.QueueSpec, topology.Binding, dict[str, Any]],
         ] = {}
+        # What every reply is published with; only the reply queue varies.
+        self._reply_mandatory = topology.publish_mandatory(self.settings, "reply")
+        self._reply_properties = topology.publish_properties("reply")
 
     # -- connections ---------------------------------------------------------------------
 
@@ -336,10 +339,10 @@ class RabbitDriver(base.Driver):
         error log; so is any other failure to publish it, logged at once.
         """
         spec = topology.reply_publish(self.settings, reply_q)
-        mandatory = topology.publish_mandatory(self.settings, "reply")
+        mandatory = self._reply_mandatory
         deadline = time.monotonic() + self.settings.kombu_missing_consumer_retry_timeout
         encoded = body.encode("utf-8")
-        properties = topology.publish_properties("reply")
+        properties = self._reply_properties
 
         def failed(error: BaseException) -> None:
             if isinstance(error, MessageUndeliverable):

@@ -15,6 +15,7 @@ connection attempts is spent, in which case its caller gets
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import threading
 import time
@@ -24,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 import amqp
 import amqp.exceptions
+import amqp.serialization
+import amqp.spec
 
 from messaging.drivers.base import attempts
 from messaging.drivers.rabbit.declare import Declarer
@@ -270,13 +273,13 @@ class Publisher:
             tag = self._next_tag
             self._next_tag += 1
             self._unconfirmed[tag] = publication
+            arguments = _publish_arguments(
+                publication.exchange.name if publication.exchange else "",
+                publication.routing_key,
+                publication.mandatory,
+            )
             self.connection.write_buffered(
-                lambda: channel.basic_publish(
-                    message,
-                    exchange=publication.exchange.name if publication.exchange else "",
-                    routing_key=publication.routing_key,
-                    mandatory=publication.mandatory,
-                )
+                lambda: _basic_publish(conn, channel.channel_id, arguments, message)
             )
         except amqp.exceptions.ChannelError as exc:
             # The broker closed the channel (a declaration it refused...): fail this
@@ -306,7 +309,7 @@ class Publisher:
                 **(properties.get("application_headers") or {}),
                 "compression": content_type,
             }
-        return amqp.Message(body, **properties)
+        return _Message(body, **properties)
 
     def _declare(self, conn: amqp.Connection, publication: Publication) -> None:
         if self._declarer is None:
@@ -423,6 +426,49 @@ class Publisher:
             else:
                 still_waiting.append(publication)
         self._waiting = still_waiting
+
+
+_ENCODED_PROPERTIES: dict[tuple[Any, ...], bytes] = {}
+_ENCODED_PROPERTIES_MAX = 1024
+
+
+class _Message(amqp.Message):  # type: ignore[misc]
+    """A message whose encoded properties are reused: the same few sets recur."""
+
+    def _serialize_properties(self) -> bytes:
+        key = tuple(
+            (name, ("table", *value.items()) if isinstance(value, dict) else value)
+            for name, value in self.properties.items()
+        )
+        try:
+            encoded = _ENCODED_PROPERTIES.get(key)
+        except TypeError:  # a value that cannot be a key: encoded each time
+            return bytes(super()._serialize_properties())
+        if encoded is None:
+            encoded = bytes(super()._serialize_properties())
+            if len(_ENCODED_PROPERTIES) < _ENCODED_PROPERTIES_MAX:
+                _ENCODED_PROPERTIES[key] = encoded
+        return encoded
+
+
+@functools.lru_cache(maxsize=4096)
+def _publish_arguments(exchange: str, routing_key: str, mandatory: bool) -> bytes:
+    # The same few destinations over and over: encoded once each.
+    encoded: bytes = amqp.serialization.dumps("Bssbb", (0, exchange, routing_key, mandatory, False))
+    return encoded
+
+
+def _basic_publish(
+    conn: amqp.Connection, channel_id: int, arguments: bytes, message: amqp.Message
+) -> None:
+    # py-amqp's Channel.basic_publish first tries a non-blocking read of the
+    # socket (to see a connection.blocked notice), which costs every publish
+    # several system calls and an exception; the I/O thread reads the socket
+    # anyway, so the frames are written directly.
+    try:
+        conn.frame_writer(1, channel_id, amqp.spec.Basic.Publish, arguments, message)
+    except StopIteration:
+        raise amqp.exceptions.RecoverableConnectionError("connection already closed") from None
 
 
 def amqp_properties(properties: dict[str, Any]) -> dict[str, Any]:
