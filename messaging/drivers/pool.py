@@ -21,9 +21,28 @@ import threading
 from collections.abc import Callable, Hashable
 from typing import Generic, Protocol, TypeVar
 
-__all__ = ["Closeable", "ConnectionRegistry"]
+__all__ = ["Closeable", "ConnectionRegistry", "process_id"]
 
 LOG = logging.getLogger(__name__)
+
+_pid = os.getpid()
+
+
+def _note_fork() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_note_fork)
+
+
+def process_id() -> int:
+    """This process's id, as ``os.getpid()`` but without a system call on every use.
+
+    Kept current in a child made by ``fork()``; drivers compare it with the id
+    recorded when they opened a connection, on every publish, to notice a fork.
+    """
+    return _pid
 
 
 class Closeable(Protocol):

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 import amqp
 import amqp.exceptions
 
+from messaging.drivers.pool import process_id
 from messaging.drivers.rabbit.frames import FrameReader, reader_for
 from messaging.drivers.rabbit.options import ssl_options_for_host
 
@@ -117,7 +118,7 @@ class AmqpConnection:
         self._closing = threading.Event()
         self._connected = threading.Event()
         self._thread: threading.Thread | None = None
-        self._pid = os.getpid()
+        self._pid = process_id()
         self._retry_delay = float(settings.rabbit_retry_interval)
         self._last_failure: BaseException | None = None
         self._failures_in_round = 0
@@ -172,7 +173,7 @@ class AmqpConnection:
         messages keep their order), or the connection is down.
         """
         conn = self._conn
-        if conn is None or self._commands or self._closing.is_set() or self._pid != os.getpid():
+        if conn is None or self._commands or self._closing.is_set() or self._pid != process_id():
             return False
         if not self.io_lock.acquire(blocking=False):
             return False
@@ -196,7 +197,7 @@ class AmqpConnection:
         self._enqueue(_Command(lambda _conn: fn(), needs_connection=False))
 
     def _enqueue(self, command: _Command) -> None:
-        if self._closing.is_set() or self._thread is None or self._pid != os.getpid():
+        if self._closing.is_set() or self._thread is None or self._pid != process_id():
             with self._lock:
                 if self._closing.is_set():
                     command.fail(
@@ -205,7 +206,7 @@ class AmqpConnection:
                         )
                     )
                     return
-                if self._thread is None or self._pid != os.getpid():
+                if self._thread is None or self._pid != process_id():
                     self._start_thread()
         self._commands.append(command)  # deque.append is atomic: no lock needed
         if not self._wake_pending:
@@ -213,7 +214,7 @@ class AmqpConnection:
             self._wake()
 
     def _start_thread(self) -> None:
-        self._pid = os.getpid()
+        self._pid = process_id()
         thread = threading.Thread(target=self._run, name=f"messaging-amqp-{self.name}", daemon=True)
         self._thread = thread
         thread.start()

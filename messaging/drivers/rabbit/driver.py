@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import atexit
 import logging
-import os
 import threading
 import time
 import uuid
@@ -22,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from messaging import wire
 from messaging.drivers import base
 from messaging.drivers.delivered import DecodingListener
-from messaging.drivers.pool import ConnectionRegistry
+from messaging.drivers.pool import ConnectionRegistry, process_id
 from messaging.drivers.rabbit import topology
 from messaging.drivers.rabbit.connection import AmqpConnection
 from messaging.drivers.rabbit.consumer import Delivery, Subscription
@@ -121,7 +120,7 @@ class RabbitDriver(base.Driver):
         self._key = broker_key(url, self.settings)
         self._lock = threading.Lock()
         self._broker: BrokerConnections | None = None
-        self._pid = os.getpid()
+        self._pid = process_id()
         self._listeners: base.OpenListeners[DecodingListener[Delivery]] = base.OpenListeners()
         self._routes: dict[
             tuple[str | None, str | None],
@@ -137,12 +136,12 @@ class RabbitDriver(base.Driver):
     def broker(self) -> BrokerConnections:
         """This process's connections to the broker (opened on first use)."""
         broker = self._broker
-        if broker is not None and self._pid == os.getpid():
+        if broker is not None and self._pid == process_id():
             return broker  # the common case, without the lock
         with self._lock:
-            if self._broker is None or self._pid != os.getpid():
+            if self._broker is None or self._pid != process_id():
                 # In a forked child the parent's connections are not ours to use.
-                self._pid = os.getpid()
+                self._pid = process_id()
                 self._listeners = base.OpenListeners()
                 self._broker = REGISTRY.acquire(
                     self._key, lambda: BrokerConnections(self.settings, self.url)
@@ -152,7 +151,7 @@ class RabbitDriver(base.Driver):
     def flush(self, timeout: float | None = None) -> int:
         """Wait for the confirms of notifications sent without waiting for them."""
         with self._lock:
-            broker = self._broker if self._pid == os.getpid() else None
+            broker = self._broker if self._pid == process_id() else None
         return 0 if broker is None else broker.publisher.flush(timeout)
 
     def cleanup(self) -> None:
@@ -173,7 +172,7 @@ class RabbitDriver(base.Driver):
             broker, self._broker = self._broker, None
         for listener in listeners:
             listener.cleanup()
-        if broker is not None and self._pid == os.getpid():
+        if broker is not None and self._pid == process_id():
             REGISTRY.release(self._key)
 
     # -- notifications -----------------------------------------------------------------------

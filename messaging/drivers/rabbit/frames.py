@@ -29,11 +29,12 @@ __all__ = ["FrameReader", "reader_for"]
 
 _HEADER = struct.Struct(">BHI")
 _FRAME_END = 0xCE
-#: Bytes asked of the socket per read.
-READ_SIZE = 256 * 1024
+#: Bytes asked of the socket per read (below the size at which the C allocator
+#: maps memory of its own: a larger buffer costs three system calls per read).
+READ_SIZE = 64 * 1024
 #: Reads per :meth:`FrameReader.read_available` call, so that work queued for the
 #: I/O thread (acknowledgements, publishes) runs between them.
-MAX_READS = 4
+MAX_READS = 16
 
 
 class FrameReader:
