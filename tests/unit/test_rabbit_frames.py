@@ -48,8 +48,8 @@ class Connection:
 
 
 @pytest.fixture
-def link() -> Iterator[tuple[Connection, socket.socket]]:
-    """A connected transport and the socket of its peer."""
+def link() -> Iterator[tuple[Connection, socket.socket, FrameReader]]:
+    """A connected transport, the socket of its peer and a reader of the transport."""
     server = socket.create_server(("127.0.0.1", 0))
     transport = amqp.transport.TCPTransport(f"127.0.0.1:{server.getsockname()[1]}", 5)
     transport.connect()
@@ -57,8 +57,10 @@ def link() -> Iterator[tuple[Connection, socket.socket]]:
     server.close()
     peer.recv(8)  # the AMQP protocol header the transport sent
     conn = Connection(transport)
+    reader = reader_for(conn)  # type: ignore[arg-type]
+    assert reader is not None
     try:
-        yield conn, peer
+        yield conn, peer, reader
     finally:
         peer.close()
         transport.close()
@@ -72,11 +74,9 @@ def read_until(reader: FrameReader, conn: Connection, count: int) -> None:
 
 
 def test_frames_split_anywhere_are_handed_over_whole_and_in_order(
-    link: tuple[Connection, socket.socket],
+    link: tuple[Connection, socket.socket, FrameReader],
 ) -> None:
-    conn, peer = link
-    reader = reader_for(conn)  # type: ignore[arg-type]
-    assert reader is not None
+    conn, peer, reader = link
     frames = [frame(1 + n % 3, n % 5, bytes([n]) * (n * 37 % 900)) for n in range(60)]
     stream = b"".join(frames)
     # Cut the stream into pieces that split headers, payloads and end octets.
@@ -92,13 +92,11 @@ def test_frames_split_anywhere_are_handed_over_whole_and_in_order(
 
 
 def test_a_handler_that_makes_py_amqp_read_by_itself_loses_and_repeats_nothing(
-    link: tuple[Connection, socket.socket],
+    link: tuple[Connection, socket.socket, FrameReader],
 ) -> None:
     # As a synchronous py-amqp method does: read the next frame itself, from the
     # middle of what the bulk reader already took off the socket.
-    conn, peer = link
-    reader = reader_for(conn)  # type: ignore[arg-type]
-    assert reader is not None
+    conn, peer, reader = link
     read_by_py_amqp: list[tuple[int, int, bytes]] = []
 
     def on_frame(got: tuple[int, int, bytes]) -> None:
@@ -114,17 +112,17 @@ def test_a_handler_that_makes_py_amqp_read_by_itself_loses_and_repeats_nothing(
     assert [f[2] for f in conn.received] == [b"a", b"sync", b"b"]
 
 
-def test_nothing_to_read_returns_at_once(link: tuple[Connection, socket.socket]) -> None:
-    conn, _peer = link
-    reader = reader_for(conn)  # type: ignore[arg-type]
-    assert reader is not None
+def test_nothing_to_read_returns_at_once(
+    link: tuple[Connection, socket.socket, FrameReader],
+) -> None:
+    _conn, _peer, reader = link
     assert reader.read_available() == 0
 
 
-def test_a_corrupt_frame_end_is_an_unexpected_frame(link: tuple[Connection, socket.socket]) -> None:
-    conn, peer = link
-    reader = reader_for(conn)  # type: ignore[arg-type]
-    assert reader is not None
+def test_a_corrupt_frame_end_is_an_unexpected_frame(
+    link: tuple[Connection, socket.socket, FrameReader],
+) -> None:
+    conn, peer, reader = link
     peer.sendall(frame(1, 1, b"payload", end=0x00))
     select.select([conn.sock], [], [], TIMEOUT)
     with pytest.raises(amqp.exceptions.UnexpectedFrame, match="0x00"):
@@ -132,11 +130,9 @@ def test_a_corrupt_frame_end_is_an_unexpected_frame(link: tuple[Connection, sock
 
 
 def test_the_broker_closing_the_socket_is_a_connection_error(
-    link: tuple[Connection, socket.socket],
+    link: tuple[Connection, socket.socket, FrameReader],
 ) -> None:
-    conn, peer = link
-    reader = reader_for(conn)  # type: ignore[arg-type]
-    assert reader is not None
+    conn, peer, reader = link
     peer.close()
     select.select([conn.sock], [], [], TIMEOUT)
     with pytest.raises(OSError, match="closed"):

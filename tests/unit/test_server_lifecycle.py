@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -363,12 +363,44 @@ def test_an_endpoint_may_stop_its_own_server(bus: Transport, executor: str) -> N
     assert broker().queue_depth("notifications.info") == 0
 
 
+def stop_from_the_first_endpoint_call(
+    bus: Transport,
+    before_stop: Callable[[], None] = lambda: None,
+    executor_cls: type[executors.Executor] | None = None,
+) -> tuple[list[str], int]:
+    """Send three notifications to a one-worker listener whose endpoint stops it.
+
+    Returns the event types handled and how many notifications are left queued.
+    """
+    stopped = threading.Event()
+    holder: dict[str, Any] = {}
+
+    class Stopper(InfoRecorder):
+        def info(self, ctxt: Any, pub: str, event_type: str, payload: Any, md: Any) -> None:
+            super().info(ctxt, pub, event_type, payload, md)
+            if not stopped.is_set():
+                before_stop()
+                holder["server"].stop(timeout=TIMEOUT)
+                stopped.set()
+
+    endpoint = Stopper()
+    server = holder["server"] = listener(bus, endpoint)
+    if executor_cls is not None:
+        server._executor_cls = executor_cls
+    sender = notifier(bus)
+    for n in range(3):
+        sender.info({}, f"ev.{n}", {})
+    server.start(override_pool_size=1)
+    assert stopped.wait(TIMEOUT)
+    server.wait(timeout=TIMEOUT)
+    return [call[3] for call in endpoint.pending()], broker().queue_depth("notifications.info")
+
+
 def test_an_endpoint_stopping_its_server_with_one_worker_does_not_deadlock(bus: Transport) -> None:
     # With a poll thread (an executor whose workers do not receive for themselves):
     # the poll thread is blocked handing the next message to the only worker, which
     # is the one calling stop(): stop() must not wait for the poll thread.
-    second_submit, stopped = threading.Event(), threading.Event()
-    holder: dict[str, Any] = {}
+    second_submit = threading.Event()
 
     class SignallingExecutor(executors.ThreadingExecutor):
         submits = 0
@@ -380,52 +412,24 @@ def test_an_endpoint_stopping_its_server_with_one_worker_does_not_deadlock(bus: 
                 second_submit.set()
             super().submit(fn, *args)
 
-    class Stopper(InfoRecorder):
-        def info(self, ctxt: Any, pub: str, event_type: str, payload: Any, md: Any) -> None:
-            super().info(ctxt, pub, event_type, payload, md)
-            if not stopped.is_set():
-                assert second_submit.wait(TIMEOUT)
-                holder["server"].stop(timeout=TIMEOUT)
-                stopped.set()
-
-    endpoint = Stopper()
-    server = holder["server"] = listener(bus, endpoint)
-    server._executor_cls = SignallingExecutor
-    sender = notifier(bus)
-    for n in range(3):
-        sender.info({}, f"ev.{n}", {})
-    server.start(override_pool_size=1)
-    assert stopped.wait(TIMEOUT)
-    server.wait(timeout=TIMEOUT)
-    handled = [call[3] for call in endpoint.pending()]
+    handled, queued = stop_from_the_first_endpoint_call(
+        bus, lambda: assert_set(second_submit), SignallingExecutor
+    )
     # What was received before stop() was handled; the rest is still queued. Nothing is lost.
     assert handled == ["ev.0", "ev.1"]
-    assert broker().queue_depth("notifications.info") == 1
+    assert queued == 1
+
+
+def assert_set(event: threading.Event) -> None:
+    assert event.wait(TIMEOUT)
 
 
 def test_an_endpoint_stopping_its_server_from_a_receiving_worker(bus: Transport) -> None:
     # The only worker receives for itself: while it handles ev.0 nothing else is
     # received, so stop() from the endpoint leaves ev.1 and ev.2 on the queue.
-    stopped = threading.Event()
-    holder: dict[str, Any] = {}
-
-    class Stopper(InfoRecorder):
-        def info(self, ctxt: Any, pub: str, event_type: str, payload: Any, md: Any) -> None:
-            super().info(ctxt, pub, event_type, payload, md)
-            if not stopped.is_set():
-                holder["server"].stop(timeout=TIMEOUT)
-                stopped.set()
-
-    endpoint = Stopper()
-    server = holder["server"] = listener(bus, endpoint)
-    sender = notifier(bus)
-    for n in range(3):
-        sender.info({}, f"ev.{n}", {})
-    server.start(override_pool_size=1)
-    assert stopped.wait(TIMEOUT)
-    server.wait(timeout=TIMEOUT)
-    assert [call[3] for call in endpoint.pending()] == ["ev.0"]
-    assert broker().queue_depth("notifications.info") == 2
+    handled, queued = stop_from_the_first_endpoint_call(bus)
+    assert handled == ["ev.0"]
+    assert queued == 2
 
 
 def test_a_listener_stopped_under_the_server_ends_polling_without_spinning(
