@@ -1,12 +1,13 @@
 """Listeners over a driver's raw deliveries: decode, de-duplicate, settle, reply.
 
-A driver that receives raw message bodies (RabbitMQ, kombu transports) hands
-them over through a :class:`DeliverySource`; :class:`DecodingListener` turns
-each into the incoming message the server dispatches, with the oslo rules:
-a body that cannot be decoded is logged whole and acknowledged (never silently
-dropped), a repeated ``_unique_id`` is acknowledged without being handled, a
-notification counts as seen once it is acknowledged, an RPC request as soon as
-it is received.
+A driver that receives raw message bodies (RabbitMQ, kombu transports, the
+in-memory broker) hands them over through a :class:`DeliverySource`;
+:class:`DecodingListener` turns each into the incoming message the server
+dispatches, with the oslo rules: a body that cannot be decoded is logged whole
+and discarded by the source (acknowledged, or parked where the broker can keep
+it; never silently dropped), a repeated ``_unique_id`` is acknowledged without
+being handled, a notification counts as seen once it is acknowledged, an RPC
+request as soon as it is received.
 """
 
 from __future__ import annotations
@@ -32,15 +33,19 @@ LOG = logging.getLogger(__name__)
 
 
 class Delivered(Protocol):
-    """What a raw delivery has: its body and where it came from."""
+    """What a raw delivery has: its body, where it came from, whether it came before."""
 
     @property
-    def body(self) -> bytes:
+    def body(self) -> bytes | str:
         """The raw body."""
 
     @property
     def queue(self) -> str:
         """The queue (or routing key) it came from, for logs."""
+
+    @property
+    def redelivered(self) -> bool:
+        """Whether the broker delivered it before."""
 
 
 D = TypeVar("D", bound=Delivered)
@@ -58,6 +63,9 @@ class DeliverySource(Protocol[D]):
     def requeue(self, delivery: D) -> None:
         """Give a delivery back for another delivery."""
 
+    def discard(self, delivery: D, reason: str) -> None:
+        """Settle a delivery that cannot be decoded (already logged): acknowledge or park it."""
+
     def stop(self) -> None:
         """Wake a blocked :meth:`take`."""
 
@@ -73,10 +81,17 @@ class ReplyPublisher(Protocol):
 
 
 class DeliveredNotification(base.IncomingMessage, Generic[D]):
-    """A notification taken from a :class:`DeliverySource`."""
+    """A notification taken from a :class:`DeliverySource`.
+
+    Attributes:
+        redelivered: whether the broker delivered it before.
+        queue: the queue it came from.
+    """
 
     def __init__(self, listener: DecodingListener[D], delivery: D, decoded: wire.Decoded) -> None:
         super().__init__(decoded.ctxt, decoded.message, decoded.unique_id, decoded.client_timeout)
+        self.redelivered = delivery.redelivered
+        self.queue = delivery.queue
         self._listener = listener
         self._delivery = delivery
         self._unique_id = decoded.unique_id
@@ -185,14 +200,14 @@ class DecodingListener(base.Listener, Generic[D]):
                 return None
             try:
                 decoded = wire.decode(delivery.body)
-            except (ValueError, UnicodeDecodeError) as exc:
+            except (ValueError, TypeError) as exc:  # UnicodeDecodeError is a ValueError
                 LOG.error(
-                    "Discarding a malformed message from queue %s (%s); its body: %r",
+                    "Cannot decode a message from queue %s (%s); its body: %r",
                     delivery.queue,
                     exc,
                     delivery.body[:2000],
                 )
-                self.source.ack(delivery)
+                self.source.discard(delivery, f"{type(exc).__name__}: {exc}")
                 continue
             if self.rpc:
                 if self.dedup.seen(decoded.unique_id):

@@ -39,7 +39,6 @@ Failure injection, for tests (``broker = get_broker()`` or ``driver.broker``):
 
 from __future__ import annotations
 
-import abc
 import collections
 import logging
 import threading
@@ -50,6 +49,7 @@ from typing import TYPE_CHECKING, Any
 
 from messaging import wire
 from messaging.drivers import base
+from messaging.drivers.delivered import DecodingListener
 from messaging.drivers.memory_broker import (
     FANOUT,
     Broker,
@@ -63,7 +63,6 @@ from messaging.drivers.replies import describe_call
 from messaging.exceptions import (
     InvalidTarget,
     MessageDeliveryFailure,
-    MessageSerializationError,
     MessageUndeliverable,
     MessagingTimeout,
 )
@@ -105,7 +104,7 @@ class MemoryDriver(base.Driver):
         self.broker = get_broker(url.virtual_host)
         self._lock = threading.Lock()
         self._waiter: _ReplyWaiter | None = None
-        self._listeners: base.OpenListeners[_MemoryListener] = base.OpenListeners()
+        self._listeners: base.OpenListeners[DecodingListener[Delivery]] = base.OpenListeners()
 
     def publish(
         self,
@@ -179,7 +178,10 @@ class MemoryDriver(base.Driver):
             self.broker.declare_queue(queue, self.exchange_of(target), key)
             queues.append(queue)
         consumer = self.broker.consumer(queues, auto_ack=False)
-        return self._track(_NotificationListener(self, consumer, batch_size, batch_timeout))
+        source = _MemorySource(self.broker, consumer)
+        return self._track(
+            DecodingListener(source, self, batch_size, batch_timeout, False, self._forget)
+        )
 
     # RPC
 
@@ -197,8 +199,18 @@ class MemoryDriver(base.Driver):
         self.broker.declare_queue(fanout_queue, f"{topic}_fanout", topic, kind=FANOUT)
         queues.append(fanout_queue)
         consumer = self.broker.consumer(queues, auto_ack=True)
-        listener = _RpcListener(self, consumer, batch_size, batch_timeout, own_queue=fanout_queue)
-        return self._track(listener)
+        source = _MemorySource(self.broker, consumer, own_queue=fanout_queue)
+        return self._track(
+            DecodingListener(source, self, batch_size, batch_timeout, True, self._forget)
+        )
+
+    def send_reply(self, reply_q: str, msg_id: str, body: str, heartbeat: bool) -> None:
+        """Publish a reply (or a heartbeat) to a caller's reply queue; never raises."""
+        try:
+            if not self.publish("", reply_q, body, retry=None):
+                LOG.warning("Reply queue %s doesn't exist, drop reply to %s", reply_q, msg_id)
+        except Exception:
+            LOG.exception("Cannot send the reply to message ID %s", msg_id)
 
     def send(
         self,
@@ -323,10 +335,10 @@ class MemoryDriver(base.Driver):
 
     # Lifecycle
 
-    def _track(self, listener: _MemoryListener) -> _MemoryListener:
+    def _track(self, listener: DecodingListener[Delivery]) -> DecodingListener[Delivery]:
         return self._listeners.track(listener)
 
-    def _forget(self, listener: _MemoryListener) -> None:
+    def _forget(self, listener: DecodingListener[Delivery]) -> None:
         self._listeners.forget(listener)
 
     def cleanup(self) -> None:
@@ -405,167 +417,41 @@ class _ReplyWaiter:
         self._broker.delete_queue(self.queue)
 
 
-class _MemoryListener(base.Listener):
-    """Takes deliveries from a broker consumer and turns them into incoming messages."""
+class _MemorySource:
+    """A broker consumer as the :class:`~messaging.drivers.delivered.DecodingListener` takes it."""
 
-    concurrent_poll = True  # the broker serves concurrent getters in turn
-
-    def __init__(
-        self,
-        driver: MemoryDriver,
-        consumer: Consumer,
-        batch_size: int,
-        batch_timeout: float | None,
-        own_queue: str | None = None,
-    ) -> None:
-        super().__init__(batch_size, batch_timeout)
-        self.driver = driver
-        self.broker = driver.broker
-        self.duplicates = base.DuplicateFilter()
-        self._consumer = consumer
+    def __init__(self, broker: Broker, consumer: Consumer, own_queue: str | None = None) -> None:
+        self.broker = broker
+        self.consumer = consumer
         self._own_queue = own_queue
 
-    def poll_one(self, timeout: float | None) -> base.IncomingMessage | None:
-        """Return the next message, or None after ``timeout`` or once stopped."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            delivery = self.broker.get(self._consumer, remaining)
-            if delivery is None:
-                return None
-            try:
-                decoded = wire.decode(delivery.body)
-            except (ValueError, TypeError) as exc:
-                LOG.error(
-                    "Cannot decode a message from queue %s; parked in the dead letters: %s",
-                    delivery.queue,
-                    exc,
-                )
-                self.broker.dead_letter(delivery, f"{type(exc).__name__}: {exc}")
-                continue
-            if self._is_duplicate(decoded.unique_id):
-                LOG.warning(
-                    "Skipping duplicate message %s from queue %s", decoded.unique_id, delivery.queue
-                )
-                self.broker.ack(delivery)
-                continue
-            return self._incoming(delivery, decoded)
+    def take(self, timeout: float | None) -> Delivery | None:
+        """The next delivery; None after ``timeout`` or once stopped."""
+        return self.broker.get(self.consumer, timeout)
 
-    @abc.abstractmethod
-    def _is_duplicate(self, unique_id: str | None) -> bool: ...
+    def ack(self, delivery: Delivery) -> None:
+        """Remove a delivery from the broker (RPC requests were when taken)."""
+        if not self.consumer.auto_ack and not self.broker.ack(delivery):
+            LOG.debug("Not acknowledging delivery %s: already settled or dropped", delivery.tag)
 
-    @abc.abstractmethod
-    def _incoming(self, delivery: Delivery, decoded: wire.Decoded) -> base.IncomingMessage: ...
+    def requeue(self, delivery: Delivery) -> None:
+        """Put a delivery back at the head of its queue (RPC requests cannot go back)."""
+        if not self.consumer.auto_ack and not self.broker.requeue(delivery):
+            LOG.debug("Not requeueing delivery %s: already settled or dropped", delivery.tag)
+
+    def discard(self, delivery: Delivery, reason: str) -> None:
+        """Park an undecodable delivery in the broker's dead letters."""
+        self.broker.dead_letter(delivery, reason)
 
     def stop(self) -> None:
-        """Make a blocked :meth:`poll_one` return None; later polls return None at once."""
-        self.broker.stop_consumer(self._consumer)
+        """Make a blocked :meth:`take` return None; later takes return None at once."""
+        self.broker.stop_consumer(self.consumer)
 
-    def cleanup(self) -> None:
-        """Stop, return unacknowledged messages to their queues, delete this listener's queue."""
+    def close(self) -> None:
+        """Stop, return unacknowledged deliveries to their queues, delete this listener's queue."""
         self.stop()
-        returned = self.broker.release(self._consumer)
+        returned = self.broker.release(self.consumer)
         if returned:
             LOG.debug("Returned %d unacknowledged message(s) to their queues", returned)
         if self._own_queue is not None:
             self.broker.delete_queue(self._own_queue)
-        self.driver._forget(self)
-
-
-class _NotificationListener(_MemoryListener):
-    # As oslo on RabbitMQ: a notification counts as seen once acknowledged, so a
-    # requeued one comes back, while a copy of an acknowledged one is dropped.
-    def _is_duplicate(self, unique_id: str | None) -> bool:
-        return unique_id in self.duplicates
-
-    def _incoming(self, delivery: Delivery, decoded: wire.Decoded) -> base.IncomingMessage:
-        return _NotificationMessage(self, delivery, decoded)
-
-
-class _NotificationMessage(base.IncomingMessage):
-    """A notification, to be acknowledged or requeued.
-
-    Attributes:
-        redelivered: whether the broker delivered it before.
-        queue: the queue it came from.
-    """
-
-    def __init__(
-        self, listener: _NotificationListener, delivery: Delivery, decoded: wire.Decoded
-    ) -> None:
-        super().__init__(decoded.ctxt, decoded.message, decoded.unique_id)
-        self.redelivered = delivery.redelivered
-        self.queue = delivery.queue
-        self._listener = listener
-        self._delivery = delivery
-        self._unique_id = decoded.unique_id
-
-    def acknowledge(self) -> None:
-        """Remove the message from the broker; a no-op if already settled or dropped."""
-        if self._listener.broker.ack(self._delivery):
-            self._listener.duplicates.add(self._unique_id)
-        else:
-            LOG.debug("Not acknowledging message %s: already settled or dropped", self._unique_id)
-
-    def requeue(self) -> None:
-        """Put the message back at the head of its queue; a no-op if already settled."""
-        if not self._listener.broker.requeue(self._delivery):
-            LOG.debug("Not requeueing message %s: already settled or dropped", self._unique_id)
-
-
-class _RpcListener(_MemoryListener):
-    # Requests are acknowledged when taken; a redelivered copy is a duplicate.
-    def _is_duplicate(self, unique_id: str | None) -> bool:
-        return self.duplicates.seen(unique_id)
-
-    def _incoming(self, delivery: Delivery, decoded: wire.Decoded) -> base.IncomingMessage:
-        return _RpcMessage(self.driver, decoded)
-
-
-class _RpcMessage(base.RpcIncomingMessage):
-    """An RPC request; calls (those with a ``msg_id``) can be replied to.
-
-    Attributes:
-        reply_q: the caller's reply queue (None for casts).
-    """
-
-    def __init__(self, driver: MemoryDriver, decoded: wire.Decoded) -> None:
-        super().__init__(decoded.ctxt, decoded.message, decoded.msg_id, decoded.client_timeout)
-        self.reply_q = decoded.reply_q
-        self._driver = driver
-
-    def acknowledge(self) -> None:
-        """Nothing to do: RPC requests are acknowledged when taken."""
-
-    def requeue(self) -> None:
-        """Nothing to do: RPC requests are acknowledged when taken, as on RabbitMQ."""
-
-    def reply(self, reply: Any = None, failure: BaseException | None = None) -> None:
-        """Send the result, or the serialised failure, to the caller; never raises."""
-        self._send(reply, failure, ending=True)
-
-    def heartbeat(self) -> None:
-        """Tell the caller the call is still being worked on; never raises."""
-        self._send(None, None, ending=False)
-
-    def _send(self, result: Any, failure: BaseException | None, ending: bool) -> None:
-        if not self.msg_id or not self.reply_q:
-            return
-        try:
-            body = self._encode(self.msg_id, result, failure, ending)
-            if not self._driver.publish("", self.reply_q, body, retry=None):
-                LOG.warning(
-                    "Reply queue %s doesn't exist, drop reply to %s", self.reply_q, self.msg_id
-                )
-        except Exception:
-            LOG.exception("Cannot send the reply to message ID %s", self.msg_id)
-
-    @staticmethod
-    def _encode(msg_id: str, result: Any, failure: BaseException | None, ending: bool) -> str:
-        try:
-            failure_text = None if failure is None else wire.serialize_failure(failure)
-            return wire.encode_reply(msg_id, result, failure_text, ending)
-        except MessageSerializationError as exc:
-            # The caller gets this error instead of waiting for its timeout.
-            LOG.error("The reply to message ID %s cannot be encoded: %s", msg_id, exc)
-            return wire.encode_reply(msg_id, None, wire.serialize_failure(exc), ending=True)

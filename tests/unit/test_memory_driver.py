@@ -220,16 +220,35 @@ def test_dropped_connections_redeliver_unacknowledged_messages(make: MakeTranspo
     broker = broker_of(trans)
     listener = trans.listen_for_notifications([(Target(topic="notifications"), "info")])
     notify(trans, payload={"n": 1})
-    stale = poll(listener)
+    poll(listener)  # taken, not acknowledged yet
 
     assert broker.drop_connections() == 1
-    stale.acknowledge()  # the delivery died with its connection: nothing happens
-    stale.requeue()
     assert broker.queue_depth("notifications.info") == 1
     fresh = poll(listener)
     assert fresh.message["payload"] == {"n": 1}
     assert fresh.redelivered is True  # type: ignore[attr-defined]
     fresh.acknowledge()
+    assert broker.queue_depth("notifications.info") == 0
+
+
+def test_a_notification_handled_before_its_connection_dropped_is_not_handled_again(
+    make: MakeTransport, caplog: pytest.LogCaptureFixture
+) -> None:
+    # As on RabbitMQ: the acknowledgement of a delivery whose connection dropped
+    # does nothing on the broker, which delivers the message again; the listener
+    # has handled it, so it drops the copy as a duplicate (and acknowledges it).
+    trans = make()
+    broker = broker_of(trans)
+    listener = trans.listen_for_notifications([(Target(topic="notifications"), "info")])
+    notify(trans, payload={"n": 1})
+    stale = poll(listener)
+
+    assert broker.drop_connections() == 1
+    stale.acknowledge()
+    stale.requeue()  # settled already: nothing happens
+    assert broker.queue_depth("notifications.info") == 1
+    assert listener.poll_one(0.2) is None
+    assert "Dropping a duplicate notification" in caplog.text
     assert broker.queue_depth("notifications.info") == 0
 
 

@@ -13,7 +13,7 @@ import pytest
 from oslo_config import cfg
 
 import messaging
-from messaging.drivers import memory
+from messaging.drivers.delivered import DeliveredRequest
 from messaging.drivers.memory import reset_brokers
 from tests.unit.rpc_support import (
     TIMEOUT,
@@ -60,16 +60,16 @@ class HeartbeatCounter:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.count = 0
         self._cond = threading.Condition()
-        original = memory._RpcMessage.heartbeat
+        original = DeliveredRequest.heartbeat
         counter = self
 
-        def heartbeat(message: memory._RpcMessage) -> None:
+        def heartbeat(message: DeliveredRequest[Any]) -> None:
             original(message)
             with counter._cond:
                 counter.count += 1
                 counter._cond.notify_all()
 
-        monkeypatch.setattr(memory._RpcMessage, "heartbeat", heartbeat)
+        monkeypatch.setattr(DeliveredRequest, "heartbeat", heartbeat)
 
     def reached(self, count: int, timeout: float = TIMEOUT) -> bool:
         with self._cond:

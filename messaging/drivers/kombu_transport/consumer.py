@@ -75,12 +75,14 @@ class Delivery:
         message: kombu's message (to acknowledge on the consumer's thread only).
         queue: the queue it came from.
         body: the raw body.
+        redelivered: whether the broker delivered it before.
     """
 
     generation: int
     message: Any
     queue: str
     body: bytes
+    redelivered: bool = False
 
 
 class Consumer:
@@ -164,6 +166,10 @@ class Consumer:
     def requeue(self, delivery: Delivery) -> None:
         """Give a delivery back to its queue for another delivery."""
         self._ops.put(functools.partial(self._settle, delivery, True))
+
+    def discard(self, delivery: Delivery, reason: str) -> None:
+        """Acknowledge a delivery that cannot be decoded (the listener logged it whole)."""
+        self.ack(delivery)
 
     def stop(self) -> None:
         """Wake a blocked :meth:`take`; no more deliveries are returned."""
@@ -275,6 +281,7 @@ class Consumer:
             message,
             queue_name,
             body if isinstance(body, bytes) else str(body).encode("utf-8"),
+            bool((getattr(message, "delivery_info", None) or {}).get("redelivered")),
         )
         if self.on_delivery is not None:
             self.on_delivery(delivery)

@@ -165,6 +165,10 @@ class Subscription:
         """Give a delivery back to the broker for another delivery."""
         self._settle_later(delivery, requeue=True)
 
+    def discard(self, delivery: Delivery, reason: str) -> None:
+        """Acknowledge a delivery that cannot be decoded (the listener logged it whole)."""
+        self._settle_later(delivery, requeue=None)
+
     def _settle_later(self, delivery: Delivery, requeue: bool | None) -> None:
         settle = lambda: self._settle(delivery, requeue)  # noqa: E731
         if self.connection.try_direct(settle):
