@@ -210,3 +210,37 @@ def test_a_reply_whose_queue_never_appears_is_given_up_with_an_error(vhost: str)
             assert abandoned.seen.wait(10)
     finally:
         transport.cleanup()
+
+
+def test_a_malformed_notification_is_logged_whole_and_the_next_one_handled(
+    vhost: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    topic = f"malformed-{uuid.uuid4().hex}"
+    transport = messaging.get_notification_transport(make_conf(), rabbit_url(vhost))
+    counter = Counter()
+    listener = messaging.get_notification_listener(
+        transport, [messaging.Target(topic=topic)], [counter]
+    )
+    raw = amqp.Connection(host=f"{RABBIT_HOST}:5672", virtual_host=vhost)
+    raw.connect()
+    try:
+        listener.start()
+        # Confirmed, so that it is queued ahead of the good notification.
+        raw.channel().basic_publish_confirm(
+            amqp.Message(b"not json at all"), exchange="", routing_key=f"{topic}.info"
+        )
+        notifier = messaging.Notifier(transport, "pipe", driver="messagingv2", topics=[topic])
+        notifier.info({}, "after.garbage", {"n": 7})
+        assert notifier.flush(30) == 0
+        counter.wait_distinct(1, 30)
+        assert set(counter.seen) == {7}
+        assert "Cannot decode a message from queue" in caplog.text
+        assert "not json at all" in caplog.text
+    finally:
+        listener.stop()
+        listener.wait()
+        transport.cleanup()
+    # Acknowledged, not left to be delivered again and again.
+    channel = raw.channel()
+    assert channel.queue_declare(f"{topic}.info", passive=True).message_count == 0
+    raw.close()
