@@ -29,11 +29,12 @@ from typing import TYPE_CHECKING, Any
 
 from messaging import wire
 from messaging.drivers import base
+from messaging.drivers.delivered import DecodingListener
 from messaging.drivers.replies import describe_call
 from messaging.drivers.sqlite.bus import Bus, close_bus, open_bus
-from messaging.drivers.sqlite.listener import SqliteListener
+from messaging.drivers.sqlite.listener import SqliteSource
 from messaging.drivers.sqlite.options import SqliteSettings, database_path
-from messaging.drivers.sqlite.store import Declaration, Limits
+from messaging.drivers.sqlite.store import Declaration, Limits, StoredMessage
 from messaging.exceptions import (
     InvalidTarget,
     MessageDeliveryFailure,
@@ -84,7 +85,7 @@ class SqliteDriver(base.Driver):
         self.path = database_path(url, self.settings)
         self.limits = Limits(self.settings.max_bytes, self.settings.max_messages)
         self._lock = threading.Lock()
-        self._listeners: base.OpenListeners[SqliteListener] = base.OpenListeners()
+        self._listeners: base.OpenListeners[DecodingListener[StoredMessage]] = base.OpenListeners()
         self._pid = os.getpid()
         # Opened now, so that a file that is not a usable bus is reported at once.
         self._bus: Bus | None = open_bus(self.path, self.settings)
@@ -181,8 +182,10 @@ class SqliteDriver(base.Driver):
             declarations.append(Declaration(pool or key, self.exchange_of(target), key))
         self.bus.store.declare(declarations, None)
         queues = list(dict.fromkeys(d.queue for d in declarations))
-        listener = SqliteListener(self, queues, batch_size, batch_timeout, rpc=False)
-        return self._track(listener)
+        source = SqliteSource(self, queues, rpc=False)
+        return self._track(
+            DecodingListener(source, self, batch_size, batch_timeout, False, self._forget)
+        )
 
     # -- RPC ------------------------------------------------------------------------------
 
@@ -197,10 +200,10 @@ class SqliteDriver(base.Driver):
         self.bus.store.declare(declarations, None)
         fanout = Declaration(f"{topic}_fanout_{uuid.uuid4().hex}", f"{topic}_fanout", topic)
         queues = [d.queue for d in declarations] + [fanout.queue]
-        listener = SqliteListener(
-            self, queues, batch_size, batch_timeout, rpc=True, own_queue=fanout
+        source = SqliteSource(self, queues, rpc=True, own_queue=fanout)
+        return self._track(
+            DecodingListener(source, self, batch_size, batch_timeout, True, self._forget)
         )
-        return self._track(listener)
 
     def send(
         self,
@@ -280,7 +283,7 @@ class SqliteDriver(base.Driver):
             )
             raise MessageUndeliverable(no_route, exchange, key, message)
 
-    def send_reply(self, reply_q: str, msg_id: str, body: str) -> None:
+    def send_reply(self, reply_q: str, msg_id: str, body: str, heartbeat: bool = False) -> None:
         """Store a reply (or heartbeat) in a caller's reply queue; never raises.
 
         Replies are not held to the disk bound: they are small and taken at
@@ -296,10 +299,10 @@ class SqliteDriver(base.Driver):
 
     # -- lifecycle ------------------------------------------------------------------------
 
-    def _track(self, listener: SqliteListener) -> SqliteListener:
+    def _track(self, listener: DecodingListener[StoredMessage]) -> DecodingListener[StoredMessage]:
         return self._listeners.track(listener)
 
-    def _forget(self, listener: SqliteListener) -> None:
+    def _forget(self, listener: DecodingListener[StoredMessage]) -> None:
         self._listeners.forget(listener)
 
     def cleanup(self) -> None:

@@ -1,9 +1,12 @@
-"""Listeners of the sqlite driver and the messages they hand out.
+"""Where the sqlite driver's listeners take messages from.
 
-A notification listener *claims* up to ``prefetch`` messages at a time and
-acknowledges or requeues each (at-least-once: a claim left unsettled by a dead
-process comes back after the visibility timeout). An RPC listener *takes* one
-request at a time, which removes it (at-most-once, as RabbitMQ's RPC).
+A listener is the shared :class:`~messaging.drivers.delivered.DecodingListener`
+(decoding, de-duplication, replies) over a :class:`SqliteSource`. A notification
+source *claims* up to ``prefetch`` messages at a time and acknowledges or
+requeues each (at-least-once: a claim left unsettled by a dead process comes back
+after the visibility timeout). An RPC source *takes* one request at a time, which
+removes it (at-most-once, as RabbitMQ's RPC). A message that cannot be decoded is
+parked in the file's dead letters.
 
 Waiting is bounded and cheap: a listener that finds nothing notes the change
 watcher's generation, then sleeps until the file changes, it is stopped, its
@@ -17,19 +20,18 @@ import collections
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from messaging import wire
-from messaging.drivers import base
-from messaging.exceptions import MessageSerializationError, TransportDriverError
+from messaging.exceptions import TransportDriverError
 
 if TYPE_CHECKING:
     from messaging.drivers.sqlite.driver import SqliteDriver
     from messaging.drivers.sqlite.store import Declaration, StoredMessage
 
-__all__ = ["SqliteListener"]
+__all__ = ["SqliteSource", "consumer_id"]
 
 LOG = logging.getLogger(__name__)
 
@@ -42,38 +44,34 @@ def consumer_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
 
 
-class SqliteListener(base.Listener):
-    """Takes messages from the queues of one subscription.
+class SqliteSource:
+    """The messages of one subscription's queues, for a decoding listener to take.
+
+    Thread-safe: several threads may take at once.
 
     Args:
         driver: the driver that created it.
         queues: the queues to consume.
-        batch_size: see :class:`~messaging.drivers.base.Listener`.
-        batch_timeout: see :class:`~messaging.drivers.base.Listener`.
         rpc: take requests (at most once) instead of claiming notifications.
         own_queue: a transient queue of this listener (an RPC server's fanout
-            queue), renewed while it lives and deleted at cleanup.
+            queue), renewed while it lives and deleted at close.
     """
 
     def __init__(
         self,
         driver: SqliteDriver,
         queues: list[str],
-        batch_size: int,
-        batch_timeout: float | None,
         *,
         rpc: bool,
         own_queue: Declaration | None = None,
     ) -> None:
-        super().__init__(batch_size, batch_timeout)
-        self.driver = driver
         self.bus = driver.bus
         self.queues = queues
         self.rpc = rpc
         self.consumer = consumer_id()
-        self.duplicates = base.DuplicateFilter()
         self._visible_for = driver.settings.visibility_timeout
         self._prefetch = driver.settings.prefetch
+        self._lock = threading.Lock()  # the buffer, and fetching into it
         self._buffer: collections.deque[StoredMessage] = collections.deque()
         self._stopped = False
         self._own_queue = own_queue
@@ -87,8 +85,8 @@ class SqliteListener(base.Listener):
             return self.bus.store.take(self.queues, 1)
         return self.bus.store.claim(self.queues, self.consumer, self._visible_for, self._prefetch)
 
-    def poll_one(self, timeout: float | None) -> base.IncomingMessage | None:
-        """Return the next message, or None after ``timeout`` or once stopped."""
+    def take(self, timeout: float | None) -> StoredMessage | None:
+        """The next message; None after ``timeout`` or once stopped."""
         deadline = None if timeout is None else time.monotonic() + timeout
         watcher = self.bus.watcher
         while not self._stopped:
@@ -97,58 +95,49 @@ class SqliteListener(base.Listener):
                     "The bus %s was closed under a listener of %s", self.bus.path, self.queues
                 )
                 return None
-            if self._buffer:
-                message = self._incoming(self._buffer.popleft())
-                if message is not None:
-                    return message
-                continue
-            seen = watcher.generation
             remaining = None if deadline is None else deadline - time.monotonic()
-            try:
-                self._buffer.extend(self._fetch())
+            with self._lock:
                 if self._buffer:
-                    continue
-                wait = remaining
-                if not self.rpc:
-                    # A claim of a dead process ends without anything being written.
-                    returns = self.bus.store.next_visible(self.queues)
-                    if returns is not None:
-                        until_return = max(0.0, returns - time.time())
-                        wait = until_return if wait is None else min(wait, until_return)
-            except TransportDriverError as exc:
-                LOG.warning("Cannot take messages from %s: %s", ", ".join(self.queues), exc)
-                wait = ERROR_PAUSE if remaining is None else min(remaining, ERROR_PAUSE)
+                    return self._buffer.popleft()
+                seen = watcher.generation
+                try:
+                    self._buffer.extend(self._fetch())
+                    if self._buffer:
+                        return self._buffer.popleft()
+                    wait = remaining
+                    if not self.rpc:
+                        # A claim of a dead process ends without anything being written.
+                        returns = self.bus.store.next_visible(self.queues)
+                        if returns is not None:
+                            until_return = max(0.0, returns - time.time())
+                            wait = until_return if wait is None else min(wait, until_return)
+                except TransportDriverError as exc:
+                    LOG.warning("Cannot take messages from %s: %s", ", ".join(self.queues), exc)
+                    wait = ERROR_PAUSE if remaining is None else min(remaining, ERROR_PAUSE)
             if remaining is not None and remaining <= 0:
                 return None
             watcher.wait(seen, wait, lambda: self._stopped)
         return None
 
-    def _incoming(self, stored: StoredMessage) -> base.IncomingMessage | None:
-        try:
-            decoded = wire.decode(stored.body)
-        except (ValueError, TypeError) as exc:
-            LOG.error(
-                "Cannot decode a message from queue %s; parked in the dead letters of %s: %s",
-                stored.queue,
-                self.bus.path,
-                exc,
-            )
-            self._settle("park", stored, f"{type(exc).__name__}: {exc}")
-            return None
-        if self.rpc:
-            if self.duplicates.seen(decoded.unique_id):
-                LOG.warning(
-                    "Skipping duplicate request %s from %s", decoded.unique_id, stored.queue
-                )
-                return None
-            return _RpcMessage(self.driver, decoded)
-        # As on RabbitMQ: a notification counts as seen once acknowledged, so a
-        # requeued one comes back while a copy of an acknowledged one is dropped.
-        if decoded.unique_id in self.duplicates:
-            LOG.warning("Skipping duplicate message %s from %s", decoded.unique_id, stored.queue)
-            self._settle("ack", stored)
-            return None
-        return _NotificationMessage(self, stored, decoded)
+    def ack(self, stored: StoredMessage) -> None:
+        """Delete a claimed message; nothing for a request (removed when taken)."""
+        if not self.rpc and not self._settle("ack", stored):
+            LOG.debug("Not acknowledging message %d: its claim was lost", stored.id)
+
+    def requeue(self, stored: StoredMessage) -> None:
+        """Make a claimed message visible again at once; nothing for a request."""
+        if not self.rpc and not self._settle("requeue", stored):
+            LOG.debug("Not requeueing message %d: its claim was lost", stored.id)
+
+    def discard(self, stored: StoredMessage, reason: str) -> None:
+        """Park a message that cannot be decoded in the file's dead letters."""
+        LOG.error(
+            "Message %d of queue %s parked in the dead letters of %s",
+            stored.id,
+            stored.queue,
+            self.bus.path,
+        )
+        self._settle("park", stored, reason)
 
     def _settle(self, how: str, stored: StoredMessage, reason: str = "") -> bool:
         """Acknowledge, requeue or park a message; never raises."""
@@ -172,14 +161,15 @@ class SqliteListener(base.Listener):
             return False
 
     def stop(self) -> None:
-        """Make a blocked :meth:`poll_one` return None; later polls return None at once."""
+        """Make a blocked :meth:`take` return None; later takes return None at once."""
         self._stopped = True
         self.bus.watcher.wake()
 
-    def cleanup(self) -> None:
+    def close(self) -> None:
         """Stop, put claimed messages back, delete this listener's own queue."""
         self.stop()
-        self._buffer.clear()
+        with self._lock:
+            self._buffer.clear()
         keeper, store = self.bus.keeper, self.bus.store
         keeper.forget(self.consumer)
         try:
@@ -192,74 +182,3 @@ class SqliteListener(base.Listener):
                 store.delete_queue(self._own_queue.queue)
         except TransportDriverError as exc:
             LOG.warning("Cleaning up the listener of %s: %s", ", ".join(self.queues), exc)
-        self.driver._forget(self)
-
-
-class _NotificationMessage(base.IncomingMessage):
-    """A claimed notification, to be acknowledged or requeued.
-
-    Attributes:
-        redelivered: whether it was delivered before.
-        queue: the queue it came from.
-    """
-
-    def __init__(
-        self, listener: SqliteListener, stored: StoredMessage, decoded: wire.Decoded
-    ) -> None:
-        super().__init__(decoded.ctxt, decoded.message, decoded.unique_id)
-        self.redelivered = stored.redelivered
-        self.queue = stored.queue
-        self._listener = listener
-        self._stored = stored
-        self._unique_id = decoded.unique_id
-
-    def acknowledge(self) -> None:
-        """Delete the message; a no-op if its claim was lost."""
-        if self._listener._settle("ack", self._stored):
-            self._listener.duplicates.add(self._unique_id)
-        else:
-            LOG.debug("Not acknowledging message %s: its claim was lost", self._unique_id)
-
-    def requeue(self) -> None:
-        """Make the message visible again at once; a no-op if its claim was lost."""
-        if not self._listener._settle("requeue", self._stored):
-            LOG.debug("Not requeueing message %s: its claim was lost", self._unique_id)
-
-
-class _RpcMessage(base.RpcIncomingMessage):
-    """An RPC request, taken already; calls (with a ``msg_id``) can be replied to.
-
-    Attributes:
-        reply_q: the caller's reply queue (None for casts).
-    """
-
-    def __init__(self, driver: SqliteDriver, decoded: wire.Decoded) -> None:
-        super().__init__(decoded.ctxt, decoded.message, decoded.msg_id, decoded.client_timeout)
-        self.reply_q = decoded.reply_q
-        self._driver = driver
-
-    def acknowledge(self) -> None:
-        """Nothing to do: requests are removed when taken."""
-
-    def requeue(self) -> None:
-        """Nothing to do: requests are removed when taken, as on RabbitMQ."""
-
-    def reply(self, reply: Any = None, failure: BaseException | None = None) -> None:
-        """Send the result, or the serialised failure, to the caller; never raises."""
-        self._send(reply, failure, ending=True)
-
-    def heartbeat(self) -> None:
-        """Tell the caller the call is still being worked on; never raises."""
-        self._send(None, None, ending=False)
-
-    def _send(self, result: Any, failure: BaseException | None, ending: bool) -> None:
-        if not self.msg_id or not self.reply_q:
-            return
-        try:
-            failure_text = None if failure is None else wire.serialize_failure(failure)
-            body = wire.encode_reply(self.msg_id, result, failure_text, ending)
-        except MessageSerializationError as exc:
-            # The caller gets this error instead of waiting for its timeout.
-            LOG.error("The reply to message ID %s cannot be encoded: %s", self.msg_id, exc)
-            body = wire.encode_reply(self.msg_id, None, wire.serialize_failure(exc), ending=True)
-        self._driver.send_reply(self.reply_q, self.msg_id, body)
