@@ -4,7 +4,7 @@ Loaded by name through stevedore (namespace ``messaging.executors``):
 
 ``threading`` (the default)
     Up to ``executor_thread_pool_size`` threads. When the listener can be polled
-    from several threads at once (every driver of this package), the workers
+    from several threads at once (every driver of this package but STOMP), the workers
     receive for themselves: an idle worker takes the next batch and handles it,
     and a new worker is started only when none is left idle to receive. A
     message then goes from the driver to the thread that handles it in one

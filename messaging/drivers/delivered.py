@@ -172,7 +172,7 @@ class DecodingListener(base.Listener, Generic[D]):
         on_cleanup: called with the listener once it is cleaned up.
     """
 
-    concurrent_poll = True  # the sources are thread-safe queues
+    concurrent_poll = True  # every source's take() is thread-safe
 
     def __init__(
         self,

@@ -72,14 +72,12 @@ class ConnectionRegistry(Generic[T]):
         self.name = name
         self._lock = threading.Lock()
         self._entries: dict[Hashable, _Entry[T]] = {}
-        self._pid = os.getpid()
         os.register_at_fork(after_in_child=self._forget_after_fork)
 
     def _forget_after_fork(self) -> None:
         # The parent's sockets and threads belong to the parent: drop them unclosed.
         self._lock = threading.Lock()
         self._entries = {}
-        self._pid = os.getpid()
 
     def acquire(self, key: Hashable, factory: Callable[[], T]) -> T:
         """Return the shared object for ``key``, creating it on first use."""

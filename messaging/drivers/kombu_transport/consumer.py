@@ -281,7 +281,7 @@ class Consumer:
             message,
             queue_name,
             body if isinstance(body, bytes) else str(body).encode("utf-8"),
-            bool((getattr(message, "delivery_info", None) or {}).get("redelivered")),
+            bool(message.delivery_info.get("redelivered")),
         )
         if self.on_delivery is not None:
             self.on_delivery(delivery)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import threading
 import uuid
 from collections.abc import Iterable, Sequence
@@ -22,7 +21,7 @@ from messaging.drivers.kombu_transport.consumer import Consumer, Delivery
 from messaging.drivers.kombu_transport.link import KombuLink
 from messaging.drivers.kombu_transport.options import KombuSettings
 from messaging.drivers.kombu_transport.publisher import Publication, Publisher
-from messaging.drivers.pool import ConnectionRegistry
+from messaging.drivers.pool import ConnectionRegistry, process_id
 from messaging.drivers.rabbit import topology
 from messaging.drivers.rabbit.options import RabbitSettings
 from messaging.drivers.replies import ReplyWaiters, describe_call
@@ -123,17 +122,20 @@ class KombuDriver(base.Driver):
         self._key = self.settings.broker_key()
         self._lock = threading.Lock()
         self._broker: KombuBroker | None = None
-        self._pid = os.getpid()
+        self._pid = process_id()
         self._listeners: base.OpenListeners[DecodingListener[Delivery]] = base.OpenListeners()
         self._warned_at_least_once = False
 
     @property
     def broker(self) -> KombuBroker:
         """This process's connections to the broker (opened on first use)."""
+        broker = self._broker
+        if broker is not None and self._pid == process_id():
+            return broker  # the common case, without the lock
         with self._lock:
-            if self._broker is None or self._pid != os.getpid():
+            if self._broker is None or self._pid != process_id():
                 # In a forked child the parent's connections are not ours to use.
-                self._pid = os.getpid()
+                self._pid = process_id()
                 self._listeners = base.OpenListeners()
                 self._broker = REGISTRY.acquire(self._key, lambda: KombuBroker(self.settings))
             return self._broker
@@ -145,7 +147,7 @@ class KombuDriver(base.Driver):
             broker, self._broker = self._broker, None
         for listener in listeners:
             listener.cleanup()
-        if broker is not None and self._pid == os.getpid():
+        if broker is not None and self._pid == process_id():
             REGISTRY.release(self._key)
 
     # -- notifications -----------------------------------------------------------------------

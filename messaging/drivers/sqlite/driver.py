@@ -20,7 +20,6 @@ for claims and the visibility timeout). Bodies are encoded by
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 import uuid
@@ -30,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from messaging import wire
 from messaging.drivers import base
 from messaging.drivers.delivered import DecodingListener
+from messaging.drivers.pool import process_id
 from messaging.drivers.replies import describe_call
 from messaging.drivers.sqlite.bus import Bus, close_bus, open_bus
 from messaging.drivers.sqlite.listener import SqliteSource
@@ -86,7 +86,7 @@ class SqliteDriver(base.Driver):
         self.limits = Limits(self.settings.max_bytes, self.settings.max_messages)
         self._lock = threading.Lock()
         self._listeners: base.OpenListeners[DecodingListener[StoredMessage]] = base.OpenListeners()
-        self._pid = os.getpid()
+        self._pid = process_id()
         # Opened now, so that a file that is not a usable bus is reported at once.
         self._bus: Bus | None = open_bus(self.path, self.settings)
 
@@ -97,12 +97,12 @@ class SqliteDriver(base.Driver):
     def bus(self) -> Bus:
         """This process's handle on the file (opened again after use of a cleaned-up driver)."""
         bus = self._bus
-        if bus is not None and self._pid == os.getpid():
+        if bus is not None and self._pid == process_id():
             return bus  # the common case, without the lock
         with self._lock:
-            if self._bus is None or self._pid != os.getpid():
+            if self._bus is None or self._pid != process_id():
                 # In a forked child, the parent's connection and threads are not ours.
-                self._pid = os.getpid()
+                self._pid = process_id()
                 self._listeners = base.OpenListeners()
                 self._bus = open_bus(self.path, self.settings)
             return self._bus
@@ -283,7 +283,7 @@ class SqliteDriver(base.Driver):
             )
             raise MessageUndeliverable(no_route, exchange, key, message)
 
-    def send_reply(self, reply_q: str, msg_id: str, body: str, heartbeat: bool = False) -> None:
+    def send_reply(self, reply_q: str, msg_id: str, body: str, heartbeat: bool) -> None:
         """Store a reply (or heartbeat) in a caller's reply queue; never raises.
 
         Replies are not held to the disk bound: they are small and taken at
@@ -312,5 +312,5 @@ class SqliteDriver(base.Driver):
             bus, self._bus = self._bus, None
         for listener in listeners:
             listener.cleanup()
-        if bus is not None and self._pid == os.getpid():
+        if bus is not None and self._pid == process_id():
             close_bus(self.path)
