@@ -14,7 +14,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from messaging import wire
@@ -72,6 +72,45 @@ class ReplyWaiters:
     def send_failed(box: queue.SimpleQueue[dict[str, Any]], error: BaseException) -> None:
         """End a call's wait with ``error``: its request could not be sent."""
         box.put({SEND_FAILED: error})
+
+    def call(
+        self,
+        target: Any,
+        ctxt: Any,
+        message: dict[str, Any],
+        send: Callable[[str, queue.SimpleQueue[dict[str, Any]]], None],
+        timeout: float | None,
+        call_monitor_timeout: float | None,
+        allowed_remote_exmods: Sequence[str],
+        reply_address: str | None = None,
+    ) -> Any:
+        """Make one RPC call through this reply queue and return its result.
+
+        The request gets a new ``_msg_id`` and this queue as ``_reply_q`` (or
+        ``reply_address``, where the driver names it otherwise); ``send`` publishes
+        the encoded request, and may end the wait early with :meth:`send_failed`
+        on the box it is given (or raise).
+
+        Raises:
+            MessagingTimeout: see :meth:`wait`.
+            Exception: the remote failure, rebuilt, or what ``send`` raised.
+        """
+        msg_id = wire.new_msg_id()
+        box = self.register(msg_id)
+        try:
+            body = wire.encode_request(
+                ctxt, message, msg_id, reply_address or self.queue_name, call_monitor_timeout
+            )
+            send(body, box)
+            return self.wait(
+                box,
+                timeout,
+                call_monitor_timeout,
+                allowed_remote_exmods,
+                describe_call(msg_id, target, message),
+            )
+        finally:
+            self.unregister(msg_id)
 
     def deliver(self, body: bytes | str) -> None:
         """Hand a received reply body to the thread waiting for its ``_msg_id``; never raises."""

@@ -24,7 +24,7 @@ from messaging.drivers.kombu_transport.publisher import Publication, Publisher
 from messaging.drivers.pool import ConnectionRegistry, process_id
 from messaging.drivers.rabbit import topology
 from messaging.drivers.rabbit.options import RabbitSettings
-from messaging.drivers.replies import ReplyWaiters, describe_call
+from messaging.drivers.replies import ReplyWaiters
 from messaging.exceptions import InvalidTarget
 
 if TYPE_CHECKING:
@@ -223,25 +223,17 @@ class KombuDriver(base.Driver):
             body = wire.encode_request(ctxt, message)
             broker.publisher.publish(Publication(spec.exchange, key, body, retry=retry))
             return None
-        replies = broker.replies
-        msg_id = wire.new_msg_id()
-        box = replies.register(msg_id)
-        try:
-            body = wire.encode_request(
-                ctxt, message, msg_id, replies.queue_name, call_monitor_timeout
-            )
-            broker.publisher.publish(
+        return broker.replies.call(
+            target,
+            ctxt,
+            message,
+            lambda body, _box: broker.publisher.publish(
                 Publication(spec.exchange, key, body, expiration=timeout, retry=retry)
-            )
-            return replies.wait(
-                box,
-                timeout,
-                call_monitor_timeout,
-                self.allowed_remote_exmods,
-                describe_call(msg_id, target, message),
-            )
-        finally:
-            replies.unregister(msg_id)
+            ),
+            timeout,
+            call_monitor_timeout,
+            self.allowed_remote_exmods,
+        )
 
     def listen(self, target: Target, batch_size: int, batch_timeout: float | None) -> base.Listener:
         """Consume ``<topic>``, ``<topic>.<server>`` and (with fanout) a queue of this server."""

@@ -28,10 +28,11 @@ from messaging.drivers.rabbit.consumer import Delivery, Subscription
 from messaging.drivers.rabbit.options import RabbitSettings, broker_key
 from messaging.drivers.rabbit.publisher import Publication, Publisher, amqp_properties
 from messaging.drivers.rabbit.reply import ReplyRouter
-from messaging.drivers.replies import describe_call
 from messaging.exceptions import InvalidTarget, MessageUndeliverable
 
 if TYPE_CHECKING:
+    import queue
+
     from oslo_config import cfg
 
     from messaging.target import Target
@@ -274,29 +275,31 @@ class RabbitDriver(base.Driver):
             self._publish_request(broker, spec, body, properties, mandatory, retry)
             return None
         replies = broker.replies
-        msg_id = wire.new_msg_id()
-        box = replies.register(msg_id)
-        try:
-            body = wire.encode_request(
-                ctxt, message, msg_id, replies.queue_name, call_monitor_timeout
-            ).encode("utf-8")
+
+        def send(body: str, box: queue.SimpleQueue[dict[str, Any]]) -> None:
             # The reply (or a failure to publish) ends the wait: no need to wait for
             # the request's confirm first, which would cost the caller a wake-up.
             broker.publisher.publish_then(
                 Publication(
-                    spec.exchange, spec.routing_key, body, properties, mandatory, retry=retry
+                    spec.exchange,
+                    spec.routing_key,
+                    body.encode("utf-8"),
+                    properties,
+                    mandatory,
+                    retry=retry,
                 ),
                 lambda error: replies.send_failed(box, error),
             )
-            return replies.wait(
-                box,
-                timeout,
-                call_monitor_timeout,
-                self.allowed_remote_exmods,
-                describe_call(msg_id, target, message),
-            )
-        finally:
-            replies.unregister(msg_id)
+
+        return replies.call(
+            target,
+            ctxt,
+            message,
+            send,
+            timeout,
+            call_monitor_timeout,
+            self.allowed_remote_exmods,
+        )
 
     def _publish_request(
         self,

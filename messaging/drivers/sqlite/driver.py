@@ -30,7 +30,6 @@ from messaging import wire
 from messaging.drivers import base
 from messaging.drivers.delivered import DecodingListener
 from messaging.drivers.pool import process_id
-from messaging.drivers.replies import describe_call
 from messaging.drivers.sqlite.bus import Bus, close_bus, open_bus
 from messaging.drivers.sqlite.listener import SqliteSource
 from messaging.drivers.sqlite.options import SqliteSettings, database_path
@@ -233,24 +232,18 @@ class SqliteDriver(base.Driver):
             body = wire.encode_request(ctxt, message)
             self._publish_request(target, message, body, retry, mandatory, None)
             return None
-        replies = self.bus.replies
-        msg_id = wire.new_msg_id()
-        box = replies.register(msg_id)
-        try:
-            body = wire.encode_request(
-                ctxt, message, msg_id, replies.queue_name, call_monitor_timeout
-            )
-            expires_at = None if timeout is None else time.time() + timeout
-            self._publish_request(target, message, body, retry, mandatory, expires_at)
-            return replies.wait(
-                box,
-                timeout,
-                call_monitor_timeout,
-                self.allowed_remote_exmods,
-                describe_call(msg_id, target, message),
-            )
-        finally:
-            replies.unregister(msg_id)
+        expires_at = None if timeout is None else time.time() + timeout
+        return self.bus.replies.call(
+            target,
+            ctxt,
+            message,
+            lambda body, _box: self._publish_request(
+                target, message, body, retry, mandatory, expires_at
+            ),
+            timeout,
+            call_monitor_timeout,
+            self.allowed_remote_exmods,
+        )
 
     def _publish_request(
         self,

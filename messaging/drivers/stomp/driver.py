@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 
 from messaging import wire
 from messaging.drivers import base
-from messaging.drivers.replies import describe_call
 from messaging.drivers.stomp.connection import REGISTRY, StompConnection
 from messaging.drivers.stomp.destinations import Destinations
 from messaging.drivers.stomp.listener import StompListener
@@ -170,23 +169,16 @@ class StompDriver(base.Driver):
             self.connection.send(destination, wire.encode_request(ctxt, message), headers, retry)
             return None
         replies, reply_to = self.connection.replies(self.destinations.new_reply)
-        msg_id = wire.new_msg_id()
-        box = replies.register(msg_id)
-        try:
-            body = wire.encode_request(ctxt, message, msg_id, reply_to, call_monitor_timeout)
-            try:
-                self.connection.send(destination, body, headers, retry)
-            except MessageDeliveryFailure as exc:
-                replies.send_failed(box, exc)
-            return replies.wait(
-                box,
-                timeout,
-                call_monitor_timeout,
-                self.allowed_remote_exmods,
-                describe_call(msg_id, target, message),
-            )
-        finally:
-            replies.unregister(msg_id)
+        return replies.call(
+            target,
+            ctxt,
+            message,
+            lambda body, _box: self.connection.send(destination, body, headers, retry),
+            timeout,
+            call_monitor_timeout,
+            self.allowed_remote_exmods,
+            reply_address=reply_to,
+        )
 
     def send_reply(self, reply_to: str, msg_id: str, body: str) -> None:
         """Send a reply (or heartbeat) to a caller's reply destination; never raises."""
