@@ -2,10 +2,16 @@
 
 py-amqp connections are not thread-safe, so every operation on a connection
 (declare, publish, consume, ack) runs on its I/O thread: other threads hand it
-work with :meth:`AmqpConnection.submit` and wait on the returned future. The
+work with :meth:`AmqpConnection.post` or :meth:`AmqpConnection.submit_raw`. The
 I/O thread waits in ``select()`` on the socket and on a wake-up pipe, so it
 sleeps when there is nothing to do and reacts at once when there is; it also
 sends AMQP heartbeats, so they keep flowing however busy the application is.
+
+The I/O thread is a real OS thread even in a process that eventlet
+monkey-patched, built from the unpatched modules, and it tells the
+application's threads what happened only through :mod:`messaging.green`
+(see the rules there): green threads that hold the CPU do not stop its
+heartbeats, and no two green threads ever wait on its socket.
 
 When the connection fails, the thread reconnects with backoff, moving through
 the URL's hosts (round-robin or shuffled), and tells its observers (the
@@ -16,15 +22,11 @@ unconfirmed messages.
 from __future__ import annotations
 
 import collections
-import concurrent.futures
 import contextlib
 import itertools
-import logging
 import os
 import random
-import select
 import socket
-import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -33,9 +35,11 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 import amqp
 import amqp.exceptions
 
+from messaging import green
 from messaging.drivers.pool import process_id
 from messaging.drivers.rabbit.frames import FrameReader, reader_for
 from messaging.drivers.rabbit.options import ssl_options_for_host
+from messaging.drivers.rabbit.sockets import NativeConnection
 
 if TYPE_CHECKING:
     from messaging.drivers.rabbit.options import RabbitSettings
@@ -43,7 +47,8 @@ if TYPE_CHECKING:
 
 __all__ = ["CONNECTION_ERRORS", "AmqpConnection", "ConnectionObserver"]
 
-LOG = logging.getLogger(__name__)
+LOG = green.hand_over_logs(__name__)
+green.hand_over_logs("amqp")  # py-amqp logs on the I/O thread too
 T = TypeVar("T")
 
 #: Errors after which the connection is considered lost.
@@ -96,28 +101,36 @@ class AmqpConnection:
         if settings.kombu_failover_strategy == "shuffle":
             random.shuffle(self._hosts)
         self._host_cycle = itertools.cycle(range(len(self._hosts)))
-        self._lock = threading.Lock()
+        green.start_bridge()
+        native = self._native = green.natives()
+        # Green threads may hand work over directly only where it never blocks
+        # the hub: in a monkey-patched process everything goes through the I/O thread.
+        self._direct = not green.monkey_patched()
+        self._lock = native.threading.Lock()
         self._commands: collections.deque[_Command] = collections.deque()
         self._wake_pending = False
         self._out: list[bytes] = []  # frames held by write_buffered until the round ends
+        self._holding = False  # inside write_buffered: writes go to _out
+        self._send: Callable[[bytes], None] | None = None  # the socket's own write
         self._in_round = False
         self._round_end: list[Callable[[], None]] = []
         # Held by the I/O thread while it uses the connection (not while it waits in
         # select), and by a caller thread that uses it directly (try_direct).
-        self.io_lock = threading.RLock()
+        self.io_lock = native.threading.RLock()
         self._waiting: list[_Command] = []  # commands that need the connection back
         self._observers: list[ConnectionObserver] = []
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_r, False)
-        os.set_blocking(self._wake_w, False)
+        self._wake_r, self._wake_w = native.os.pipe()
+        native.os.set_blocking(self._wake_r, False)
+        native.os.set_blocking(self._wake_w, False)
         self._conn: amqp.Connection | None = None
         self._reader: FrameReader | None = None  # bulk frame reads (plain TCP only)
         self.generation = 0
         self.current_host: TransportHost | None = None
         self.blocked: str | None = None
-        self._closing = threading.Event()
-        self._connected = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._closing = native.threading.Event()
+        self._connected = green.CallerEvent()
+        self._stopped = green.CallerEvent()
+        self._thread: Any = None  # the native threading.Thread
         self._pid = process_id()
         self._retry_delay = float(settings.rabbit_retry_interval)
         self._last_failure: BaseException | None = None
@@ -139,7 +152,7 @@ class AmqpConnection:
 
         self.submit_raw(add)
 
-    def remove_observer(self, observer: ConnectionObserver) -> concurrent.futures.Future[None]:
+    def remove_observer(self, observer: ConnectionObserver) -> green.Completion:
         """Stop following the connection."""
 
         def remove() -> None:
@@ -148,21 +161,11 @@ class AmqpConnection:
 
         return self.submit_raw(remove)
 
-    def submit(self, fn: Callable[[amqp.Connection], T]) -> concurrent.futures.Future[T]:
-        """Run ``fn(connection)`` on the I/O thread once connected; return its future.
-
-        While the connection is down the work waits for it to come back; it fails
-        only when the connection is closed for good.
-        """
-        future: concurrent.futures.Future[T] = concurrent.futures.Future()
-        self._enqueue(_Command(fn, needs_connection=True, future=future))
-        return future
-
-    def submit_raw(self, fn: Callable[[], None]) -> concurrent.futures.Future[None]:
-        """Run ``fn()`` on the I/O thread, connected or not."""
-        future: concurrent.futures.Future[None] = concurrent.futures.Future()
-        self._enqueue(_Command(lambda _conn: fn(), needs_connection=False, future=future))
-        return future
+    def submit_raw(self, fn: Callable[[], None]) -> green.Completion:
+        """Run ``fn()`` on the I/O thread, connected or not; the completion tells its end."""
+        completion = green.Completion()
+        self._enqueue(_Command(lambda _conn: fn(), needs_connection=False, completion=completion))
+        return completion
 
     def try_direct(self, fn: Callable[[], None]) -> bool:
         """Run ``fn()`` in the calling thread if the connection is up and idle.
@@ -173,7 +176,13 @@ class AmqpConnection:
         messages keep their order), or the connection is down.
         """
         conn = self._conn
-        if conn is None or self._commands or self._closing.is_set() or self._pid != process_id():
+        if (
+            conn is None
+            or not self._direct
+            or self._commands
+            or self._closing.is_set()
+            or self._pid != process_id()
+        ):
             return False
         if not self.io_lock.acquire(blocking=False):
             return False
@@ -215,14 +224,16 @@ class AmqpConnection:
 
     def _start_thread(self) -> None:
         self._pid = process_id()
-        thread = threading.Thread(target=self._run, name=f"messaging-amqp-{self.name}", daemon=True)
+        thread = self._native.threading.Thread(
+            target=self._run, name=f"messaging-amqp-{self.name}", daemon=True
+        )
         self._thread = thread
         thread.start()
 
     def _wake(self) -> None:
         # A full pipe (BlockingIOError) means the thread is awake anyway.
         with contextlib.suppress(OSError):
-            os.write(self._wake_w, b"x")
+            self._native.os.write(self._wake_w, b"x")
 
     def wait_connected(self, timeout: float) -> bool:
         """Wait until the connection is up; False after ``timeout``."""
@@ -239,8 +250,10 @@ class AmqpConnection:
             self._closing.set()
             thread = self._thread
         self._wake()
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=10)
+        if thread is not None and thread.ident != self._native.get_ident():
+            # Waited for on the application's side (a native join would stall the hub).
+            if self._stopped.wait(timeout=10):
+                thread.join(timeout=1)
             if thread.is_alive():
                 LOG.warning("%s: the I/O thread did not stop within 10 s", self.name)
         for fd in (self._wake_r, self._wake_w):
@@ -265,6 +278,12 @@ class AmqpConnection:
     # -- the I/O thread ----------------------------------------------------------------
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        finally:
+            self._stopped.set()
+
+    def _loop(self) -> None:
         self._retry_delay = float(self.settings.rabbit_retry_interval)
         while not self._closing.is_set():
             if self._conn is None:
@@ -300,14 +319,15 @@ class AmqpConnection:
             self._shutdown()
 
     def _wait_wake(self, timeout: float) -> bool:
-        readable, _, _ = select.select([self._wake_r], [], [], timeout)
+        readable, _, _ = self._native.select.select([self._wake_r], [], [], timeout)
         if readable:
             self._drain_wake()
         return bool(readable)
 
     def _drain_wake(self) -> None:
+        read = self._native.os.read
         try:
-            while os.read(self._wake_r, 4096):
+            while read(self._wake_r, 4096):
                 pass
         except OSError:  # BlockingIOError: the pipe is empty
             pass
@@ -322,28 +342,42 @@ class AmqpConnection:
         Messages published one after the other then leave in one ``send()``
         instead of one each. Only for writes that wait for no answer.
         """
-        conn = self._conn
-        if conn is None or not self._in_round:
+        if self._conn is None or not self._in_round:
             return fn()
-        transport = conn.transport
-        original = transport._write
-        out = self._out
-        # py-amqp hands over a view of a buffer it reuses: keep a copy.
-        transport._write = lambda data: out.append(bytes(data))
+        self._holding = True
         try:
             return fn()
         finally:
-            transport._write = original
-            if len(out) >= _FLUSH_FRAMES:
+            self._holding = False
+            if len(self._out) >= _FLUSH_FRAMES:
                 self._flush_out()
 
+    def _hold_writes(self, conn: amqp.Connection) -> None:
+        # Every write of the connection goes through here: held ones wait in _out,
+        # and any other write (a declaration, a channel closing...) sends them
+        # first, so that frames always reach the broker in the order they were made.
+        transport = conn.transport
+        send = self._send = transport._write
+        out = self._out
+
+        def write(data: bytes) -> None:
+            if self._holding:
+                out.append(bytes(data))  # py-amqp hands over a view of a buffer it reuses
+                return
+            if out:
+                held = b"".join(out)
+                out.clear()
+                send(held)
+            send(data)
+
+        transport._write = write
+
     def _flush_out(self) -> None:
-        if not self._out:
+        if not self._out or self._conn is None or self._send is None:
             return
-        data, self._out[:] = b"".join(self._out), []
-        conn = self._conn
-        if conn is not None:
-            conn.transport._write(data)
+        data = b"".join(self._out)
+        self._out.clear()
+        self._send(data)
 
     def at_round_end(self, fn: Callable[[], None]) -> None:
         """On the I/O thread: run ``fn`` once at the end of this round (now, outside one)."""
@@ -384,7 +418,7 @@ class AmqpConnection:
         readable: list[Any] = []
         if not self._buffered(conn):
             tick = self._heartbeat_tick()
-            readable, _, _ = select.select([sock, self._wake_r], [], [], tick)
+            readable, _, _ = self._native.select.select([sock, self._wake_r], [], [], tick)
         with self.io_lock:
             if self._wake_r in readable:
                 self._drain_wake()
@@ -424,7 +458,7 @@ class AmqpConnection:
                 return
             sock = conn.sock
             if not self._buffered(conn):
-                readable, _, _ = select.select([sock], [], [], 0)
+                readable, _, _ = self._native.select.select([sock], [], [], 0)
                 if not readable:
                     return
             try:
@@ -437,7 +471,7 @@ class AmqpConnection:
         self.current_host = host  # the host in use, or being tried
         address = f"{_bracket(host.hostname or 'localhost')}:{host.port or DEFAULT_PORT}"
         settings = self.settings
-        conn = amqp.Connection(
+        conn = NativeConnection(
             host=address,
             userid=host.username if host.username is not None else "guest",
             password=host.password if host.password is not None else "guest",
@@ -473,6 +507,7 @@ class AmqpConnection:
                 observer.on_connect_failed(exc)
             return False
         self._conn = conn
+        self._hold_writes(conn)
         self._reader = reader_for(conn)
         self._last_failure = None
         self.current_host = host
@@ -541,29 +576,29 @@ class AmqpConnection:
 
 
 class _Command:
-    """Work for the I/O thread, and the future its caller may wait on."""
+    """Work for the I/O thread, and the completion its caller may wait on."""
 
-    __slots__ = ("fn", "future", "needs_connection")
+    __slots__ = ("completion", "fn", "needs_connection")
 
     def __init__(
         self,
         fn: Callable[[Any], Any],
         needs_connection: bool,
-        future: concurrent.futures.Future[Any] | None = None,
+        completion: green.Completion | None = None,
     ) -> None:
         self.fn = fn
         self.needs_connection = needs_connection
-        self.future = future
+        self.completion = completion
 
     def fail(self, error: BaseException) -> None:
         """Fail the command without running it."""
-        if self.future is not None and self.future.set_running_or_notify_cancel():
-            self.future.set_exception(error)
+        if self.completion is not None:
+            self.completion.settle(error)
 
     def run(self, conn: amqp.Connection | None) -> None:
-        """Run the work and settle the future; connection errors are re-raised after."""
-        future = self.future
-        if future is None:
+        """Run the work and settle the completion; connection errors are re-raised after."""
+        completion = self.completion
+        if completion is None:
             try:
                 self.fn(conn)
             except CONNECTION_ERRORS:
@@ -571,15 +606,17 @@ class _Command:
             except Exception:
                 LOG.exception("A task of the AMQP I/O thread failed")
             return
-        if not future.set_running_or_notify_cancel():
-            return
+        if completion.done:
+            return  # given up by its caller
         try:
-            future.set_result(self.fn(conn))
+            value = self.fn(conn)
         except CONNECTION_ERRORS as exc:
-            future.set_exception(exc)
+            completion.settle(exc)
             raise
-        except BaseException as exc:
-            future.set_exception(exc)
+        except Exception as exc:
+            completion.settle(exc)
+        else:
+            completion.settle(value=value)
 
 
 def _bracket(hostname: str) -> str:
@@ -590,12 +627,3 @@ def _default_host() -> TransportHost:
     from messaging.transport import TransportHost
 
     return TransportHost("localhost", DEFAULT_PORT, "guest", "guest")
-
-
-def wait_result(future: concurrent.futures.Future[T], timeout: float | None, what: str) -> T:
-    """Wait for a future from :meth:`AmqpConnection.submit`, with a clear timeout error."""
-    try:
-        return future.result(timeout)
-    except concurrent.futures.TimeoutError:
-        future.cancel()
-        raise TimeoutError(f"{what} did not complete within {timeout} s") from None

@@ -14,9 +14,7 @@ from __future__ import annotations
 import collections
 import functools
 import itertools
-import logging
 import queue
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -25,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import amqp
 import amqp.exceptions
 
+from messaging import green
 from messaging.drivers.rabbit.declare import Declarer
 from messaging.exceptions import TransportDriverError
 
@@ -34,7 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Delivery", "Subscription"]
 
-LOG = logging.getLogger(__name__)
+LOG = green.hand_over_logs(__name__)
 _tags = itertools.count(1)
 
 
@@ -111,8 +110,8 @@ class Subscription:
         self._closed = False
         self._channel: amqp.Channel | None = None
         self._generation = 0
-        self._ready = threading.Event()
-        self._settled = threading.Event()  # ready, or a connection attempt failed
+        self._ready = green.CallerEvent()
+        self._settled = green.CallerEvent()  # ready, or a connection attempt failed
         self._consumer_tags: list[str] = []
         # Delivery tags of this channel not yet acknowledged or requeued, in
         # delivery order; True once acknowledged by the listener, not yet sent.
@@ -281,11 +280,11 @@ class Subscription:
             info.get("routing_key", ""),
         )
         if self.on_delivery is not None:
-            self.on_delivery(delivery)
+            green.to_caller(self.on_delivery, delivery)
             return
         if not self.no_ack:
             self._unsettled[delivery.delivery_tag] = False
-        self._buffer.put(delivery)
+        green.to_caller(self._buffer.put, delivery)
 
     # -- ConnectionObserver -----------------------------------------------------------------------
 

@@ -11,19 +11,20 @@ new channel, with a warning naming the entity and the broker's complaint.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import amqp
 import amqp.exceptions
 
+from messaging import green
+
 if TYPE_CHECKING:
     from messaging.drivers.rabbit.topology import Binding, ExchangeSpec, QueueSpec
 
 __all__ = ["Declarer"]
 
-LOG = logging.getLogger(__name__)
+LOG = green.hand_over_logs(__name__)
 
 
 class Declarer:

@@ -126,6 +126,6 @@ class FrameReader:
 def reader_for(conn: amqp.Connection) -> FrameReader | None:
     """A :class:`FrameReader` for ``conn``, or None when it is not plain TCP."""
     transport: Any = conn.transport
-    if type(transport) is not amqp.transport.TCPTransport:
+    if not isinstance(transport, amqp.transport.TCPTransport):
         return None
     return FrameReader(conn)

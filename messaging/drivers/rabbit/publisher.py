@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import collections
 import functools
-import logging
 import threading
 import time
 from collections.abc import Callable
@@ -28,6 +27,7 @@ import amqp.exceptions
 import amqp.serialization
 import amqp.spec
 
+from messaging import green
 from messaging.drivers.base import attempts
 from messaging.drivers.rabbit.declare import Declarer
 from messaging.exceptions import MessageDeliveryFailure, MessageUndeliverable, TransportDriverError
@@ -38,40 +38,11 @@ if TYPE_CHECKING:
 
 __all__ = ["Outcome", "Publication", "Publisher", "amqp_properties"]
 
-LOG = logging.getLogger(__name__)
+LOG = green.hand_over_logs(__name__)
 
-
-class Outcome:
-    """How a publication ended: confirmed, or failed with an error. Cheap to make.
-
-    A thread may wait for it; a callback may be told (on the I/O thread).
-    """
-
-    __slots__ = ("_lock", "callback", "done", "error")
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._lock.acquire()
-        self.done = False
-        self.error: BaseException | None = None
-        self.callback: Callable[[Outcome], None] | None = None
-
-    def settle(self, error: BaseException | None = None) -> None:
-        """Record the end (the first one counts) and wake the waiter."""
-        if self.done:
-            return
-        self.done = True
-        self.error = error
-        self._lock.release()
-        if self.callback is not None:
-            self.callback(self)
-
-    def wait(self, timeout: float | None) -> bool:
-        """Wait for the end; False after ``timeout``."""
-        if self._lock.acquire(timeout=-1 if timeout is None else timeout):
-            self._lock.release()
-            return True
-        return False
+#: How a publication ended: confirmed, or failed with an error. A thread may
+#: wait for it; its callback is told on the application's side.
+Outcome = green.Completion
 
 
 @dataclass(eq=False)
@@ -146,11 +117,13 @@ class Publisher:
         """
         self._send(publication)
         outcome = publication.outcome
-        if not outcome.wait(timeout):
+        # Withdrawn on timeout: not written later (after a reconnection) behind the
+        # caller's back. One already written may still arrive. Settled meanwhile,
+        # it ends as it ended.
+        if not outcome.wait(timeout) and outcome.settle(
+            TimeoutError("withdrawn after the publish timeout")
+        ):
             blocked = self.connection.blocked
-            # Withdrawn: not written later (after a reconnection) behind the
-            # caller's back. One already written may still arrive.
-            outcome.settle(TimeoutError("withdrawn after the publish timeout"))
             raise MessageDeliveryFailure(
                 f"No confirm from the broker within {timeout} s for the message to "
                 f"{publication.describe()}"
