@@ -38,6 +38,7 @@ Hooks and settings of a subclass:
 from __future__ import annotations
 
 import collections
+import os
 import queue
 import threading
 import time
@@ -235,8 +236,9 @@ class DriverHarness:
     capabilities: ClassVar[Capabilities | None] = None
     #: The bound of every wait, in seconds.
     wait_timeout: ClassVar[float] = 10.0
-    #: The executor of listeners and servers.
-    executor: ClassVar[str] = "threading"
+    #: The executor of listeners and servers (``MESSAGING_TEST_EXECUTOR`` may name
+    #: another for a whole run, as the monkey-patched runs do).
+    executor: ClassVar[str] = os.environ.get("MESSAGING_TEST_EXECUTOR", "threading")
 
     url: str
 

@@ -34,6 +34,7 @@ import ctypes.util
 import errno
 import logging
 import os
+import random
 import select
 import sqlite3
 import struct
@@ -137,7 +138,8 @@ class ChangeWatcher:
     def __init__(self, path: str, mode: str = "auto", poll_interval: float = 0.02) -> None:
         self.path = path
         self.poll_interval = poll_interval
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
+        self._waiters: list[threading.Event] = []
         self._generation = 0
         self._closed = False
         self._inotify: _Inotify | None = None
@@ -169,19 +171,28 @@ class ChangeWatcher:
     @property
     def generation(self) -> int:
         """The number of changes noticed so far."""
-        with self._cond:
+        with self._lock:
             return self._generation
 
     def changed(self) -> None:
         """Count a change made by this process and wake its waiting listeners."""
-        with self._cond:
+        with self._lock:
             self._generation += 1
-            self._cond.notify_all()
+            self._wake_all()
 
     def wake(self) -> None:
         """Wake every waiting listener so that it checks its ``until`` condition."""
-        with self._cond:
-            self._cond.notify_all()
+        with self._lock:
+            self._wake_all()
+
+    def _wake_all(self) -> None:
+        # In random order: the first one woken takes the message, and green
+        # threads run in the order they are woken, so a fixed order would give
+        # every message to the same listener of the process.
+        waiters, self._waiters = self._waiters, []
+        random.shuffle(waiters)
+        for event in waiters:
+            event.set()
 
     def wait(
         self, seen: int, timeout: float | None, until: Callable[[], bool] | None = None
@@ -191,21 +202,28 @@ class ChangeWatcher:
         Returns:
             True if the generation moved on.
         """
-
-        def done() -> bool:
-            return self._generation != seen or self._closed or (until is not None and until())
-
-        with self._cond:
-            self._cond.wait_for(done, timeout)
-            return self._generation != seen
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with self._lock:
+                if self._generation != seen or self._closed or (until is not None and until()):
+                    return self._generation != seen
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                event = threading.Event()
+                self._waiters.append(event)
+            event.wait(remaining)
+            with self._lock:
+                if event in self._waiters:
+                    self._waiters.remove(event)
 
     def close(self) -> None:
         """Stop the thread and release the watch; waiting listeners return."""
-        with self._cond:
+        with self._lock:
             if self._closed:
                 return
             self._closed = True
-            self._cond.notify_all()
+            self._wake_all()
         os.write(self._wake_write, b"x")
         self._thread.join(5.0)
         os.close(self._wake_read)
