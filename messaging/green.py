@@ -123,13 +123,17 @@ def natives() -> Natives:
 class _Bridge:
     """Runs functions handed over by native threads in a green thread of the hub.
 
-    The green thread waits for a pipe to become readable; native threads queue a
-    call and write one byte, only when no wake-up is pending already, so that a
-    burst of hand-overs costs one wake-up.
+    Native threads queue a call and write one byte to a pipe, only when no
+    wake-up is pending already, so that a burst of hand-overs costs one wake-up.
+    The hub watches the pipe with a listener that stays registered for good
+    (a listener removed in a forked child that still shares the parent's epoll
+    would unregister the parent's too) and wakes the green thread that runs
+    the calls.
     """
 
     def __init__(self) -> None:
         import eventlet
+        from eventlet import hubs
 
         native = natives()
         self.pid = os.getpid()
@@ -143,7 +147,10 @@ class _Bridge:
         self._read_fd, self._write_fd = native.os.pipe()
         native.os.set_blocking(self._read_fd, False)
         native.os.set_blocking(self._write_fd, False)
-        eventlet.spawn_n(self._run)
+        self._hub = hubs.get_hub()
+        self._idle = False  # the green thread waits to be woken
+        self._runner = eventlet.spawn(self._run)
+        self._hub.add(self._hub.READ, self._read_fd, self._on_readable, _ignore, _ignore)
 
     def call(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
         self._calls.append((fn, args))  # deque.append is atomic
@@ -153,29 +160,37 @@ class _Bridge:
             with contextlib.suppress(BlockingIOError):
                 self._os.write(self._write_fd, b"x")
 
-    def _run(self) -> None:
-        from eventlet.hubs import trampoline
-
-        while True:
-            trampoline(self._read_fd, read=True)
-            if os.getpid() != self.pid:
-                # A forked child's copy: the pipe is the parent's; its bytes are not ours.
-                return
-            try:
-                while self._os.read(self._read_fd, 4096):
-                    pass
-            except BlockingIOError:
+    def _on_readable(self, _fileno: int) -> None:
+        # In the hub itself: nothing here may block or switch green threads.
+        if os.getpid() != self.pid:
+            return  # a forked child's copy: the bytes are the parent's to read
+        with contextlib.suppress(BlockingIOError):
+            while self._os.read(self._read_fd, 4096):
                 pass
-            # Lowered before the calls run: a call queued after this either sees
-            # the flag down and writes to the pipe, or is run by this round.
+        if self._idle:
+            self._idle = False
+            self._hub.schedule_call_global(0, self._runner.switch)
+
+    def _run(self) -> None:
+        calls = self._calls
+        while True:
+            # Lowered before the queue is looked at: a call queued after this
+            # either sees the flag down and writes to the pipe, or is run here.
             self._pending = False
-            calls = self._calls
+            if not calls:
+                self._idle = True
+                self._hub.switch()
+                continue
             while calls:
                 fn, args = calls.popleft()
                 try:
                     fn(*args)
                 except Exception:
                     LOG.exception("A hand-over from an I/O thread failed")
+
+
+def _ignore(*_args: Any) -> None:
+    pass
 
 
 _bridge: _Bridge | None = None
