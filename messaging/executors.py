@@ -15,8 +15,10 @@ Loaded by name through stevedore (namespace ``messaging.executors``):
 ``blocking``
     Messages are handled one at a time, in order, on the server's poll thread.
 ``eventlet``
-    A pool of green threads, for services that monkey-patch with eventlet.
-    eventlet is imported only when this executor is chosen.
+    A pool of green threads, for services that monkey-patch with eventlet
+    (the default there); its green workers receive for themselves as the
+    threading executor's do. eventlet is imported only when this executor is
+    chosen.
 """
 
 from __future__ import annotations
@@ -24,12 +26,12 @@ from __future__ import annotations
 import abc
 import concurrent.futures
 import logging
-import sys
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
-from messaging import _plugins
+from messaging import _plugins, green
 from messaging.exceptions import ExecutorLoadFailure
 
 __all__ = [
@@ -88,33 +90,38 @@ class BlockingExecutor(Executor):
         """Nothing to do: no task outlives its submit call."""
 
 
-class ThreadingExecutor(Executor):
-    """A bounded pool of threads, which may also receive for themselves (:meth:`serve`)."""
+class _ServingExecutor(Executor):
+    """Workers that receive for themselves (:meth:`serve`), started while none is left idle.
+
+    Subclasses say how a worker starts (:meth:`_start`) and how tasks given to
+    :meth:`submit` run.
+    """
 
     def __init__(self, max_workers: int) -> None:
         super().__init__(max_workers)
-        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
-        self._slots = threading.BoundedSemaphore(max_workers)
         self._lock = threading.Lock()
-        self._workers: list[threading.Thread] = []
+        self._workers: list[Any] = []
         self._idle = 0
         self._closed = False
+        # Green workers give the others their turn after each batch: one that
+        # always finds the next message waiting would otherwise never yield.
+        self._yield: Callable[[], None] | None = _green_yield() if green.monkey_patched() else None
 
-    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
-        """Run ``fn(*args)`` on a worker; blocks while all workers are busy."""
-        self._slots.acquire()
-        try:
-            with self._lock:
-                if self._pool is None:
-                    self._pool = concurrent.futures.ThreadPoolExecutor(
-                        max_workers=self.max_workers, thread_name_prefix="messaging-worker"
-                    )
-                pool = self._pool
-            future = pool.submit(fn, *args)
-        except BaseException:
-            self._slots.release()
-            raise
-        future.add_done_callback(lambda _f: self._slots.release())
+    @abc.abstractmethod
+    def _start(self, target: Callable[..., None], args: tuple[Any, ...], name: str) -> Any:
+        """Start ``target(*args)`` on a new worker (without running it yet in this thread).
+
+        Returns:
+            What :meth:`_join` and :meth:`_is_current` take.
+        """
+
+    @abc.abstractmethod
+    def _join(self, worker: Any) -> None:
+        """Wait for a worker to finish (never the calling one)."""
+
+    @abc.abstractmethod
+    def _is_current(self, worker: Any) -> bool:
+        """Whether ``worker`` is the calling thread."""
 
     def serve(self, receive: Callable[[], Any], handle: Callable[[Any], None]) -> bool:
         """Start one receiving worker; more start while none is left idle to receive."""
@@ -125,15 +132,9 @@ class ThreadingExecutor(Executor):
         with self._lock:
             if self._closed or len(self._workers) >= self.max_workers:
                 return
-            thread = threading.Thread(
-                target=self._work,
-                args=(receive, handle),
-                name=f"messaging-worker-{len(self._workers)}",
-                daemon=True,
-            )
-            self._workers.append(thread)
+            name = f"messaging-worker-{len(self._workers)}"
+            self._workers.append(self._start(self._work, (receive, handle), name))
             self._idle += 1  # counted as idle from now, so that no second one starts early
-        thread.start()
 
     def _work(self, receive: Callable[[], Any], handle: Callable[[Any], None]) -> None:
         counted_idle = True  # by _start_worker
@@ -156,10 +157,57 @@ class ThreadingExecutor(Executor):
                     handle(received)
                 except Exception:
                     LOG.exception("Unexpected error while handling received messages")
+                if self._yield is not None:
+                    self._yield()
         finally:
             if counted_idle:
                 with self._lock:
                     self._idle -= 1
+
+    def _close_workers(self, wait: bool) -> None:
+        with self._lock:
+            self._closed = True
+            workers = list(self._workers)
+        if wait:
+            for worker in workers:
+                if not self._is_current(worker):
+                    self._join(worker)
+
+
+class ThreadingExecutor(_ServingExecutor):
+    """A bounded pool of threads, which may also receive for themselves (:meth:`serve`)."""
+
+    def __init__(self, max_workers: int) -> None:
+        super().__init__(max_workers)
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._slots = threading.BoundedSemaphore(max_workers)
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn(*args)`` on a worker; blocks while all workers are busy."""
+        self._slots.acquire()
+        try:
+            with self._lock:
+                if self._pool is None:
+                    self._pool = concurrent.futures.ThreadPoolExecutor(
+                        max_workers=self.max_workers, thread_name_prefix="messaging-worker"
+                    )
+                pool = self._pool
+            future = pool.submit(fn, *args)
+        except BaseException:
+            self._slots.release()
+            raise
+        future.add_done_callback(lambda _f: self._slots.release())
+
+    def _start(self, target: Callable[..., None], args: tuple[Any, ...], name: str) -> Any:
+        thread = threading.Thread(target=target, args=args, name=name, daemon=True)
+        thread.start()
+        return thread
+
+    def _join(self, worker: Any) -> None:
+        worker.join()
+
+    def _is_current(self, worker: Any) -> bool:
+        return worker is threading.current_thread()
 
     def shutdown(self, wait: bool = True) -> None:
         """Stop the pool; with ``wait``, after the running tasks and workers finish.
@@ -167,45 +215,66 @@ class ThreadingExecutor(Executor):
         A worker that shuts down its own executor is not waited for.
         """
         with self._lock:
-            self._closed = True
-            pool, workers = self._pool, list(self._workers)
+            pool = self._pool
         if pool is not None:
             pool.shutdown(wait=wait)
-        if wait:
-            current = threading.current_thread()
-            for thread in workers:
-                if thread is not current:
-                    thread.join()
+        self._close_workers(wait)
 
 
-class EventletExecutor(Executor):
-    """A pool of eventlet green threads."""
+class EventletExecutor(_ServingExecutor):
+    """A pool of eventlet green threads, which may also receive for themselves."""
 
     def __init__(self, max_workers: int) -> None:
         super().__init__(max_workers)
         import eventlet
 
+        self._eventlet = eventlet
         self._pool = eventlet.GreenPool(max_workers)
+        self._yield = _green_yield()
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> None:
         """Spawn ``fn(*args)`` on a green thread; blocks while the pool is full."""
         self._pool.spawn_n(fn, *args)
 
+    def _start(self, target: Callable[..., None], args: tuple[Any, ...], name: str) -> Any:
+        return self._eventlet.spawn(target, *args)
+
+    def _join(self, worker: Any) -> None:
+        worker.wait()
+
+    def _is_current(self, worker: Any) -> bool:
+        return bool(worker is self._eventlet.getcurrent())
+
     def shutdown(self, wait: bool = True) -> None:
         """With ``wait``, return once every green thread has finished."""
         if wait:
             self._pool.waitall()
+        self._close_workers(wait)
+
+
+#: Longest a green worker that always finds the next message waiting runs
+#: before it lets the other green threads have their turn, in seconds.
+GREEN_SLICE = 0.002
+
+
+def _green_yield() -> Callable[[], None]:
+    from eventlet import sleep
+
+    last = time.monotonic()
+
+    def maybe_yield() -> None:
+        nonlocal last
+        now = time.monotonic()
+        if now - last >= GREEN_SLICE:
+            sleep(0)
+            last = time.monotonic()
+
+    return maybe_yield
 
 
 def default_executor_name() -> str:
     """``eventlet`` when the thread module is monkey-patched by eventlet, else ``threading``."""
-    eventlet = sys.modules.get("eventlet")
-    if eventlet is not None:
-        from eventlet import patcher
-
-        if patcher.is_monkey_patched("thread"):
-            return "eventlet"
-    return "threading"
+    return "eventlet" if green.monkey_patched() else "threading"
 
 
 def load_executor(name: str | None) -> type[Executor]:

@@ -6,6 +6,7 @@ Examples::
         --repeat 5 --json bench.json --plot bench.png
     python -m benchmarks.bench --quick --no-oslo
     python -m benchmarks.bench --only notify,drain --repeat 3
+    python -m benchmarks.bench --eventlet --only notify,drain,rpc --repeat 5
     python -m benchmarks.bench --from-json bench.json --plot bench.png --rst table.rst
 """
 
@@ -69,6 +70,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--live",
         action="store_true",
         help="run the checkout as it is at each moment, not a copy taken at the start",
+    )
+    parser.add_argument(
+        "--eventlet",
+        action="store_true",
+        help="run both libraries monkey-patched by eventlet, with their eventlet executors",
     )
     parser.add_argument(
         "--from-json",
@@ -136,6 +142,7 @@ def _config(args: argparse.Namespace, argv: list[str]) -> Config:
         raw=rabbit,
         command=shlex.join(["python", "-m", "benchmarks.bench", *argv]),
         live=args.live,
+        eventlet=args.eventlet,
     )
 
 

@@ -302,6 +302,11 @@ def text(result: dict[str, Any]) -> str:
         + (f", RabbitMQ {meta['rabbitmq']}" if meta.get("rabbitmq") else "")
         + f", messaging {meta.get('messaging_commit')})",
         f"Medians over the repetitions (min{DASH}max); ratios are taken within each repetition.",
+        *(
+            ["Both libraries monkey-patched by eventlet (the raw kombu floor is not)."]
+            if meta.get("eventlet")
+            else []
+        ),
         "",
         _plain(*main_table(result)),
     ]

@@ -22,8 +22,8 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from benchmarks import import_time
@@ -212,6 +212,24 @@ RATIOS = (
 )
 
 
+#: The targets of a run where both libraries are monkey-patched by eventlet.
+EVENTLET_TARGETS = {
+    "notify_send_vs_oslo": (">=", 3.0),
+    "drain_vs_oslo": (">=", 3.0),
+    "call_p50_vs_oslo": ("<=", 1.0),
+    "threads_vs_oslo": (">=", 2.0),
+}
+EVENTLET_RATIOS = tuple(
+    replace(r, op=EVENTLET_TARGETS[r.key][0], target=EVENTLET_TARGETS[r.key][1])
+    if r.key in EVENTLET_TARGETS
+    # The raw floor is not patched: a ratio to it sets no target then.
+    else replace(r, op=None, target=None)
+    if R in (r.numerator[0], r.denominator[0])
+    else r
+    for r in RATIOS
+)
+
+
 @dataclass
 class Config:
     """What to run.
@@ -227,6 +245,8 @@ class Config:
         command: the command line, for the report.
         live: run the checkout's files as they are at each moment instead of a
             copy taken at the start (see :func:`.procs.code_snapshot`).
+        eventlet: run every worker of both libraries monkey-patched by eventlet
+            (the raw kombu floor stays unpatched).
     """
 
     url: str
@@ -238,6 +258,7 @@ class Config:
     raw: bool
     command: str = ""
     live: bool = False
+    eventlet: bool = False
 
 
 Log = Callable[[str], None]
@@ -272,7 +293,13 @@ class Runner:
             "meta": self._meta(time.monotonic() - started, commit),
             "repetitions": repetitions,
         }
-        result.update(summarise(repetitions, [side.key for side in self.config.sides]))
+        result.update(
+            summarise(
+                repetitions,
+                [side.key for side in self.config.sides],
+                EVENTLET_RATIOS if self.config.eventlet else RATIOS,
+            )
+        )
         return result
 
     def _meta(self, seconds: float, commit: str | None) -> dict[str, Any]:
@@ -292,6 +319,7 @@ class Runner:
             "messaging_commit": commit,
             "code": "checkout (live)" if cfg.live else "copy taken at the start",
             "rabbitmq": self._rabbitmq_version(),
+            "eventlet": cfg.eventlet,
             "seconds": round(seconds, 1),
         }
 
@@ -378,7 +406,8 @@ class Runner:
     ) -> Worker:
         args = [role, "--lib", side.module, "--url", url, "--exchange", exchange, "--topic", topic]
         args += ["--timeout", str(ROLE_TIMEOUT), *extra]
-        return Worker(f"{side.key} {role}", side.python, "benchmarks.bench.worker", args)
+        module = "benchmarks.bench." + ("green_worker" if self.config.eventlet else "worker")
+        return Worker(f"{side.key} {role}", side.python, module, args)
 
     # -- the groups ------------------------------------------------------
 
@@ -539,7 +568,9 @@ class Runner:
         return out
 
 
-def summarise(repetitions: list[dict[str, Any]], sides: list[str]) -> dict[str, Any]:
+def summarise(
+    repetitions: list[dict[str, Any]], sides: list[str], ratios_of: Sequence[Ratio] = RATIOS
+) -> dict[str, Any]:
     """Medians with min and max of every figure and ratio over the repetitions."""
     summary: dict[str, dict[str, Any]] = {}
     for side in [*sides, R]:
@@ -553,7 +584,7 @@ def summarise(repetitions: list[dict[str, Any]], sides: list[str]) -> dict[str, 
             else:
                 summary[side][key] = spread(values)
     ratios: dict[str, Any] = {}
-    for ratio in RATIOS:
+    for ratio in ratios_of:
         values = [_ratio(ratio, rep["figures"]) for rep in repetitions]
         entry = {"label": ratio.label, **spread(values)}
         if ratio.op is not None:

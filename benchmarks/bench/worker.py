@@ -54,7 +54,14 @@ def _stop_on_stdin_eof() -> threading.Event:
     stop = threading.Event()
 
     def reader() -> None:
-        sys.stdin.read()
+        eventlet = sys.modules.get("eventlet")
+        if eventlet is not None and eventlet.patcher.is_monkey_patched("thread"):
+            # A green thread reading a pipe would block the hub: a native one reads.
+            from eventlet import tpool
+
+            tpool.execute(sys.stdin.read)
+        else:
+            sys.stdin.read()
         stop.set()
 
     threading.Thread(target=reader, name="stdin-eof", daemon=True).start()
