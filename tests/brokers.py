@@ -27,9 +27,12 @@ __all__ = [
     "CONNECT_TIMEOUT",
     "REQUIRE_BROKERS_ENV",
     "brokers_required",
+    "rabbit4_url",
+    "rabbit4_vhost",
     "rabbit_url",
     "rabbit_vhost",
     "require_rabbitmq",
+    "require_rabbitmq4",
     "require_service",
     "unavailable",
 ]
@@ -133,3 +136,59 @@ def rabbit_vhost(prefix: str = "messaging-tests") -> Iterator[str]:
 def rabbit_url(vhost: str) -> str:
     """The transport URL of the local RabbitMQ on ``vhost``."""
     return f"rabbit://guest:guest@{RABBIT_HOST}:{RABBIT_PORT}/{urllib.parse.quote(vhost, safe='')}"
+
+
+# -- RabbitMQ 4, in the chroot of tests/rabbitmq_nodes.py ------------------------------------
+
+
+@functools.cache
+def _rabbitmq4_problem() -> str | None:
+    # Once per session: the node is started by the first test that needs it.
+    from tests import rabbitmq_nodes
+
+    try:
+        rabbitmq_nodes.ensure_running()
+    except (rabbitmq_nodes.NodeError, OSError, subprocess.SubprocessError) as exc:
+        return f"RabbitMQ 4 ({rabbitmq_nodes.RABBIT4.nodename}) could not be started: {exc}"
+    return None
+
+
+def require_rabbitmq4() -> None:
+    """Start the RabbitMQ 4 node of the chroot unless it runs; skip (or fail) if it cannot."""
+    problem = _rabbitmq4_problem()
+    if problem is not None:
+        unavailable(problem)
+
+
+def _rabbitmq4ctl(*args: str) -> str:
+    from tests import rabbitmq_nodes
+
+    try:
+        return rabbitmq_nodes.rabbitmqctl(*args)
+    except rabbitmq_nodes.NodeError as exc:
+        unavailable(str(exc))
+
+
+@contextlib.contextmanager
+def rabbit4_vhost(prefix: str = "messaging-tests") -> Iterator[str]:
+    """A virtual host of its own on the RabbitMQ 4 node, with guest allowed, deleted afterwards."""
+    require_rabbitmq4()
+    vhost = f"{prefix}-{uuid.uuid4().hex[:12]}"
+    _rabbitmq4ctl("add_vhost", vhost)
+    try:
+        _rabbitmq4ctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+        yield vhost
+    finally:
+        from tests import rabbitmq_nodes
+
+        with contextlib.suppress(rabbitmq_nodes.NodeError, subprocess.SubprocessError):
+            rabbitmq_nodes.rabbitmqctl("delete_vhost", vhost)
+
+
+def rabbit4_url(vhost: str) -> str:
+    """The transport URL of the RabbitMQ 4 node on ``vhost``."""
+    from tests.rabbitmq_nodes import RABBIT4
+
+    return (
+        f"rabbit://guest:guest@127.0.0.1:{RABBIT4.amqp_port}/{urllib.parse.quote(vhost, safe='')}"
+    )

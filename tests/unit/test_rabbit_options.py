@@ -71,7 +71,11 @@ OSLO_DEFAULTS: dict[str, tuple[type[cfg.Opt], Any]] = {
     "use_queue_manager": (cfg.BoolOpt, False),
     "rabbit_stream_fanout": (cfg.BoolOpt, False),
 }
-OUR_OPTIONS = {"notification_pipeline_depth": 1000, "publish_confirm_timeout": 30.0}
+OUR_OPTIONS = {
+    "notification_pipeline_depth": 1000,
+    "publish_confirm_timeout": 30.0,
+    "rabbit_auto_quorum": True,
+}
 
 
 def by_name() -> dict[str, cfg.Opt]:

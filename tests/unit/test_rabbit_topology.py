@@ -390,3 +390,61 @@ def test_mandatory_flag() -> None:
 def test_unknown_publish_kind_is_refused() -> None:
     with pytest.raises(ValueError, match="'topic'"):
         t.publish_properties("topic")  # type: ignore[arg-type]
+
+
+# -- RabbitMQ 4: what is declared instead of transient queues ---------------------------
+
+
+def test_on_rabbitmq4_the_defaults_declare_what_oslo_declares_with_quorum() -> None:
+    oslo_on_4 = RabbitSettings(
+        rabbit_quorum_queue=True, rabbit_transient_quorum_queue=True, amqp_durable_queues=True
+    )
+    for build in (
+        lambda s: t.rpc_topic_exchange(s, "openstack"),
+        lambda s: t.rpc_topic_queue(s, "compute"),
+        lambda s: t.rpc_server_queue(s, "compute", "host1"),
+        lambda s: t.fanout_exchange(s, "compute"),
+        lambda s: t.fanout_queue(s, "compute", HEX),
+        lambda s: t.reply_queue(s, HEX),
+        lambda s: t.notification_queue(s, "notifications.info"),
+        lambda s: t.pool_queue(s, "my-pool"),
+    ):
+        spec = build(DEFAULT)
+        assert spec.rabbit4 == build(oslo_on_4)
+        if isinstance(spec, t.QueueSpec):
+            assert spec.rabbit4.arguments == build(oslo_on_4).arguments
+        assert spec.for_broker(rabbitmq4=False) is spec
+        assert spec.for_broker(rabbitmq4=True) is spec.rabbit4
+
+
+def test_on_rabbitmq4_no_queue_is_transient_and_not_exclusive() -> None:
+    for settings in (DEFAULT, QUORUM, TRANSIENT_QUORUM, RabbitSettings(amqp_durable_queues=True)):
+        for spec in (
+            t.rpc_topic_queue(settings, "compute"),
+            t.fanout_queue(settings, "compute", HEX),
+            t.reply_queue(settings, HEX),
+            t.notification_queue(settings, "notifications.info"),
+        ):
+            assert spec.for_broker(rabbitmq4=True).durable, spec
+
+
+def test_on_rabbitmq4_auto_delete_topic_queues_become_durable_classic() -> None:
+    settings = RabbitSettings(amqp_auto_delete=True)
+    spec = t.rpc_topic_queue(settings, "compute").for_broker(rabbitmq4=True)
+    assert (spec.durable, spec.auto_delete, spec.arguments) == (True, True, {})
+
+
+def test_on_rabbitmq4_ha_queues_is_left_out() -> None:
+    settings = RabbitSettings(rabbit_ha_queues=True)
+    assert t.rpc_topic_queue(settings, "compute").arguments == {"x-ha-policy": "all"}
+    assert t.rpc_topic_queue(settings, "compute").for_broker(True).arguments == {
+        "x-queue-type": "quorum"
+    }
+
+
+def test_without_auto_quorum_rabbitmq4_gets_what_the_options_say() -> None:
+    settings = RabbitSettings(rabbit_auto_quorum=False)
+    assert settings.on_rabbitmq4() is settings
+    assert t.reply_queue(settings, HEX).rabbit4 is None
+    full = RabbitSettings(rabbit_quorum_queue=True, rabbit_transient_quorum_queue=True)
+    assert full.on_rabbitmq4() is full

@@ -7,6 +7,11 @@ quorum settings), that would stop a service from working at all; oslo.messaging
 falls back to a non-durable declaration. Here the entity is used as it exists:
 the declaration is repeated passively (which only checks that it exists) on a
 new channel, with a warning naming the entity and the broker's complaint.
+
+On RabbitMQ 4 and later (read from the connection's server properties), each
+exchange and queue is declared in its RabbitMQ 4 form where it has one
+(``spec.rabbit4``): quorum queues instead of the transient queues that
+RabbitMQ 4.3 refuses.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import amqp
 import amqp.exceptions
 
 from messaging import green
+from messaging.drivers.rabbit.broker import BrokerInfo
 
 if TYPE_CHECKING:
     from messaging.drivers.rabbit.topology import Binding, ExchangeSpec, QueueSpec
@@ -37,6 +43,7 @@ class Declarer:
     def __init__(self, conn: amqp.Connection) -> None:
         self._conn = conn
         self._channel: amqp.Channel | None = None
+        self.broker = BrokerInfo.from_server_properties(getattr(conn, "server_properties", None))
 
     def _channel_now(self) -> amqp.Channel:
         if self._channel is None or not self._channel.is_open:
@@ -62,6 +69,7 @@ class Declarer:
         """Declare an exchange (the default exchange ``""`` is never declared)."""
         if not spec.name:
             return
+        spec = spec.for_broker(self.broker.rabbitmq4)
         self._tolerant(
             f"Exchange {spec.name!r}",
             lambda ch: ch.exchange_declare(
@@ -76,6 +84,7 @@ class Declarer:
 
     def queue(self, spec: QueueSpec) -> None:
         """Declare a queue."""
+        spec = spec.for_broker(self.broker.rabbitmq4)
         self._tolerant(
             f"Queue {spec.name!r}",
             lambda ch: ch.queue_declare(

@@ -4,7 +4,7 @@ The options live in ``[messaging_rabbit]``. Each one is also read from
 oslo.messaging's ``[oslo_messaging_rabbit]`` (and from oslo's older names where
 oslo kept them), so an oslo.messaging configuration file works unchanged; a value
 in our group wins. Names, types, defaults and bounds are oslo.messaging 18.x's.
-Two options are ours and have no oslo equivalent:
+Three options are ours and have no oslo equivalent:
 
 - ``notification_pipeline_depth``: how many notifications sent with the default
   ``retry`` (forever) may await the broker's confirm at once, so that a stream of
@@ -12,6 +12,9 @@ Two options are ours and have no oslo equivalent:
   confirm).
 - ``publish_confirm_timeout``: how long a publish waits for the broker's
   publisher confirm.
+- ``rabbit_auto_quorum``: on RabbitMQ 4 and later, declare as quorum queues the
+  queues that the other options leave transient, which RabbitMQ 4.3 refuses
+  (:meth:`RabbitSettings.on_rabbitmq4`).
 
 A driver reads the group once, with the transport URL's query parameters on top,
 into a frozen :class:`RabbitSettings` (:meth:`RabbitSettings.from_conf`), which
@@ -22,6 +25,7 @@ checks the options that only make sense together. :func:`ssl_options` and
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import socket
@@ -147,6 +151,15 @@ _PIPELINE_HELP = (
     "again until confirmed, failures are logged, and Notifier.flush() or the transport's "
     "cleanup waits for them. 0 waits for each confirm, as oslo.messaging does (ours)."
 )
+_AUTO_QUORUM_HELP = (
+    "On RabbitMQ 4 and later (the version the broker announces on each connection), "
+    "declare as quorum queues the queues that the other options leave transient (not "
+    "durable and not exclusive), which RabbitMQ 4.3 refuses by default: RPC and "
+    "notification queues as with rabbit_quorum_queue, reply and fanout queues as with "
+    "rabbit_transient_quorum_queue, which is what oslo.messaging services on RabbitMQ 4 "
+    "declare. rabbit_ha_queues is then left out (mirroring is gone in RabbitMQ 4). False "
+    "declares exactly what the options say on every version (ours)."
+)
 _CONFIRM_TIMEOUT_HELP = (
     "Seconds a publish waits for the broker's publisher confirm before failing (ours; not "
     "an oslo.messaging option)."
@@ -267,6 +280,7 @@ def rabbit_opts() -> list[cfg.Opt]:
         opt(b, "rabbit_stream_fanout", False, _STREAM_HELP),
         opt(i, "notification_pipeline_depth", 1000, _PIPELINE_HELP, min=0),
         opt(f, "publish_confirm_timeout", 30.0, _CONFIRM_TIMEOUT_HELP, min=0.001),
+        opt(b, "rabbit_auto_quorum", True, _AUTO_QUORUM_HELP),
     ]
 
 
@@ -368,6 +382,7 @@ class RabbitSettings:
     rabbit_stream_fanout: bool = False
     notification_pipeline_depth: int = 1000
     publish_confirm_timeout: float = 30.0
+    rabbit_auto_quorum: bool = True
 
     def __post_init__(self) -> None:
         problems = _problems(self)
@@ -396,6 +411,28 @@ class RabbitSettings:
         """
         values = apply_query_overrides(conf, RABBIT_GROUP, rabbit_opts(), url.query, str(url))
         return cls(**{f.name: values[f.name] for f in fields(cls)})
+
+    def on_rabbitmq4(self) -> RabbitSettings:
+        """The settings that declarations follow on RabbitMQ 4 and later.
+
+        With ``rabbit_auto_quorum``, queues the options would make transient
+        (refused by RabbitMQ 4.3) become quorum queues; ``amqp_auto_delete``
+        queues become durable classic ones instead, since quorum queues cannot
+        be auto-delete; ``rabbit_ha_queues`` is dropped. Otherwise, or when
+        nothing would be transient, these settings themselves.
+        """
+        if not self.rabbit_auto_quorum:
+            return self
+        changes: dict[str, Any] = {}
+        if not (self.amqp_durable_queues or self.rabbit_quorum_queue):
+            changes["amqp_durable_queues" if self.amqp_auto_delete else "rabbit_quorum_queue"] = (
+                True
+            )
+        if not self.rabbit_transient_quorum_queue:
+            changes["rabbit_transient_quorum_queue"] = True
+        if changes and self.rabbit_ha_queues:
+            changes["rabbit_ha_queues"] = False
+        return dataclasses.replace(self, **changes) if changes else self
 
     @property
     def tls_identity(self) -> tuple[Any, ...] | None:

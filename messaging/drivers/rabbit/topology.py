@@ -28,9 +28,10 @@ never auto-delete. Queue arguments: :func:`queue_arguments`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import dataclasses
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args
 
 if TYPE_CHECKING:
     from messaging.drivers.rabbit.options import RabbitSettings
@@ -94,6 +95,8 @@ class ExchangeSpec:
         durable: survives a broker restart.
         auto_delete: removed when its last binding goes.
         passive: only check that it exists.
+        rabbit4: the form to declare instead on RabbitMQ 4 and later, when it
+            differs (see :meth:`RabbitSettings.on_rabbitmq4`); not compared.
     """
 
     name: str
@@ -101,6 +104,11 @@ class ExchangeSpec:
     durable: bool
     auto_delete: bool
     passive: bool = False
+    rabbit4: ExchangeSpec | None = field(default=None, compare=False)
+
+    def for_broker(self, rabbitmq4: bool) -> ExchangeSpec:
+        """The form to declare on a broker of RabbitMQ 4 and later or not."""
+        return self.rabbit4 if rabbitmq4 and self.rabbit4 is not None else self
 
 
 @dataclass(frozen=True)
@@ -114,6 +122,8 @@ class QueueSpec:
         exclusive: usable by the declaring connection only (oslo never sets it).
         arguments: the ``x-*`` declaration arguments (a fresh dict per spec; left
             out of the hash, so that specs can be kept in sets).
+        rabbit4: the form to declare instead on RabbitMQ 4 and later, when it
+            differs (see :meth:`RabbitSettings.on_rabbitmq4`); not compared.
     """
 
     name: str
@@ -121,6 +131,11 @@ class QueueSpec:
     auto_delete: bool
     exclusive: bool = False
     arguments: dict[str, Any] = field(default_factory=dict, hash=False)
+    rabbit4: QueueSpec | None = field(default=None, compare=False)
+
+    def for_broker(self, rabbitmq4: bool) -> QueueSpec:
+        """The form to declare on a broker of RabbitMQ 4 and later or not."""
+        return self.rabbit4 if rabbitmq4 and self.rabbit4 is not None else self
 
 
 @dataclass(frozen=True)
@@ -258,10 +273,24 @@ def consumer_arguments(
     return {}
 
 
+S = TypeVar("S", ExchangeSpec, QueueSpec)
+
+
+def _with_rabbit4(settings: RabbitSettings, build: Callable[[RabbitSettings], S]) -> S:
+    # The spec for these settings, carrying the one for RabbitMQ 4 when it differs.
+    spec = build(settings)
+    modern = settings.on_rabbitmq4()
+    if modern is settings:
+        return spec
+    other = build(modern)
+    return spec if other == spec else dataclasses.replace(spec, rabbit4=other)
+
+
 def rpc_topic_exchange(settings: RabbitSettings, exchange_name: str) -> ExchangeSpec:
     """The topic exchange of RPC requests and notifications (``control_exchange``...)."""
-    return ExchangeSpec(
-        exchange_name, "topic", _durable_topics(settings), settings.amqp_auto_delete
+    return _with_rabbit4(
+        settings,
+        lambda s: ExchangeSpec(exchange_name, "topic", _durable_topics(s), s.amqp_auto_delete),
     )
 
 
@@ -271,11 +300,14 @@ def notification_exchange(settings: RabbitSettings, exchange_name: str) -> Excha
 
 
 def _topic_queue(settings: RabbitSettings, name: str, kind: QueueKind) -> QueueSpec:
-    return QueueSpec(
-        name,
-        durable=_durable_topics(settings),
-        auto_delete=settings.amqp_auto_delete,
-        arguments=queue_arguments(settings, kind),
+    return _with_rabbit4(
+        settings,
+        lambda s: QueueSpec(
+            name,
+            durable=_durable_topics(s),
+            auto_delete=s.amqp_auto_delete,
+            arguments=queue_arguments(s, kind),
+        ),
     )
 
 
@@ -291,11 +323,11 @@ def rpc_server_queue(settings: RabbitSettings, topic: str, server: str) -> Queue
 
 def fanout_exchange(settings: RabbitSettings, topic: str) -> ExchangeSpec:
     """The exchange ``<topic>_fanout`` of fanout casts; it ignores the target's exchange."""
-    return ExchangeSpec(
-        f"{topic}_fanout",
-        "fanout",
-        durable=settings.rabbit_transient_quorum_queue,
-        auto_delete=True,
+    return _with_rabbit4(
+        settings,
+        lambda s: ExchangeSpec(
+            f"{topic}_fanout", "fanout", durable=s.rabbit_transient_quorum_queue, auto_delete=True
+        ),
     )
 
 
@@ -313,11 +345,14 @@ def fanout_queue(settings: RabbitSettings, topic: str, unique: str) -> QueueSpec
     name = f"{topic}_fanout" if settings.rabbit_stream_fanout else f"{topic}_fanout_{unique}"
     # rabbit_stream_fanout requires rabbit_transient_quorum_queue (RabbitSettings
     # checks it), so this is also oslo's "transient quorum or stream".
-    return QueueSpec(
-        name,
-        durable=settings.rabbit_transient_quorum_queue,
-        auto_delete=False,
-        arguments=queue_arguments(settings, "fanout"),
+    return _with_rabbit4(
+        settings,
+        lambda s: QueueSpec(
+            name,
+            durable=s.rabbit_transient_quorum_queue,
+            auto_delete=False,
+            arguments=queue_arguments(s, "fanout"),
+        ),
     )
 
 
@@ -338,11 +373,14 @@ def reply_exchange(settings: RabbitSettings, *, publishing: bool = False) -> Exc
 
 def reply_queue(settings: RabbitSettings, unique: str) -> QueueSpec:
     """The queue ``reply_<unique>`` a client receives its replies on (one per transport)."""
-    return QueueSpec(
-        f"reply_{unique}",
-        durable=settings.rabbit_transient_quorum_queue,
-        auto_delete=False,
-        arguments=queue_arguments(settings, "reply"),
+    return _with_rabbit4(
+        settings,
+        lambda s: QueueSpec(
+            f"reply_{unique}",
+            durable=s.rabbit_transient_quorum_queue,
+            auto_delete=False,
+            arguments=queue_arguments(s, "reply"),
+        ),
     )
 
 

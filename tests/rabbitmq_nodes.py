@@ -1,0 +1,362 @@
+"""RabbitMQ nodes that the tests run themselves, from Debian's packages in a chroot.
+
+The machine's own RabbitMQ (3.10, node ``rabbit@localhost`` on 5672) is never
+touched. Next to it this module runs RabbitMQ 4 (Debian trixie's
+``rabbitmq-server``, 4.0.5) from a chroot made with ``debootstrap`` and cached
+outside the checkout (:data:`CHROOT`, built once per machine). Each node of
+the chroot has its own name, AMQP port, Erlang distribution port, configuration
+files and data directory (:class:`Node`); they share the chroot's Erlang cookie
+and an epmd of their own (:data:`EPMD_PORT`), so several nodes can later form a
+cluster on loopback. The nodes refuse what RabbitMQ 4.3 refuses by default
+(transient non-exclusive queues, global QoS, queue master locators).
+
+A node that is not running is started and left running: by ``.ci/run`` before
+the tests, or by the first test session that needs it; later sessions reuse it.
+Nothing here stops a node except the ``stop`` command.
+
+Command line (as root; stdlib only, so it runs before the virtualenv exists)::
+
+    python3 -m tests.rabbitmq_nodes ensure     # build the chroot if absent, start the node
+    python3 -m tests.rabbitmq_nodes status
+    python3 -m tests.rabbitmq_nodes stop
+    python3 -m tests.rabbitmq_nodes ctl list_queues -p /   # rabbitmqctl on the node
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = [
+    "CHROOT",
+    "EPMD_PORT",
+    "RABBIT4",
+    "Node",
+    "NodeError",
+    "ensure_chroot",
+    "ensure_running",
+    "rabbitmqctl",
+]
+
+#: The cached chroot (override with MESSAGING_RABBITMQ4_CHROOT).
+CHROOT = Path(
+    os.environ.get("MESSAGING_RABBITMQ4_CHROOT", "/var/cache/messaging-ci/rabbitmq4-trixie")
+)
+#: Where debootstrap fetches Debian's packages from (override with MESSAGING_DEBIAN_MIRROR).
+DEBIAN_MIRROR = os.environ.get("MESSAGING_DEBIAN_MIRROR", "http://deb.debian.org/debian")
+DEBIAN_SUITE = "trixie"
+#: The epmd of the chroot's nodes, apart from the machine's (4369).
+EPMD_PORT = 4371
+#: Seconds a node has to start (the first start of a node also creates its database).
+START_TIMEOUT = 120.0
+#: Seconds debootstrap may take (about one minute here).
+BUILD_TIMEOUT = 1200.0
+#: What RabbitMQ 4.3 denies by default, denied here on 4.0.5 as well.
+DENIED_FEATURES = ("transient_nonexcl_queues", "global_qos", "queue_master_locator")
+_ENV = {
+    "HOME": "/var/lib/rabbitmq",
+    "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+    "LANG": "C.UTF-8",
+    "LC_ALL": "C.UTF-8",
+    "ERL_EPMD_PORT": str(EPMD_PORT),
+    "ERL_EPMD_ADDRESS": "127.0.0.1",
+}
+
+
+class NodeError(RuntimeError):
+    """A node or its chroot could not be made ready; the message says why."""
+
+
+@dataclass(frozen=True)
+class Node:
+    """One RabbitMQ node of the chroot.
+
+    Attributes:
+        name: the short node name (``rabbit4`` is ``rabbit4@localhost``).
+        amqp_port: the AMQP port, on 127.0.0.1.
+        dist_port: the Erlang distribution port (nodes of a cluster talk on it).
+    """
+
+    name: str
+    amqp_port: int
+    dist_port: int
+
+    @property
+    def nodename(self) -> str:
+        """The Erlang node name."""
+        return f"{self.name}@localhost"
+
+    @property
+    def env_file(self) -> str:
+        """The node's ``rabbitmq-env.conf``, as seen inside the chroot."""
+        return f"/etc/rabbitmq/{self.name}-env.conf"
+
+    @property
+    def config_file(self) -> str:
+        """The node's ``rabbitmq.conf``, as seen inside the chroot."""
+        return f"/etc/rabbitmq/{self.name}.conf"
+
+    @property
+    def startup_log(self) -> str:
+        """Where the server's own output goes, as seen inside the chroot."""
+        return f"/var/log/rabbitmq/{self.name}-startup.log"
+
+    def env_conf(self) -> str:
+        """The text of the node's ``rabbitmq-env.conf``."""
+        return (
+            "# Written by tests/rabbitmq_nodes.py\n"
+            f"NODENAME={self.nodename}\n"
+            f"DIST_PORT={self.dist_port}\n"
+            f"CONFIG_FILE={self.config_file}\n"
+            # Distribution on loopback only, like the AMQP listener.
+            "SERVER_ADDITIONAL_ERL_ARGS='-kernel inet_dist_use_interface {127,0,0,1}'\n"
+        )
+
+    def rabbitmq_conf(self) -> str:
+        """The text of the node's ``rabbitmq.conf``."""
+        denied = "".join(f"deprecated_features.permit.{f} = false\n" for f in DENIED_FEATURES)
+        return (
+            "# Written by tests/rabbitmq_nodes.py\n"
+            f"listeners.tcp.default = 127.0.0.1:{self.amqp_port}\n"
+            "log.file.level = info\n"
+            "log.console = false\n" + denied
+        )
+
+
+#: The single RabbitMQ 4 node of the tests.
+RABBIT4 = Node("rabbit4", 5682, 25692)
+
+
+def _log(message: str) -> None:
+    print(f"[rabbitmq_nodes] {message}", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def _locked(root: Path) -> Iterator[None]:
+    # Test sessions and CI runs that start at once build and start things once.
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with open(root.parent / f"{root.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def ensure_chroot(root: Path = CHROOT) -> None:
+    """Build the chroot with debootstrap unless it is there already.
+
+    It is built in ``<root>.tmp`` and renamed once complete, so that an
+    interrupted build is started again rather than used.
+
+    Raises:
+        NodeError: not root, debootstrap missing or failing.
+    """
+    if (root / "usr/lib/rabbitmq/bin/rabbitmq-server").exists():
+        return
+    if os.geteuid() != 0:
+        raise NodeError(f"the RabbitMQ 4 chroot {root} is missing and only root can build it")
+    debootstrap = shutil.which("debootstrap")
+    if debootstrap is None:
+        raise NodeError(
+            f"the RabbitMQ 4 chroot {root} is missing and debootstrap is not installed "
+            "(apt-get install debootstrap)"
+        )
+    tmp = root.with_name(root.name + ".tmp")
+    if tmp.exists():
+        _unmount_proc(tmp)
+        shutil.rmtree(tmp)
+    _log(f"building {root} with debootstrap ({DEBIAN_SUITE}, rabbitmq-server)")
+    started = time.monotonic()
+    result = subprocess.run(
+        [
+            debootstrap,
+            "--variant=minbase",
+            "--include=rabbitmq-server",
+            DEBIAN_SUITE,
+            str(tmp),
+            DEBIAN_MIRROR,
+        ],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=BUILD_TIMEOUT,
+        check=False,
+    )
+    if result.returncode != 0:
+        tail = (result.stderr or result.stdout).strip().splitlines()[-10:]
+        raise NodeError(f"debootstrap failed (exit {result.returncode}): " + "\n".join(tail))
+    tmp.rename(root)
+    _log(f"built {root} in {time.monotonic() - started:.0f} s")
+
+
+def _mount_proc(root: Path) -> None:
+    proc = root / "proc"
+    if not os.path.ismount(proc):
+        proc.mkdir(exist_ok=True)
+        subprocess.run(["mount", "-t", "proc", "proc", str(proc)], check=True, timeout=30)
+
+
+def _unmount_proc(root: Path) -> None:
+    proc = root / "proc"
+    if os.path.ismount(proc):
+        subprocess.run(["umount", "-l", str(proc)], check=False, timeout=30)
+
+
+def _rabbitmq_ids(root: Path) -> tuple[int, int]:
+    for line in (root / "etc/passwd").read_text().splitlines():
+        fields = line.split(":")
+        if fields[0] == "rabbitmq":
+            return int(fields[2]), int(fields[3])
+    raise NodeError(f"no rabbitmq user in {root}/etc/passwd")
+
+
+def _in_chroot(root: Path, argv: Sequence[str], node: Node) -> list[str]:
+    uid, gid = _rabbitmq_ids(root)
+    env = [f"{k}={v}" for k, v in _ENV.items()]
+    return [
+        "chroot",
+        f"--userspec={uid}:{gid}",
+        str(root),
+        "/usr/bin/env",
+        "-i",
+        *env,
+        f"RABBITMQ_CONF_ENV_FILE={node.env_file}",
+        *argv,
+    ]
+
+
+def port_open(port: int, host: str = "127.0.0.1", timeout: float = 1.0) -> bool:
+    """Whether ``host:port`` accepts a TCP connection."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def rabbitmqctl(
+    *args: str, node: Node = RABBIT4, root: Path = CHROOT, timeout: float = 60.0
+) -> str:
+    """Run ``rabbitmqctl`` of the chroot against ``node``; return its output.
+
+    Raises:
+        NodeError: the command failed.
+    """
+    argv = _in_chroot(root, ["/usr/lib/rabbitmq/bin/rabbitmqctl", "-n", node.nodename, *args], node)
+    result = subprocess.run(
+        argv,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise NodeError(
+            f"rabbitmqctl {' '.join(args)} on {node.nodename} failed: "
+            f"{(result.stderr or result.stdout).strip()}"
+        )
+    return result.stdout
+
+
+def _write_config(root: Path, node: Node) -> None:
+    uid, gid = _rabbitmq_ids(root)
+    for inside, text in (
+        (node.env_file, node.env_conf()),
+        (node.config_file, node.rabbitmq_conf()),
+    ):
+        path = root / inside.lstrip("/")
+        path.write_text(text)
+        os.chown(path, uid, gid)
+
+
+def _start(root: Path, node: Node) -> None:
+    _mount_proc(root)
+    _write_config(root, node)
+    log = root / node.startup_log.lstrip("/")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    _log(f"starting {node.nodename} (AMQP 127.0.0.1:{node.amqp_port}) in {root}")
+    with open(log, "ab") as out:
+        # A session of its own: the node outlives the test run that started it.
+        subprocess.Popen(
+            _in_chroot(root, ["/usr/lib/rabbitmq/bin/rabbitmq-server"], node),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+        )
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if port_open(node.amqp_port):
+            rabbitmqctl("await_startup", node=node, root=root, timeout=START_TIMEOUT)
+            return
+        time.sleep(0.5)
+    tail = log.read_text(errors="replace").strip().splitlines()[-15:]
+    raise NodeError(
+        f"{node.nodename} did not open 127.0.0.1:{node.amqp_port} within {START_TIMEOUT:g} s; "
+        f"the end of {log}:\n" + "\n".join(tail)
+    )
+
+
+def ensure_running(node: Node = RABBIT4, root: Path = CHROOT) -> bool:
+    """Build the chroot if needed and start ``node`` unless it runs already.
+
+    Returns:
+        Whether this call started the node.
+
+    Raises:
+        NodeError: it could not be made to run (the message says why).
+    """
+    if port_open(node.amqp_port):
+        return False
+    with _locked(root):
+        if port_open(node.amqp_port):
+            return False
+        ensure_chroot(root)
+        _start(root, node)
+        return True
+
+
+def stop(node: Node = RABBIT4, root: Path = CHROOT) -> None:
+    """Stop ``node`` (only this command stops a node)."""
+    with _locked(root):
+        if port_open(node.amqp_port):
+            rabbitmqctl("stop", node=node, root=root)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The command line (see the module's docstring)."""
+    parser = argparse.ArgumentParser(prog="python3 -m tests.rabbitmq_nodes")
+    parser.add_argument("command", choices=["ensure", "status", "stop", "ctl"])
+    parser.add_argument("args", nargs="*", help="rabbitmqctl arguments (ctl)")
+    options = parser.parse_args(argv)
+    try:
+        if options.command == "ensure":
+            started = time.monotonic()
+            if ensure_running():
+                _log(f"{RABBIT4.nodename} started in {time.monotonic() - started:.1f} s")
+            else:
+                _log(f"{RABBIT4.nodename} is running on 127.0.0.1:{RABBIT4.amqp_port}")
+        elif options.command == "status":
+            print(rabbitmqctl("status"))
+        elif options.command == "stop":
+            stop()
+        else:
+            print(rabbitmqctl(*options.args), end="")
+    except (NodeError, OSError, subprocess.SubprocessError) as exc:
+        _log(f"error: {exc}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
