@@ -7,6 +7,7 @@ catches oslo's exceptions keeps working)::
     ├── MessagingException
     │   ├── MessagingTimeout
     │   ├── MessageDeliveryFailure
+    │   │   └── BrokerRefusal
     │   ├── MessageSerializationError (also TypeError)
     │   ├── InvalidTarget (also ValueError)
     │   ├── InvalidTransportURL
@@ -38,6 +39,7 @@ from types import TracebackType
 from typing import Any
 
 __all__ = [
+    "BrokerRefusal",
     "ClientSendError",
     "ConfigurationError",
     "DriverLoadFailure",
@@ -74,6 +76,36 @@ class MessagingTimeout(MessagingException):
 
 class MessageDeliveryFailure(MessagingException):
     """A message could not be delivered to the broker after every allowed retry."""
+
+
+class BrokerRefusal(MessageDeliveryFailure):
+    """The broker refused something in a way that retrying cannot heal.
+
+    A declaration that conflicts with what exists (``PRECONDITION_FAILED``), a
+    feature the broker denies (RabbitMQ 4.3's transient queues, ``541``), a login
+    or permission refused (``ACCESS_REFUSED``): the driver does not reconnect
+    and try again forever; a listener's ``start()`` raises it, a send fails
+    with it. The message names the entity, the argument in conflict and what
+    fixes it.
+
+    Attributes:
+        entity: what was refused, e.g. ``queue 'notifications.info'``.
+        argument: the argument in conflict (``durable``, ``x-queue-type``,
+            ``transient_nonexcl_queues``...), or None when the broker names none.
+        fix: the option (or broker setting) that fixes it.
+        reason: the broker's own words.
+    """
+
+    def __init__(self, entity: str, argument: str | None, fix: str, reason: str) -> None:
+        self.entity = entity
+        self.argument = argument
+        self.fix = fix
+        self.reason = reason
+        conflict = f" The argument in conflict: {argument}." if argument else ""
+        super().__init__(
+            f"The broker refused {entity}: {reason.rstrip('.')}.{conflict} Fix: {fix} "
+            "(retrying cannot heal this)."
+        )
 
 
 class MessageSerializationError(MessagingException, TypeError):

@@ -39,6 +39,7 @@ from messaging import green
 from messaging.drivers.pool import process_id
 from messaging.drivers.rabbit.frames import FrameReader, reader_for
 from messaging.drivers.rabbit.options import ssl_options_for_host
+from messaging.drivers.rabbit.refusals import login_refusal
 from messaging.drivers.rabbit.sockets import NativeConnection
 
 if TYPE_CHECKING:
@@ -495,16 +496,22 @@ class AmqpConnection:
             conn.connect()
         except Exception as exc:
             self._close_quietly(conn)
+            # A refused login fails what waits for the connection (see refusals).
+            refusal = login_refusal(exc, address)
+            failure: BaseException = refusal or exc
             LOG.error(
-                "[%s] AMQP server on %s is unreachable: %s. Trying again in %s seconds.",
+                "[%s] AMQP server on %s is unreachable: %s. Trying again in %s seconds."
+                if refusal is None
+                else "[%s] AMQP server on %s refused the connection: %s What waits for it "
+                "fails; trying again in %s seconds, in case it is fixed on the broker.",
                 self.connection_name,
                 address,
-                exc,
+                failure,
                 self._retry_delay,
             )
-            self._last_failure = exc
+            self._last_failure = failure
             for observer in list(self._observers):
-                observer.on_connect_failed(exc)
+                observer.on_connect_failed(failure)
             return False
         self._conn = conn
         self._hold_writes(conn)

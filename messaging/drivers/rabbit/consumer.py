@@ -25,7 +25,8 @@ import amqp.exceptions
 
 from messaging import green
 from messaging.drivers.rabbit.declare import Declarer
-from messaging.exceptions import TransportDriverError
+from messaging.drivers.rabbit.refusals import DeclarationRefused, refusal_of
+from messaging.exceptions import BrokerRefusal, TransportDriverError
 
 if TYPE_CHECKING:
     from messaging.drivers.rabbit.connection import AmqpConnection
@@ -289,8 +290,12 @@ class Subscription:
     # -- ConnectionObserver -----------------------------------------------------------------------
 
     def on_connected(self, conn: amqp.Connection, generation: int) -> None:
-        """Declare and consume again on the new connection."""
-        if self._closed:
+        """Declare and consume again on the new connection.
+
+        A refusal that retrying cannot heal fails the subscription for good: it
+        is not declared again on later connections.
+        """
+        if self._closed or isinstance(self.error, BrokerRefusal):
             return
         self._unsettled.clear()
         try:
@@ -313,13 +318,29 @@ class Subscription:
                     no_ack=self.no_ack,
                     arguments=self.consumer_arguments.get(spec.name) or None,
                 )
+        except DeclarationRefused as refused:
+            self._fail(refused.refusal)
+            if refused.closes_connection and refused.__cause__ is not None:
+                raise refused.__cause__ from None  # the broker closed the connection: reconnect
+            return
         except amqp.exceptions.ChannelError as exc:
             names = [q.name for q in self.queues]
-            self.error = TransportDriverError(
-                f"The broker refused to set up consuming from {names}: {exc}"
+            self._fail(
+                refusal_of(f"consuming from {names}", exc)
+                or TransportDriverError(
+                    f"The broker refused to set up consuming from {names}: {exc}"
+                ),
+                exc,
             )
-            self.error.__cause__ = exc
-            self._channel = None
+            return
+        self._ready.set()
+        self._settled.set()
+
+    def _fail(self, error: BaseException, cause: BaseException | None = None) -> None:
+        if cause is not None and error.__cause__ is None:
+            error.__cause__ = cause
+        self.error = error
+        self._channel = None
         self._ready.set()
         self._settled.set()
 
@@ -329,5 +350,10 @@ class Subscription:
         self._unsettled.clear()
 
     def on_connect_failed(self, error: BaseException) -> None:
-        """Consuming starts after the next successful connection; waiters stop waiting."""
+        """Consuming starts after the next successful connection; waiters stop waiting.
+
+        A refused login fails the subscription (its waiter raises it).
+        """
+        if isinstance(error, BrokerRefusal) and not self._ready.is_set():
+            self.error = error
         self._settled.set()

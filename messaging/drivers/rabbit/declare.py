@@ -7,6 +7,10 @@ quorum settings), that would stop a service from working at all; oslo.messaging
 falls back to a non-durable declaration. Here the entity is used as it exists:
 the declaration is repeated passively (which only checks that it exists) on a
 new channel, with a warning naming the entity and the broker's complaint.
+When there is nothing to fall back on (the declaration itself is invalid), or
+the broker refuses for another reason that retrying cannot heal (a denied
+feature, a permission), :class:`~messaging.drivers.rabbit.refusals.DeclarationRefused`
+is raised.
 
 On RabbitMQ 4 and later (read from the connection's server properties), each
 exchange and queue is declared in its RabbitMQ 4 form where it has one
@@ -24,6 +28,7 @@ import amqp.exceptions
 
 from messaging import green
 from messaging.drivers.rabbit.broker import BrokerInfo
+from messaging.drivers.rabbit.refusals import declaration_refused
 
 if TYPE_CHECKING:
     from messaging.drivers.rabbit.topology import Binding, ExchangeSpec, QueueSpec
@@ -60,10 +65,26 @@ class Declarer:
             declare(self._channel_now())
         except amqp.exceptions.PreconditionFailed as exc:
             self._channel = None  # the broker closed it
+            try:
+                passive(self._channel_now())
+            except amqp.exceptions.NotFound:
+                # Nothing exists to fall back on: the declaration itself is refused.
+                self._channel = None
+                self._refused(what, exc)
+                raise
             LOG.warning(
                 "%s exists on the broker with other properties (%s); using it as it is", what, exc
             )
-            passive(self._channel_now())
+        except amqp.exceptions.AMQPError as exc:
+            self._channel = None
+            self._refused(what, exc)
+            raise
+
+    @staticmethod
+    def _refused(what: str, error: BaseException) -> None:
+        refused = declaration_refused(what[:1].lower() + what[1:], error)
+        if refused is not None:
+            raise refused
 
     def exchange(self, spec: ExchangeSpec) -> None:
         """Declare an exchange (the default exchange ``""`` is never declared)."""
@@ -99,7 +120,16 @@ class Declarer:
 
     def bind(self, binding: Binding) -> None:
         """Bind a queue to an exchange."""
-        self._channel_now().queue_bind(binding.queue, binding.exchange, binding.routing_key)
+        try:
+            self._channel_now().queue_bind(binding.queue, binding.exchange, binding.routing_key)
+        except amqp.exceptions.AMQPError as exc:
+            self._channel = None
+            self._refused(
+                f"Binding queue {binding.queue!r} to exchange {binding.exchange!r}"
+                f" with routing key {binding.routing_key!r}",
+                exc,
+            )
+            raise
 
     def all(
         self,

@@ -74,7 +74,11 @@ class BrokerConnections:
             if self._replies is None:
                 spec = topology.reply_queue(self.settings, uuid.uuid4().hex)
                 router = ReplyRouter(self.consuming, spec)
-                router.subscription.wait_ready(SETUP_WAIT)
+                try:
+                    router.subscription.wait_ready(SETUP_WAIT)
+                except Exception:
+                    router.close()  # refused: the next call tries a new reply queue
+                    raise
                 self._replies = router
             return self._replies
 

@@ -29,8 +29,15 @@ import amqp.spec
 
 from messaging import green
 from messaging.drivers.base import attempts
+from messaging.drivers.rabbit.connection import CONNECTION_ERRORS
 from messaging.drivers.rabbit.declare import Declarer
-from messaging.exceptions import MessageDeliveryFailure, MessageUndeliverable, TransportDriverError
+from messaging.drivers.rabbit.refusals import DeclarationRefused
+from messaging.exceptions import (
+    BrokerRefusal,
+    MessageDeliveryFailure,
+    MessageUndeliverable,
+    TransportDriverError,
+)
 
 if TYPE_CHECKING:
     from messaging.drivers.rabbit.connection import AmqpConnection
@@ -39,6 +46,8 @@ if TYPE_CHECKING:
 __all__ = ["Outcome", "Publication", "Publisher", "amqp_properties"]
 
 LOG = green.hand_over_logs(__name__)
+#: Seconds a refused destination is remembered: messages to it fail at once meanwhile.
+REFUSAL_MEMORY = 60.0
 
 #: How a publication ended: confirmed, or failed with an error. A thread may
 #: wait for it; its callback is told on the application's side.
@@ -76,6 +85,11 @@ class Publication:
     def __post_init__(self) -> None:
         self.attempts_left = attempts(self.retry)
 
+    @property
+    def destination(self) -> tuple[str, str]:
+        """The exchange's name and the routing key."""
+        return (self.exchange.name if self.exchange else "", self.routing_key)
+
     def describe(self) -> str:
         """Where the message goes, for errors."""
         name = self.exchange.name if self.exchange else ""
@@ -103,6 +117,8 @@ class Publisher:
         self._in_flight = 0  # messages handed over by publish_async, not yet settled
         self._in_flight_waiters = 0
         self._in_flight_lock = threading.Condition()
+        # Destinations whose declaration the broker refused for good, until when.
+        self._refused: dict[tuple[str, str], tuple[float, BrokerRefusal]] = {}
         connection.add_observer(self)
 
     # -- any thread ------------------------------------------------------------------------
@@ -115,6 +131,7 @@ class Publisher:
                 retry budget, refused the message, or did not confirm in time.
             MessageUndeliverable: a mandatory message was routed to no queue.
         """
+        self._raise_if_refused(publication)
         self._send(publication)
         outcome = publication.outcome
         # Withdrawn on timeout: not written later (after a reconnection) behind the
@@ -162,7 +179,10 @@ class Publisher:
 
         Raises:
             MessageDeliveryFailure: no room freed up within ``timeout``.
+            BrokerRefusal: the broker refused this destination's declarations
+                within the last :data:`REFUSAL_MEMORY` seconds.
         """
+        self._raise_if_refused(publication)
         with self._in_flight_lock:
             if self._in_flight >= depth:
                 self._wait_in_flight(depth - 1, time.monotonic() + timeout)
@@ -174,6 +194,20 @@ class Publisher:
             self._in_flight += 1
         publication.outcome.callback = lambda outcome: self._async_done(outcome, publication)
         self._send(publication)
+
+    def _raise_if_refused(self, publication: Publication) -> None:
+        # A message to a destination refused a moment ago, or while the broker
+        # refuses the login, fails at once, so that a sender that does not wait
+        # for confirms learns of it too.
+        failure = self.connection.last_failure
+        if isinstance(failure, BrokerRefusal) and not self.connection.connected:
+            raise failure
+        known = self._refused.get(publication.destination)
+        if known is not None:
+            until, refusal = known
+            if time.monotonic() < until:
+                raise refusal
+            self._refused.pop(publication.destination, None)
 
     def _wait_in_flight(self, at_most: int, deadline: float | None) -> None:
         # Called with _in_flight_lock held.
@@ -228,6 +262,9 @@ class Publisher:
         conn = self.connection.amqp_connection  # on the I/O thread: its own connection
         if conn is None:
             failure = self.connection.last_failure
+            if isinstance(failure, BrokerRefusal):
+                _fail(publication, failure)  # the login is refused: no use waiting
+                return
             if failure is not None:
                 # The broker is down now: that failed attempt counts for this message
                 # too, so that retry=0 fails at once instead of at the next attempt.
@@ -254,6 +291,15 @@ class Publisher:
             self.connection.write_buffered(
                 lambda: _basic_publish(conn, channel.channel_id, arguments, message)
             )
+        except DeclarationRefused as refused:
+            # Refused for good: this message fails, and is not declared again.
+            self._refused[publication.destination] = (
+                time.monotonic() + REFUSAL_MEMORY,
+                refused.refusal,
+            )
+            _fail(publication, refused.refusal, refused.__cause__)
+            if refused.closes_connection and refused.__cause__ is not None:
+                raise refused.__cause__ from None  # the broker closed the connection: reconnect
         except amqp.exceptions.ChannelError as exc:
             # The broker closed the channel (a declaration it refused...): fail this
             # message, and send what was waiting on that channel again on a new one.
@@ -269,6 +315,11 @@ class Publisher:
                 exc,
             )
             self._republish_unconfirmed()
+        except CONNECTION_ERRORS:
+            # Lost before it was written: it waits for the next connection.
+            if not publication.outcome.done and publication not in self._unconfirmed.values():
+                self._waiting.append(publication)
+            raise
 
     def _message(self, publication: Publication) -> amqp.Message:
         properties = amqp_properties(publication.properties)
@@ -367,9 +418,14 @@ class Publisher:
         pending = list(self._unconfirmed.values()) + self._waiting
         self._unconfirmed.clear()
         self._waiting = []
-        for publication in pending:
+        for index, publication in enumerate(pending):
             publication.returned = None
-            self._write(publication)
+            try:
+                self._write(publication)
+            except BaseException:
+                # Lost again (or refused for good): the others wait for the next connection.
+                self._waiting.extend(p for p in pending[index + 1 :] if not p.outcome.done)
+                raise
 
     def on_connection_lost(self, error: BaseException) -> None:
         """Forget the channel; unconfirmed messages will go again after reconnecting."""
@@ -385,6 +441,13 @@ class Publisher:
         return f"{host.hostname}:{host.port}" if host else "the broker"
 
     def _spend_attempt(self, error: BaseException) -> None:
+        if isinstance(error, BrokerRefusal):
+            # A refused login: every waiting message fails at once with it.
+            for publication in [*self._unconfirmed.values(), *self._waiting]:
+                _fail(publication, error)
+            self._unconfirmed.clear()
+            self._waiting = []
+            return
         where = self._where()
         for tag, publication in list(self._unconfirmed.items()):
             publication.attempts_left -= 1
