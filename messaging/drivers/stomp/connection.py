@@ -22,8 +22,10 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
+import re
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,7 +40,8 @@ from messaging.drivers.stomp.acks import AckLedger
 from messaging.drivers.stomp.destinations import give_back_destination
 from messaging.drivers.stomp.handshake import Hello, hellos, worth_another_try
 from messaging.drivers.stomp.options import StompSettings
-from messaging.exceptions import MessageDeliveryFailure
+from messaging.drivers.stomp.refusals import login_refusal, refusal_of
+from messaging.exceptions import BrokerRefusal, MessageDeliveryFailure
 
 __all__ = ["REGISTRY", "Delivery", "StompConnection", "Subscription"]
 
@@ -46,6 +49,8 @@ LOG = logging.getLogger(__name__)
 stomp: Any = stomp_untyped
 #: Closed subscriptions remembered per connection, for the messages still coming to them.
 CLOSED_REMEMBERED = 1024
+#: Seconds a refused declaration is remembered: sends needing it fail at once meanwhile.
+REFUSAL_MEMORY = 60.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -78,6 +83,8 @@ class Subscription:
         ack: the ack mode (``auto``, ``client``, ``client-individual``).
         handler: called on the connection's receiving thread for each message; must not block.
         id: the subscription id.
+        on_refused: called (on the receiving thread) when the broker refuses to
+            subscribe again after a reconnection; the subscription is then dropped.
     """
 
     destination: str
@@ -85,6 +92,7 @@ class Subscription:
     ack: str
     handler: Callable[[Delivery], None]
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    on_refused: Callable[[BrokerRefusal], None] | None = None
 
 
 class _Refused(ConnectionError):
@@ -96,9 +104,15 @@ class _Refused(ConnectionError):
 
 
 class _Receipt:
-    def __init__(self) -> None:
+    def __init__(
+        self, what: str, subscription: str | None = None, queue: str | None = None
+    ) -> None:
+        self.what = what
+        self.subscription = subscription
+        self.queue = queue  # the queue a SUBSCRIBE declares, which an ERROR may name
         self.event = threading.Event()
         self.error: str | None = None
+        self.refusal: BrokerRefusal | None = None
 
 
 class StompConnection:
@@ -121,6 +135,8 @@ class StompConnection:
         self.version = settings.stomp_version
         self.server = ""
         self.hello: Hello | None = None
+        #: Why the broker refuses the login, while it does (sends fail at once meanwhile).
+        self.refused: BrokerRefusal | None = None
         self._hellos = hellos(settings)
         self._lock = threading.RLock()
         self._subs: dict[str, Subscription] = {}
@@ -137,6 +153,7 @@ class StompConnection:
         self._closing = threading.Event()
         self._wake = threading.Event()
         self._declared: set[tuple[str, str]] = set()
+        self._refused_declarations: dict[tuple[str, str], tuple[float, BrokerRefusal]] = {}
         self._replies: tuple[ReplyWaiters, str] | None = None
         self._conn: Any = None
         host = settings.hosts[0][0]
@@ -195,7 +212,9 @@ class StompConnection:
             try:
                 self._connect()
                 failures = 0
+                self.refused = None
             except Exception as exc:
+                self.refused = login_refusal(f"the login to {self.settings.redacted}", str(exc))
                 failures += 1
                 delay = self.settings.backoff(failures)
                 LOG.warning(
@@ -277,7 +296,11 @@ class StompConnection:
             self._orphans.clear()
             self._closed.clear()
             for sub in self._subs.values():
-                self._subscribe_frame(sub, receipt=None)
+                # With a receipt, so that a refusal names the subscription it is about.
+                name, _receipt = self._expect(
+                    f"SUBSCRIBE {sub.destination}", sub.id, _queue_of(sub.destination, sub.headers)
+                )
+                self._subscribe_frame(sub, receipt=name)
             self._connected.set()
         self._flavor_known.set()
         if self.generation > 1:
@@ -317,12 +340,37 @@ class StompConnection:
         message = f"{frame.headers.get('message', '')} {frame.body or ''}".strip()
         LOG.warning("The STOMP broker %s sent an error: %s", self.settings.redacted, message)
         receipt = self._receipts.pop(str(frame.headers.get("receipt-id", "")), None)
-        if receipt is not None:
+        failed = [receipt] if receipt is not None else self._receipts_about(message)
+        for receipt in failed:
             receipt.error = message
+            receipt.refusal = refusal_of(receipt.what, message)
             receipt.event.set()
+            if receipt.refusal is not None and receipt.subscription is not None:
+                self._refused_again(receipt.subscription, receipt.refusal)
         if not self._connect_answer.is_set():
             self._connect_error = message or "ERROR frame"
             self._connect_answer.set()
+
+    def _receipts_about(self, message: str) -> list[_Receipt]:
+        # RabbitMQ's ERROR for a refused SUBSCRIBE carries no receipt-id, but names
+        # the queue: the receipts of the SUBSCRIBE frames declaring it are failed.
+        match = _QUEUE_NAMED.search(message)
+        if match is None:
+            return []
+        name = match.group(1)
+        about = [n for n, r in list(self._receipts.items()) if r.queue == name]
+        return [r for n in about if (r := self._receipts.pop(n, None)) is not None]
+
+    def _refused_again(self, sid: str, refusal: BrokerRefusal) -> None:
+        # Dropped, so that the next reconnection does not subscribe to it again.
+        with self._lock:
+            sub = self._subs.pop(sid, None)
+            self._ledgers.pop(sid, None)
+        if sub is None:
+            return
+        LOG.error("%s; no longer subscribed to %s", refusal, sub.destination)
+        if sub.on_refused is not None:
+            sub.on_refused(refusal)
 
     def on_receipt(self, frame: Any) -> None:
         """A RECEIPT: wake its sender."""
@@ -389,29 +437,56 @@ class StompConnection:
             headers["receipt"] = receipt
         self._conn.subscribe(sub.destination, id=sub.id, ack=sub.ack, headers=headers)
 
-    def _expect(self) -> tuple[str, _Receipt]:
+    def _expect(
+        self, what: str, subscription: str | None = None, queue: str | None = None
+    ) -> tuple[str, _Receipt]:
         name = uuid.uuid4().hex
-        receipt = self._receipts[name] = _Receipt()
+        if queue is not None:
+            what = f"queue {queue!r} ({what})"
+        receipt = self._receipts[name] = _Receipt(what, subscription, queue)
         return name, receipt
 
-    def _wait(self, receipt: _Receipt, what: str) -> None:
+    def _wait(self, receipt: _Receipt) -> None:
+        """Wait for a receipt.
+
+        Raises:
+            BrokerRefusal: the broker refused it for good.
+            ConnectionError: no receipt in time, or another error.
+        """
+        what = receipt.what
         if not receipt.event.wait(self.settings.send_timeout):
             raise ConnectionError(f"no RECEIPT for {what} within {self.settings.send_timeout}s")
+        if receipt.refusal is not None:
+            raise receipt.refusal
         if receipt.error is not None:
             raise ConnectionError(f"{what}: {receipt.error}")
 
     def subscribe(self, sub: Subscription) -> None:
-        """Subscribe now (waiting for the broker's receipt) and after every reconnection."""
+        """Subscribe now (waiting for the broker's receipt) and after every reconnection.
+
+        Raises:
+            BrokerRefusal: the broker refused the subscription (or the login) for
+                good; the subscription is dropped.
+        """
+        if self.refused is not None:
+            raise self.refused
         with self._lock:
             self._subs[sub.id] = sub
             if sub.ack == "client":
                 self._ledgers[sub.id] = AckLedger()
             if not self._connected.is_set():
                 return
-            name, receipt = self._expect()
+            name, receipt = self._expect(
+                f"SUBSCRIBE {sub.destination}", queue=_queue_of(sub.destination, sub.headers)
+            )
             self._subscribe_frame(sub, name)
         try:
-            self._wait(receipt, f"SUBSCRIBE {sub.destination}")
+            self._wait(receipt)
+        except BrokerRefusal:
+            with self._lock:
+                self._subs.pop(sub.id, None)
+                self._ledgers.pop(sub.id, None)
+            raise
         except ConnectionError as exc:
             LOG.warning("%s; subscribing again after reconnecting", exc)
 
@@ -446,17 +521,25 @@ class StompConnection:
         key = (destination, headers.get("x-queue-name", ""))
         if key in self._declared:
             return
+        refused = self._refused_declarations.get(key)
+        if refused is not None and time.monotonic() < refused[0]:
+            raise refused[1]  # refused a moment ago: not asked again (each costs a reconnection)
         sid = f"declare-{uuid.uuid4().hex}"
         with self._lock:
             if not self._connected.is_set():
                 raise ConnectionError("not connected")
-            name, receipt = self._expect()
+            name, receipt = self._expect(
+                f"SUBSCRIBE {destination} to declare it", queue=_queue_of(destination, headers)
+            )
             self._declaring.add(sid)
             self._conn.subscribe(
                 destination, id=sid, ack="client-individual", headers={**headers, "receipt": name}
             )
         try:
-            self._wait(receipt, f"SUBSCRIBE {destination}")
+            self._wait(receipt)
+        except BrokerRefusal as refusal:
+            self._refused_declarations[key] = (time.monotonic() + REFUSAL_MEMORY, refusal)
+            raise
         finally:
             with self._lock:
                 self._declaring.discard(sid)
@@ -484,6 +567,8 @@ class StompConnection:
 
         Raises:
             MessageDeliveryFailure: no receipt in the allowed attempts, or an ERROR.
+            BrokerRefusal: the broker refused the send, a declaration before it,
+                or the login, in a way that retrying cannot heal.
         """
         allowed = base.attempts(retry)
         tries = 0
@@ -494,6 +579,8 @@ class StompConnection:
                     raise MessageDeliveryFailure(
                         f"The connection to {self.settings.redacted} is closed"
                     )
+                if self.refused is not None and not self._connected.is_set():
+                    raise self.refused
                 if not self._connected.wait(self.settings.connect_timeout):
                     raise ConnectionError(f"not connected to {self.settings.redacted}")
                 if before is not None:
@@ -501,14 +588,14 @@ class StompConnection:
                 with self._lock:
                     if not self._connected.is_set():
                         raise ConnectionError("the connection dropped")
-                    name, receipt = self._expect()
+                    name, receipt = self._expect(f"SEND {destination}")
                     self._conn.send(
                         destination,
                         body,
                         content_type="application/json",
                         headers={**headers, "receipt": name},
                     )
-                self._wait(receipt, f"SEND {destination}")
+                self._wait(receipt)
                 return
             except (ConnectionError, OSError, stomp.exception.StompException) as exc:
                 if tries >= allowed:
@@ -632,6 +719,19 @@ class StompConnection:
         self._wake.set()
         if self._thread is not threading.current_thread():
             self._thread.join(self.settings.connect_timeout + self.settings.send_timeout)
+
+
+_QUEUE_NAMED = re.compile(r"queue '([^']+)'")
+
+
+def _queue_of(destination: str, headers: dict[str, str]) -> str | None:
+    """The queue a SUBSCRIBE to ``destination`` declares on RabbitMQ, if it has a known name."""
+    if "x-queue-name" in headers:
+        return headers["x-queue-name"]
+    for prefix in ("/queue/", "/amq/queue/"):
+        if destination.startswith(prefix):
+            return destination[len(prefix) :]
+    return None
 
 
 class _Events(stomp_untyped.ConnectionListener):  # type: ignore[misc]

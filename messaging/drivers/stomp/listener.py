@@ -50,11 +50,23 @@ class StompListener(base.Listener):
         self._closed = False
         ack = driver.destinations.ack_mode
         self.subscriptions = [
-            Subscription(destination, headers, ack, self._inbox.put)
+            Subscription(destination, headers, ack, self._inbox.put, on_refused=self._refused)
             for destination, headers in subscriptions
         ]
-        for sub in self.subscriptions:
-            self.connection.subscribe(sub)
+        try:
+            for sub in self.subscriptions:
+                self.connection.subscribe(sub)
+        except BaseException:
+            # Refused (BrokerRefusal): the start fails; what was subscribed goes.
+            for sub in self.subscriptions:
+                self.connection.unsubscribe(sub)
+            raise
+
+    def _refused(self, refusal: Exception) -> None:
+        # The broker refused to subscribe again after a reconnection: this
+        # listener receives nothing more, and says so (its server stops polling).
+        LOG.error("A listener stops: %s", refusal)
+        self.stop()
 
     def poll_one(self, timeout: float | None) -> base.IncomingMessage | None:
         """Return the next message, or None after ``timeout`` or once stopped."""
