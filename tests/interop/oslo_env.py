@@ -424,12 +424,16 @@ class OsloPeers:
         env: the oslo virtualenv.
         url: the transport URL both sides use.
         exchange: the control exchange both sides use.
+        config_file: an oslo.messaging configuration file the peers read, if any.
     """
 
-    def __init__(self, env: OsloEnv, url: str, exchange: str) -> None:
+    def __init__(
+        self, env: OsloEnv, url: str, exchange: str, config_file: Path | None = None
+    ) -> None:
         self.env = env
         self.url = url
         self.exchange = exchange
+        self.config_file = config_file
         self.started: list[PeerProcess] = []
 
     def start(
@@ -448,6 +452,7 @@ class OsloPeers:
             self.exchange,
             "--timeout",
             str(timeout),
+            *(["--config-file", str(self.config_file)] if self.config_file else []),
             *args,
         ]
         peer = PeerProcess(name or f"{mode}-{len(self.started)}", argv)

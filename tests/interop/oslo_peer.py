@@ -76,9 +76,10 @@ def make_context(raw: str | None, default: Any) -> Any:
     return oslo_context.RequestContext(**json.loads(raw))
 
 
-def setup_conf(exchange: str) -> Any:
+def setup_conf(exchange: str, config_file: str | None = None) -> Any:
     oslo_messaging.set_transport_defaults(control_exchange=exchange)
-    cfg.CONF([], project="messaging-interop", default_config_files=[], default_config_dirs=[])
+    argv = ["--config-file", config_file] if config_file else []
+    cfg.CONF(argv, project="messaging-interop", default_config_files=[], default_config_dirs=[])
     return cfg.CONF
 
 
@@ -166,7 +167,7 @@ def stop_event_on_sigterm() -> threading.Event:
 
 
 def run_notify(args: argparse.Namespace) -> int:
-    conf = setup_conf(args.exchange)
+    conf = setup_conf(args.exchange, args.config_file)
     transport = oslo_messaging.get_notification_transport(conf, url=args.url)
     try:
         notifier = oslo_messaging.Notifier(
@@ -187,7 +188,7 @@ def run_notify(args: argparse.Namespace) -> int:
 
 
 def run_listen(args: argparse.Namespace) -> int:
-    conf = setup_conf(args.exchange)
+    conf = setup_conf(args.exchange, args.config_file)
     transport = oslo_messaging.get_notification_transport(conf, url=args.url)
     done = stop_event_on_sigterm()
     endpoint = NotificationPrinter(args.name, args.count, done)
@@ -206,7 +207,7 @@ def run_listen(args: argparse.Namespace) -> int:
 
 
 def run_rpc_server(args: argparse.Namespace) -> int:
-    conf = setup_conf(args.exchange)
+    conf = setup_conf(args.exchange, args.config_file)
     transport = oslo_messaging.get_rpc_transport(
         conf, url=args.url, allowed_remote_exmods=[interop_errors.ALLOWED_MODULE]
     )
@@ -237,7 +238,7 @@ def describe_exception(exc: BaseException) -> dict[str, Any]:
 
 
 def run_rpc_client(args: argparse.Namespace) -> int:
-    conf = setup_conf(args.exchange)
+    conf = setup_conf(args.exchange, args.config_file)
     transport = oslo_messaging.get_rpc_transport(
         conf, url=args.url, allowed_remote_exmods=[interop_errors.ALLOWED_MODULE]
     )
@@ -277,6 +278,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--url", required=True, help="transport URL (rabbit://...)")
         p.add_argument("--exchange", required=True, help="control_exchange")
+        p.add_argument("--config-file", help="an oslo.messaging configuration file to read")
         p.add_argument("--topic", action="append", required=True)
         p.add_argument("--timeout", type=float, default=60.0, help="upper bound on the run")
         p.add_argument("--debug", action="store_true")
