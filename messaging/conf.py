@@ -78,6 +78,8 @@ def _default_opts() -> list[cfg.Opt]:
 def _notification_opts() -> list[cfg.Opt]:
     from oslo_config import cfg
 
+    from messaging.poison import poison_opts
+
     def alias(name: str) -> list[cfg.DeprecatedOpt]:
         return [cfg.DeprecatedOpt(name, group=OSLO_NOTIFICATIONS_GROUP)]
 
@@ -113,7 +115,14 @@ def _notification_opts() -> list[cfg.Opt]:
             deprecated_opts=alias("routing_config"),
             help="YAML file of notification routing rules, for the routing driver.",
         ),
+        *_with_alias(poison_opts(), alias),
     ]
+
+
+def _with_alias(opts: list[cfg.Opt], alias: Any) -> list[cfg.Opt]:
+    for opt in opts:
+        opt.deprecated_opts = alias(opt.name)
+    return opts
 
 
 def list_opts() -> list[tuple[str | None, list[cfg.Opt]]]:

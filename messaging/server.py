@@ -151,6 +151,7 @@ class MessageHandlingServer(abc.ABC):
             except Exception as exc:
                 raise ServerListenError(getattr(self, "target", None), exc) from exc
             size = override_pool_size or self.conf.executor_thread_pool_size
+            self._after_start()
             executor = self._executor = self._executor_cls(size)
             self._listener = listener
             self._stopping.clear()
@@ -204,6 +205,7 @@ class MessageHandlingServer(abc.ABC):
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None
+        self._before_cleanup()
         if self._listener is not None:
             try:
                 self._listener.cleanup()
@@ -211,6 +213,12 @@ class MessageHandlingServer(abc.ABC):
                 LOG.exception("Error while cleaning up the listener of %r", self)
             self._listener = None
         self._set_state("stopped", waited=True)
+
+    def _after_start(self) -> None:  # noqa: B027 - an optional hook, not abstract
+        """Hook: called once the server runs (before it receives anything)."""
+
+    def _before_cleanup(self) -> None:  # noqa: B027 - an optional hook, not abstract
+        """Hook: called once handling has stopped, before the listener is released."""
 
     def reset(self) -> None:  # noqa: B027 - an optional hook, not abstract
         """Hook for configuration reloads (SIGHUP); nothing to do."""

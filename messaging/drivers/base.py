@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 if TYPE_CHECKING:
     from oslo_config import cfg
 
+    from messaging.poison import HandlingFailure
     from messaging.target import Target
     from messaging.transport import TransportOptions, TransportURL
 
@@ -141,7 +142,12 @@ class IncomingMessage(abc.ABC):
         message: the message as a dict.
         msg_id: the id a reply is correlated by (calls) or a unique id.
         client_timeout: the call-monitor timeout asked for by the caller.
+        previous_attempts: how many times this message was delivered before and
+            not handled, as far as the transport counts (None: it does not, and
+            the listener counts; see :mod:`messaging.poison`).
     """
+
+    previous_attempts: int | None = None
 
     def __init__(
         self,
@@ -162,6 +168,15 @@ class IncomingMessage(abc.ABC):
     @abc.abstractmethod
     def requeue(self) -> None:
         """Put the message back for another delivery; must not raise."""
+
+    def park(self, failure: HandlingFailure) -> bool:
+        """Move the message, with ``failure`` attached, to the transport's parking place.
+
+        Returns:
+            Whether it was parked (and so settled); False where the transport
+            has no parking place, and the caller must settle it. Must not raise.
+        """
+        return False
 
 
 class RpcIncomingMessage(IncomingMessage):

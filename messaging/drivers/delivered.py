@@ -15,10 +15,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from messaging import wire
 from messaging.drivers import base
+
+if TYPE_CHECKING:
+    from messaging.poison import HandlingFailure
 
 __all__ = [
     "DecodingListener",
@@ -26,6 +29,7 @@ __all__ = [
     "DeliveredNotification",
     "DeliveredRequest",
     "DeliverySource",
+    "ParkingSource",
     "ReplyPublisher",
 ]
 
@@ -73,6 +77,23 @@ class DeliverySource(Protocol[D]):
         """Stop consuming; unacknowledged deliveries go back to the broker."""
 
 
+D_contra = TypeVar("D_contra", contravariant=True)
+
+
+@runtime_checkable
+class ParkingSource(Protocol[D_contra]):
+    """A source that counts attempts and parks deliveries (see :mod:`messaging.poison`).
+
+    Its ``requeue`` counts the attempt, so that the next delivery's count includes it.
+    """
+
+    def attempts(self, delivery: D_contra) -> int:
+        """How many times the delivery was delivered before and not handled."""
+
+    def park(self, delivery: D_contra, failure: HandlingFailure) -> bool:
+        """Move the delivery, with ``failure``, to the parking place; False if that failed."""
+
+
 class ReplyPublisher(Protocol):
     """What sends RPC replies for a listener (its driver)."""
 
@@ -96,6 +117,9 @@ class DeliveredNotification(base.IncomingMessage, Generic[D]):
         self._delivery = delivery
         self._unique_id = decoded.unique_id
         self._settled = False
+        source = listener.source
+        if isinstance(source, ParkingSource):
+            self.previous_attempts = source.attempts(delivery)
 
     def acknowledge(self) -> None:
         """Acknowledge once; the notification now counts as seen."""
@@ -111,6 +135,17 @@ class DeliveredNotification(base.IncomingMessage, Generic[D]):
             return
         self._settled = True
         self._listener.source.requeue(self._delivery)
+
+    def park(self, failure: HandlingFailure) -> bool:
+        """Park once, where the source can."""
+        source = self._listener.source
+        if self._settled or not isinstance(source, ParkingSource):
+            return False
+        if not source.park(self._delivery, failure):
+            return False
+        self._settled = True
+        self._listener.dedup.add(self._unique_id)
+        return True
 
 
 class DeliveredRequest(base.RpcIncomingMessage, Generic[D]):

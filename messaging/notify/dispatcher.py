@@ -133,6 +133,15 @@ class BatchNotificationDispatcher(NotificationDispatcher):
 
     def dispatch_batch(self, incoming: Iterable[IncomingMessage]) -> set[IncomingMessage]:
         """Hand a batch to the endpoints; return the messages to requeue."""
+        return set(self.dispatch_batch_failures(incoming))
+
+    def dispatch_batch_failures(
+        self, incoming: Iterable[IncomingMessage]
+    ) -> dict[IncomingMessage, BaseException | None]:
+        """Hand a batch to the endpoints; return the messages to requeue, each with its error.
+
+        The error is the exception the endpoint raised, None where it returned REQUEUE.
+        """
         groups: dict[str, list[tuple[IncomingMessage, dict[str, Any]]]] = {}
         for message in incoming:
             priority, user = self._extract(message)
@@ -142,22 +151,24 @@ class BatchNotificationDispatcher(NotificationDispatcher):
                 )
                 continue
             groups.setdefault(priority, []).append((message, user))
-        requeue: set[IncomingMessage] = set()
+        requeue: dict[IncomingMessage, BaseException | None] = {}
         for priority, members in groups.items():
             for rule, method in self._callbacks[priority]:
                 selected = [user for _m, user in members if self._accepts(rule, user)]
                 if not selected:
                     continue
+                error: BaseException | None = None
                 try:
                     result = method(selected)
-                except Exception:
+                except Exception as exc:
                     LOG.exception(
                         "An endpoint failed on a batch of %d %s notifications; requeueing them",
                         len(members),
                         priority,
                     )
                     result = NotificationResult.REQUEUE
+                    error = exc
                 if result == NotificationResult.REQUEUE:
-                    requeue.update(m for m, _u in members)
+                    requeue.update((m, error) for m, _u in members)
                     break
         return requeue

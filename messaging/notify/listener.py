@@ -20,6 +20,7 @@ from messaging.notify.dispatcher import (
     describe,
 )
 from messaging.notify.drivers.log import mask_secrets
+from messaging.poison import DelayedCalls, HandlingFailure, LocalAttempts, PoisonPolicy
 from messaging.server import MessageHandlingServer
 from messaging.transport import RPCTransport
 
@@ -68,6 +69,12 @@ class NotificationServerBase(MessageHandlingServer):
         batch_timeout: float | None = None,
     ) -> None:
         super().__init__(transport, dispatcher, executor)
+        from messaging.conf import NOTIFICATIONS_GROUP, register_notification_opts
+
+        register_notification_opts(self.conf)
+        self._policy = PoisonPolicy.from_conf(self.conf, NOTIFICATIONS_GROUP)
+        self._delayed = DelayedCalls(f"messaging-requeue-{id(self):x}")
+        self._local_attempts = LocalAttempts()
         if isinstance(transport, RPCTransport):
             LOG.warning(
                 "Using RPC transport for notifications. Please use get_notification_transport"
@@ -91,12 +98,15 @@ class NotificationServerBase(MessageHandlingServer):
             self._targets_and_priorities, self._pool, self._batch_size, self._batch_timeout
         )
 
-    def _settle(self, message: IncomingMessage, requeue: bool) -> None:
+    def _settle(
+        self, message: IncomingMessage, requeue: bool, error: BaseException | None = None
+    ) -> None:
         if not requeue:
             message.acknowledge()
+            if message.previous_attempts is None:
+                self._local_attempts.forget(message)
         elif self._allow_requeue:
-            LOG.info("Requeueing notification %s", describe(message))
-            message.requeue()
+            self._retry_or_park(message, error)
         else:
             LOG.error(
                 "Notification %s was not handled and this listener does not allow requeue "
@@ -106,18 +116,79 @@ class NotificationServerBase(MessageHandlingServer):
             )
             message.acknowledge()
 
+    def _attempts(self, message: IncomingMessage) -> int:
+        # Failed attempts so far: the transport's count, else this process's.
+        if message.previous_attempts is not None:
+            return message.previous_attempts
+        return self._local_attempts.get(message)
+
+    def _parked_unhandled(self, message: IncomingMessage) -> bool:
+        """Park, unhandled, a notification delivered too often already (crashed handlers)."""
+        if not self._allow_requeue:
+            return False
+        attempts = message.previous_attempts
+        if attempts is None or attempts < self._policy.max_attempts:
+            return False
+        self._park(message, HandlingFailure.unsettled(attempts))
+        return True
+
+    def _retry_or_park(self, message: IncomingMessage, error: BaseException | None) -> None:
+        attempt = self._attempts(message) + 1
+        if attempt >= self._policy.max_attempts:
+            self._park(message, HandlingFailure.of(error, attempt))
+            return
+        delay = self._policy.delay(attempt)
+        LOG.warning(
+            "Notification %s was not handled (attempt %d of %d); requeueing it in %.1f s",
+            describe(message),
+            attempt,
+            self._policy.max_attempts,
+            delay,
+        )
+        if message.previous_attempts is None:
+            self._local_attempts.set(message, attempt)
+        self._delayed.call_later(delay, message.requeue)
+
+    def _park(self, message: IncomingMessage, failure: HandlingFailure) -> None:
+        self._local_attempts.forget(message)
+        if message.park(failure):
+            LOG.error("Parked notification %s: %s", describe(message), failure.summary())
+            return
+        # Nowhere to park it: it is logged whole, then acknowledged.
+        LOG.error(
+            "Notification %s failed: %s. This transport cannot park it: it is acknowledged "
+            "and dropped. Body: %s\n%s",
+            describe(message),
+            failure.summary(),
+            mask_secrets(message.message),
+            failure.traceback,
+        )
+        message.acknowledge()
+
+    def _before_cleanup(self) -> None:
+        dropped = self._delayed.stop()
+        if dropped:
+            LOG.info("%d notifications awaiting a requeue go back to the broker", dropped)
+
+    def _after_start(self) -> None:
+        self._delayed.restart()
+
 
 class NotificationServer(NotificationServerBase):
     """A listener that hands notifications to endpoints one at a time."""
 
     def _process_incoming(self, incoming: list[IncomingMessage]) -> None:
         for message in incoming:
+            if self._parked_unhandled(message):
+                continue
+            error: BaseException | None = None
             try:
                 result = self.dispatcher.dispatch(message)
-            except Exception:
+            except Exception as exc:
                 LOG.exception("An endpoint failed to handle notification %s", describe(message))
                 result = NotificationResult.REQUEUE
-            self._settle(message, result == NotificationResult.REQUEUE)
+                error = exc
+            self._settle(message, result == NotificationResult.REQUEUE, error)
 
 
 class BatchNotificationServer(NotificationServerBase):
@@ -126,13 +197,16 @@ class BatchNotificationServer(NotificationServerBase):
     dispatcher: BatchNotificationDispatcher
 
     def _process_incoming(self, incoming: list[IncomingMessage]) -> None:
+        incoming = [m for m in incoming if not self._parked_unhandled(m)]
+        if not incoming:
+            return
         try:
-            requeue = self.dispatcher.dispatch_batch(incoming)
-        except Exception:
+            failed = self.dispatcher.dispatch_batch_failures(incoming)
+        except Exception as exc:
             LOG.exception("Failed to dispatch a batch of %d notifications", len(incoming))
-            requeue = set(incoming)
+            failed = dict.fromkeys(incoming, exc)
         for message in incoming:
-            self._settle(message, message in requeue)
+            self._settle(message, message in failed, failed.get(message))
 
 
 def _check_features(transport: Transport, allow_requeue: bool, pool: str | None) -> None:

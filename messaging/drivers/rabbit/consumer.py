@@ -17,7 +17,7 @@ import itertools
 import queue
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import amqp
@@ -49,6 +49,9 @@ class Delivery:
         body: the raw body.
         redelivered: whether the broker delivered it before.
         queue: the queue it came from.
+        exchange: the exchange it was published to.
+        routing_key: the routing key it was published with.
+        properties: its AMQP properties (py-amqp's names; ``application_headers``).
     """
 
     generation: int
@@ -57,6 +60,9 @@ class Delivery:
     body: bytes
     redelivered: bool
     queue: str
+    exchange: str = ""
+    routing_key: str = ""
+    properties: dict[str, Any] = field(default_factory=dict)
 
 
 def _decompress(body: bytes, content_type: str) -> bytes:
@@ -114,6 +120,7 @@ class Subscription:
         self._ready = green.CallerEvent()
         self._settled = green.CallerEvent()  # ready, or a connection attempt failed
         self._consumer_tags: list[str] = []
+        self._queue_of: dict[str, str] = {}  # consumer tag -> queue
         # Delivery tags of this channel not yet acknowledged or requeued, in
         # delivery order; True once acknowledged by the listener, not yet sent.
         self._unsettled: collections.OrderedDict[int, bool] = collections.OrderedDict()
@@ -272,13 +279,17 @@ class Subscription:
         compression = (message.headers or {}).get("compression")
         if compression:
             body = _decompress(body, compression)
+        routing_key = info.get("routing_key", "")
         delivery = Delivery(
             self._generation,
             message.channel,
             info["delivery_tag"],
             body,
             bool(info.get("redelivered")),
-            info.get("routing_key", ""),
+            self._queue_of.get(info.get("consumer_tag", ""), routing_key),
+            info.get("exchange", ""),
+            routing_key,
+            message.properties,
         )
         if self.on_delivery is not None:
             green.to_caller(self.on_delivery, delivery)
@@ -308,9 +319,11 @@ class Subscription:
             self._generation = generation
             self._channel = channel
             self._consumer_tags = []
+            self._queue_of = {}
             for spec in self.queues:
                 tag = str(next(_tags))
                 self._consumer_tags.append(tag)
+                self._queue_of[tag] = spec.name
                 channel.basic_consume(
                     spec.name,
                     consumer_tag=tag,

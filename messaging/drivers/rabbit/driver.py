@@ -26,6 +26,7 @@ from messaging.drivers.rabbit import topology
 from messaging.drivers.rabbit.connection import AmqpConnection
 from messaging.drivers.rabbit.consumer import Delivery, Subscription
 from messaging.drivers.rabbit.options import RabbitSettings, broker_key
+from messaging.drivers.rabbit.parking import ParkingSubscription
 from messaging.drivers.rabbit.publisher import Publication, Publisher, amqp_properties
 from messaging.drivers.rabbit.reply import ReplyRouter
 from messaging.exceptions import InvalidTarget, MessageUndeliverable
@@ -239,8 +240,9 @@ class RabbitDriver(base.Driver):
         ]
         subs = topology.notification_subscriptions(self.settings, triples, pool)
         subscription = self._subscribe(subs, max(1, batch_size))
+        source = ParkingSubscription(subscription, self.broker.publisher, self.settings)
         return self._track(
-            DecodingListener(subscription, self, batch_size, batch_timeout, False, self._forget)
+            DecodingListener(source, self, batch_size, batch_timeout, False, self._forget)
         )
 
     # -- RPC ------------------------------------------------------------------------------------

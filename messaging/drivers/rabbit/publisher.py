@@ -149,6 +149,10 @@ class Publisher:
         if outcome.error is not None:
             raise outcome.error
 
+    def publish_nowait(self, publication: Publication) -> None:
+        """Publish without waiting; ``publication.outcome`` (and its callback) tells the end."""
+        self._send(publication)
+
     def _send(self, publication: Publication) -> None:
         write = lambda: self._write(publication)  # noqa: E731
         if not self.connection.try_direct(write):
