@@ -89,16 +89,22 @@ class Failing:
 
 def parked(broker: Broker, expected: int, timeout: float = WAIT) -> list[amqp.Message]:
     """Wait for ``expected`` messages in the parking queue; take them (acknowledged)."""
+    deadline = time.monotonic() + timeout
+    got: list[amqp.Message] = []
     conn = broker.amqp()
     try:
         channel = conn.channel()
-        deadline = time.monotonic() + timeout
-        got: list[amqp.Message] = []
         while len(got) < expected and time.monotonic() < deadline:
             try:
                 message = channel.basic_get(PARKING_QUEUE, no_ack=True)
             except amqp.exceptions.NotFound:
                 channel = conn.channel()  # not declared yet
+                message = None
+            except amqp.exceptions.InternalError:
+                # A quorum queue just declared has no leader yet ("noproc").
+                conn.collect()
+                conn = broker.amqp()
+                channel = conn.channel()
                 message = None
             if message is None:
                 time.sleep(0.05)  # polling the broker's queue: there is no event to wait on
@@ -106,7 +112,7 @@ def parked(broker: Broker, expected: int, timeout: float = WAIT) -> list[amqp.Me
             got.append(message)
         return got
     finally:
-        conn.close()
+        conn.collect()
 
 
 def queue_depth(broker: Broker, queue: str) -> int:
