@@ -52,6 +52,7 @@ __all__ = [
     "DelayedCalls",
     "HandlingFailure",
     "LocalAttempts",
+    "ParkedMessage",
     "PoisonPolicy",
     "poison_opts",
 ]
@@ -189,6 +190,35 @@ class HandlingFailure:
             "x-messaging-parked-at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.when)),
             "x-messaging-parked-by": self.where,
         }
+
+
+@dataclass(frozen=True)
+class ParkedMessage:
+    """A parked message as ``messaging parked`` shows it.
+
+    Attributes:
+        queue: the queue it was parked from (replayed to).
+        exchange: the exchange it was first published to.
+        routing_key: the routing key it was first published with.
+        failure: the failure, in one line.
+        exception: the exception's class, empty when none was raised.
+        traceback: the traceback, empty when none.
+        attempts: how many attempts were made.
+        parked_at: when it was parked (ISO 8601, UTC).
+        parked_by: ``host:pid`` of the listener that parked it.
+        body: the message as it was sent.
+    """
+
+    queue: str
+    exchange: str
+    routing_key: str
+    failure: str
+    exception: str
+    traceback: str
+    attempts: int
+    parked_at: str
+    parked_by: str
+    body: str
 
 
 class LocalAttempts:

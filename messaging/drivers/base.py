@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 if TYPE_CHECKING:
     from oslo_config import cfg
 
-    from messaging.poison import HandlingFailure
+    from messaging.poison import HandlingFailure, ParkedMessage
     from messaging.target import Target
     from messaging.transport import TransportOptions, TransportURL
 
@@ -344,6 +344,26 @@ class Driver(abc.ABC):
             How many messages are still unsettled after ``timeout``.
         """
         return 0
+
+    def parked(
+        self, limit: int, queue: str | None = None, replay: bool = False
+    ) -> tuple[list[ParkedMessage], list[ParkedMessage]]:
+        """List (or replay) the messages parked by listeners (see :mod:`messaging.poison`).
+
+        Args:
+            limit: how many at most.
+            queue: only those parked from this queue.
+            replay: send them again to the queue they came from.
+
+        Returns:
+            The messages selected, and those of them that could not be replayed.
+
+        Raises:
+            NotImplementedError: the driver has no parking place to read.
+        """
+        raise NotImplementedError(
+            f"The {type(self).__name__} driver has no parked messages to list or replay"
+        )
 
     @abc.abstractmethod
     def cleanup(self) -> None:

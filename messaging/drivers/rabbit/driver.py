@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
     from oslo_config import cfg
 
+    from messaging.poison import ParkedMessage
     from messaging.target import Target
     from messaging.transport import TransportOptions, TransportURL
 
@@ -380,6 +381,14 @@ class RabbitDriver(base.Driver):
                 LOG.exception("Could not send the reply to %s on %s", msg_id, reply_q)
 
         send()
+
+    def parked(
+        self, limit: int, queue: str | None = None, replay: bool = False
+    ) -> tuple[list[ParkedMessage], list[ParkedMessage]]:
+        """List (or replay) what listeners parked in ``messaging.parked`` of the virtual host."""
+        from messaging.drivers.rabbit.parked import browse
+
+        return browse(self.broker.consuming, limit, queue, replay)
 
     # -- helpers ----------------------------------------------------------------------------------
 

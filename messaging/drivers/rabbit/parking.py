@@ -24,6 +24,7 @@ lost.
 from __future__ import annotations
 
 import logging
+import threading
 from typing import TYPE_CHECKING, Any
 
 from messaging.drivers.rabbit import topology
@@ -56,20 +57,12 @@ COPY_RETRY = 2
 
 
 def parking_queue(settings: RabbitSettings) -> topology.QueueSpec:
-    """The durable queue ``messaging.parked``: a quorum queue where others are."""
-    quorum = topology.QueueSpec(
-        PARKING_QUEUE, durable=True, auto_delete=False, arguments={"x-queue-type": "quorum"}
-    )
-    classic = topology.QueueSpec(PARKING_QUEUE, durable=True, auto_delete=False)
-    if settings.rabbit_quorum_queue:
-        return quorum
-    modern = settings.on_rabbitmq4()
-    return topology.QueueSpec(
-        PARKING_QUEUE,
-        durable=True,
-        auto_delete=False,
-        rabbit4=quorum if modern.rabbit_quorum_queue else classic,
-    )
+    """The durable classic queue ``messaging.parked``, whatever the other queues are.
+
+    Not a quorum queue: RabbitMQ 4 would drop a parked message once it had been
+    looked at (fetched and given back) 20 times, its delivery limit.
+    """
+    return topology.QueueSpec(PARKING_QUEUE, durable=True, auto_delete=False)
 
 
 def _headers(delivery: Delivery) -> dict[str, Any]:
@@ -110,6 +103,9 @@ class ParkingSubscription:
         self.subscription = subscription
         self.publisher = publisher
         self.parking = parking_queue(settings)
+        self._wait_on_close = settings.publish_confirm_timeout
+        self._forwarding = 0  # copies published, not yet confirmed
+        self._forwarded = threading.Condition()
 
     # -- DeliverySource, passed through -------------------------------------------------------
 
@@ -130,7 +126,14 @@ class ParkingSubscription:
         self.subscription.stop()
 
     def close(self) -> None:
-        """Stop consuming; unacknowledged deliveries go back to the broker."""
+        """Stop consuming; unacknowledged deliveries go back to the broker.
+
+        Copies still being published (requeues, parkings) are waited for first,
+        up to ``publish_confirm_timeout``, so that their originals are acknowledged
+        rather than delivered again.
+        """
+        with self._forwarded:
+            self._forwarded.wait_for(lambda: self._forwarding == 0, self._wait_on_close)
         self.subscription.close()
 
     # -- counting and parking -------------------------------------------------------------------
@@ -175,18 +178,23 @@ class ParkingSubscription:
         def settled(outcome: Outcome) -> None:
             if outcome.error is None:
                 self.subscription.ack(delivery)
-                return
-            LOG.error(
-                "Could not %s a message of queue %s (%s); it goes back to the queue uncounted",
-                what,
-                delivery.queue,
-                outcome.error,
-            )
-            self.subscription.requeue(delivery)
+            else:
+                LOG.error(
+                    "Could not %s a message of queue %s (%s); it goes back to the queue uncounted",
+                    what,
+                    delivery.queue,
+                    outcome.error,
+                )
+                self.subscription.requeue(delivery)
+            with self._forwarded:
+                self._forwarding -= 1
+                self._forwarded.notify_all()
 
         publication.outcome.callback = settled
+        with self._forwarded:
+            self._forwarding += 1
         try:
             self.publisher.publish_nowait(publication)
         except Exception as exc:
             LOG.error("Could not %s a message of queue %s: %s", what, delivery.queue, exc)
-            self.subscription.requeue(delivery)
+            publication.outcome.settle(exc)
