@@ -70,6 +70,7 @@ from messaging.exceptions import (
 if TYPE_CHECKING:
     from oslo_config import cfg
 
+    from messaging.poison import HandlingFailure
     from messaging.target import Target
     from messaging.transport import TransportOptions, TransportURL
 
@@ -442,6 +443,15 @@ class _MemorySource:
     def discard(self, delivery: Delivery, reason: str) -> None:
         """Park an undecodable delivery in the broker's dead letters."""
         self.broker.dead_letter(delivery, reason)
+
+    def attempts(self, delivery: Delivery) -> int:
+        """How many times the delivery was requeued before."""
+        return delivery.attempts
+
+    def park(self, delivery: Delivery, failure: HandlingFailure) -> bool:
+        """Park a delivery that failed too often in the broker's dead letters."""
+        self.broker.dead_letter(delivery, failure.summary())
+        return True
 
     def stop(self) -> None:
         """Make a blocked :meth:`take` return None; later takes return None at once."""

@@ -59,6 +59,7 @@ class _Stored:
     body: str
     redelivered: bool = False
     expires_at: float | None = None
+    attempts: int = 0
 
 
 class Consumer:
@@ -90,6 +91,7 @@ class Delivery:
         redelivered: whether the message was delivered before.
         expires_at: when the broker discards it if still queued (monotonic clock).
         consumer: who took it.
+        attempts: how many times it was requeued (:meth:`Broker.requeue`) before.
     """
 
     tag: int
@@ -98,6 +100,7 @@ class Delivery:
     redelivered: bool
     expires_at: float | None
     consumer: Consumer
+    attempts: int = 0
 
 
 class _Exchange:
@@ -364,7 +367,13 @@ class Broker:
             stored = queue.popleft()
             consumer.next_index = (index + 1) % count
             delivery = Delivery(
-                next(self._tags), name, stored.body, stored.redelivered, stored.expires_at, consumer
+                next(self._tags),
+                name,
+                stored.body,
+                stored.redelivered,
+                stored.expires_at,
+                consumer,
+                stored.attempts,
             )
             if not consumer.auto_ack:
                 self._unacked[delivery.tag] = delivery
@@ -387,7 +396,7 @@ class Broker:
             return self._unacked.pop(delivery.tag, None) is not None
 
     def requeue(self, delivery: Delivery) -> bool:
-        """Put a delivery back at the head of its queue, marked redelivered.
+        """Put a delivery back at the head of its queue, marked redelivered, one attempt more.
 
         Returns:
             False if it was already settled or its connection dropped (nothing done).
@@ -395,7 +404,7 @@ class Broker:
         with self._cond:
             if self._unacked.pop(delivery.tag, None) is None:
                 return False
-            self._return([delivery])
+            self._return([delivery], counted=True)
             return True
 
     def release(self, consumer: Consumer) -> int:
@@ -433,7 +442,7 @@ class Broker:
             self._unacked.pop(delivery.tag, None)
             self.dead_letters.append((delivery.queue, delivery.body, reason))
 
-    def _return(self, deliveries: Iterable[Delivery]) -> None:
+    def _return(self, deliveries: Iterable[Delivery], counted: bool = False) -> None:
         # Back to the head, the earliest delivered first, as AMQP does on close.
         for delivery in sorted(deliveries, key=lambda d: d.tag, reverse=True):
             queue = self._queues.get(delivery.queue)
@@ -442,7 +451,8 @@ class Broker:
                 LOG.warning("Parking a message of queue %s: %s", delivery.queue, reason)
                 self.dead_letters.append((delivery.queue, delivery.body, reason))
                 continue
-            queue.appendleft(_Stored(delivery.body, True, delivery.expires_at))
+            attempts = delivery.attempts + (1 if counted else 0)
+            queue.appendleft(_Stored(delivery.body, True, delivery.expires_at, attempts))
         self._cond.notify_all()
 
     def close(self) -> None:
