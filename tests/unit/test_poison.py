@@ -203,3 +203,27 @@ def test_delayed_calls_run_in_order_and_stop_drops_the_rest() -> None:
     assert done.wait(TIMEOUT)
     assert delayed.stop() == 1
     assert calls == [1, 2]
+
+
+def test_sqlite_counts_takes_and_parks_in_its_dead_letters(tmp_path: Any) -> None:
+    endpoint = Failing()
+    t = transport(conf(2, 0.0), f"sqlite:///{tmp_path / 'bus.db'}")
+    server = messaging.get_notification_listener(
+        t, [messaging.Target(topic=TOPIC)], [endpoint], allow_requeue=True
+    )
+    server.start()
+    try:
+        notifier(t, topics=[TOPIC]).info({}, "poison.event", {})
+        store = t.driver.bus.store  # type: ignore[attr-defined]
+        deadline = time.monotonic() + TIMEOUT
+        while not store.dead_letters() and time.monotonic() < deadline:
+            time.sleep(0.01)  # the file has no event for parking
+        (parked,) = store.dead_letters()
+    finally:
+        server.stop()
+        server.wait()
+        t.cleanup()
+    assert len(endpoint.calls) == 2
+    assert parked[0] == f"{TOPIC}.info"
+    assert parked[2].startswith("the endpoint raised: builtins.RuntimeError: always (2 attempts)")
+    assert "raise RuntimeError" in parked[2]

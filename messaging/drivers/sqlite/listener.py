@@ -30,6 +30,7 @@ from messaging.exceptions import TransportDriverError
 if TYPE_CHECKING:
     from messaging.drivers.sqlite.driver import SqliteDriver
     from messaging.drivers.sqlite.store import Declaration, StoredMessage
+    from messaging.poison import HandlingFailure
 
 __all__ = ["SqliteSource", "consumer_id"]
 
@@ -138,6 +139,15 @@ class SqliteSource:
             self.bus.path,
         )
         self._settle("park", stored, reason)
+
+    def attempts(self, stored: StoredMessage) -> int:
+        """How many times the message was taken before (the file counts every take)."""
+        return stored.deliveries - 1
+
+    def park(self, stored: StoredMessage, failure: HandlingFailure) -> bool:
+        """Park a notification that failed too often in the file's dead letters."""
+        reason = failure.summary() + (f"\n{failure.traceback}" if failure.traceback else "")
+        return self._settle("park", stored, reason)
 
     def _settle(self, how: str, stored: StoredMessage, reason: str = "") -> bool:
         """Acknowledge, requeue or park a message; never raises."""
