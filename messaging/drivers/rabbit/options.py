@@ -115,11 +115,31 @@ _COMPRESSION_HELP = (
 )
 _HA_HELP = (
     "Declare queues with 'x-ha-policy: all' (classic mirroring; RabbitMQ 3.0 and later "
-    "use policies instead). Excludes quorum queues."
+    "use policies instead, so it does nothing there). RabbitMQ 4 removed mirroring: with "
+    "rabbit_auto_quorum the argument is left out of the quorum queues declared there. "
+    "Excludes quorum queues."
 )
 _QUORUM_HELP = (
     "Declare RPC topic and notification queues as quorum queues (replicated, durable; "
-    "RabbitMQ 3.8+). Excludes rabbit_ha_queues."
+    "RabbitMQ 3.8+), and their topic exchange durable. On RabbitMQ 4 rabbit_auto_quorum "
+    "does this when amqp_durable_queues is off. Excludes rabbit_ha_queues."
+)
+_TRANSIENT_QUORUM_HELP = (
+    "Declare reply and fanout queues as quorum queues too (durable, with x-expires), and "
+    "fanout exchanges durable. On RabbitMQ 4 rabbit_auto_quorum does this."
+)
+_DELIVERY_LIMIT_HELP = (
+    "x-delivery-limit of quorum queues; 0 leaves it out. On RabbitMQ 3.x that means no "
+    "limit; on RabbitMQ 4 the broker then applies its default of 20, and drops a message "
+    "returned more often (unless a dead-letter exchange is set by policy). Notification "
+    "listeners park a notification after max_delivery_attempts failures, before that, and "
+    "their requeues do not count towards it. Set the same value on every service of the "
+    "queue: it is part of the queue's declaration."
+)
+_PREFETCH_HELP = (
+    "Messages the broker sends ahead to each listener and RPC server (per-consumer "
+    "basic.qos; global QoS, which RabbitMQ 4.3 refuses, is never used). 0 means 256, or "
+    "twice a batch listener's batch_size (oslo.messaging: no limit)."
 )
 _TTL_HELP = (
     "Seconds an unused reply or fanout queue lives (x-expires); for a fanout stream, how "
@@ -143,7 +163,9 @@ _QUEUE_MANAGER_HELP = (
 )
 _STREAM_HELP = (
     "One shared stream queue per topic instead of a fanout queue per server (RabbitMQ "
-    "3.9+). Needs rabbit_qos_prefetch_count > 0 and rabbit_transient_quorum_queue."
+    "3.9+; streams are durable, so RabbitMQ 4.3 accepts them). Needs "
+    "rabbit_qos_prefetch_count > 0 and rabbit_transient_quorum_queue set explicitly. Not "
+    "usable yet: a server that stops deletes the shared stream (see the RabbitMQ guide)."
 )
 _PIPELINE_HELP = (
     "How many notifications sent with retry -1 (forever, the default) may await the "
@@ -252,12 +274,12 @@ def rabbit_opts() -> list[cfg.Opt]:
         opt(i, "rabbit_interval_max", 30, "Longest wait in seconds between retries.", min=1),
         opt(b, "rabbit_ha_queues", False, _HA_HELP),
         opt(b, "rabbit_quorum_queue", False, _QUORUM_HELP),
-        opt(b, "rabbit_transient_quorum_queue", False, "Reply and fanout queues as quorum too."),
-        opt(i, "rabbit_quorum_delivery_limit", 0, "x-delivery-limit of quorum queues; 0: none."),
+        opt(b, "rabbit_transient_quorum_queue", False, _TRANSIENT_QUORUM_HELP),
+        opt(i, "rabbit_quorum_delivery_limit", 0, _DELIVERY_LIMIT_HELP),
         opt(i, "rabbit_quorum_max_memory_length", 0, "x-max-in-memory-length; 0: none."),
         opt(i, "rabbit_quorum_max_memory_bytes", 0, "x-max-in-memory-bytes; 0: none."),
         opt(i, "rabbit_transient_queues_ttl", 1800, _TTL_HELP, min=0),
-        opt(i, "rabbit_qos_prefetch_count", 0, "Messages sent ahead to a listener; 0: no limit."),
+        opt(i, "rabbit_qos_prefetch_count", 0, _PREFETCH_HELP),
         opt(i, "heartbeat_timeout_threshold", 60, _HEARTBEAT_HELP),
         opt(i, "heartbeat_rate", 3, "Heartbeat checks per heartbeat_timeout_threshold."),
         opt(b, "direct_mandatory_flag", True, _MANDATORY_HELP),
