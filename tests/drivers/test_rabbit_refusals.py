@@ -153,12 +153,24 @@ def test_a_refused_login_fails_fast_instead_of_waiting(
         assert "ACCESS_REFUSED" in refusal.reason
         assert "credentials in transport_url" in refusal.fix
         assert "not-the-password" not in str(refusal)
+        # With the default retry a notification is handed over at once: the refusal is logged.
         notifier = messaging.Notifier(
             transport, "refused.host", driver="messagingv2", topics=["refused"]
         )
+        first = len(caplog.records)
+        notifier.info({}, "refused.event", {})
+        assert transport.driver.flush(START_BOUND) == 0
+        # Logged by the notifier (the connection had failed already) or by the
+        # publisher (it failed while the notification waited for it).
+        reporters = ("messaging.notify.notifier", "messaging.drivers.rabbit.publisher")
+        assert any(
+            r.name in reporters and "ACCESS_REFUSED" in r.getMessage()
+            for r in caplog.records[first:]
+        )
+        # Waiting for its confirm (retry=0 here), it raises the refusal, at once.
         started = time.monotonic()
         with pytest.raises(BrokerRefusal):
-            notifier.prepare(raise_errors=True).info({}, "refused.event", {})
+            notifier.prepare(retry=0, raise_errors=True).info({}, "refused.event", {})
         assert time.monotonic() - started < START_BOUND
     finally:
         transport.cleanup()
@@ -192,7 +204,7 @@ def test_rabbitmq4_refuses_transient_queues_once_not_in_a_loop(
         )
         with counting(caplog, "transient_nonexcl_queues") as logged:
             notifier.info({}, "refused.event", {})  # handed over; the refusal is logged
-            assert transport._driver.flush(START_BOUND) == 0  # type: ignore[attr-defined]
+            assert transport.driver.flush(START_BOUND) == 0
             assert logged() >= 1
         with pytest.raises(BrokerRefusal, match="transient_nonexcl_queues"):
             notifier.prepare(raise_errors=True).info({}, "refused.event", {})

@@ -125,6 +125,7 @@ class Subscription:
         # delivery order; True once acknowledged by the listener, not yet sent.
         self._unsettled: collections.OrderedDict[int, bool] = collections.OrderedDict()
         self.error: BaseException | None = None
+        self._refused = False  # a declaration refused for good: not declared again
         connection.add_observer(self)
 
     # -- any thread ---------------------------------------------------------------------------
@@ -306,8 +307,9 @@ class Subscription:
         A refusal that retrying cannot heal fails the subscription for good: it
         is not declared again on later connections.
         """
-        if self._closed or isinstance(self.error, BrokerRefusal):
+        if self._closed or self._refused:
             return
+        self.error = None  # a login refused earlier, now accepted
         self._unsettled.clear()
         try:
             declarer = Declarer(conn)
@@ -332,14 +334,17 @@ class Subscription:
                     arguments=self.consumer_arguments.get(spec.name) or None,
                 )
         except DeclarationRefused as refused:
+            self._refused = True
             self._fail(refused.refusal)
             if refused.closes_connection and refused.__cause__ is not None:
                 raise refused.__cause__ from None  # the broker closed the connection: reconnect
             return
         except amqp.exceptions.ChannelError as exc:
             names = [q.name for q in self.queues]
+            refusal = refusal_of(f"consuming from {names}", exc)
+            self._refused = refusal is not None
             self._fail(
-                refusal_of(f"consuming from {names}", exc)
+                refusal
                 or TransportDriverError(
                     f"The broker refused to set up consuming from {names}: {exc}"
                 ),
@@ -365,7 +370,8 @@ class Subscription:
     def on_connect_failed(self, error: BaseException) -> None:
         """Consuming starts after the next successful connection; waiters stop waiting.
 
-        A refused login fails the subscription (its waiter raises it).
+        A refused login fails a subscription not yet set up (its waiter raises it);
+        one already consuming resumes once the login is accepted again.
         """
         if isinstance(error, BrokerRefusal) and not self._ready.is_set():
             self.error = error
