@@ -8,7 +8,8 @@ with the executor the harness should use:
 - the conformance suite of every driver, with the ``eventlet`` executor (what
   a patched service picks by default); on RabbitMQ with ``threading`` too;
 - RabbitMQ's resilience (recovery from closed connections, failover, fork),
-  publishing and TLS tests;
+  publishing and TLS tests, the conformance suite on RabbitMQ 4, and the
+  poison notification tests (delayed requeues and parking on green threads);
 - ``tests/eventlet``: what only means something patched (native I/O threads,
   heartbeats while green threads hold the CPU, forked workers).
 
@@ -41,7 +42,13 @@ CONFORMANCE = [
     "test_stomp_coilmq_conformance.py",
 ]
 RABBIT_CONFORMANCE = ["test_rabbit_conformance.py", "test_rabbit_quorum_conformance.py"]
-RABBIT_OTHERS = ["test_rabbit_resilience.py", "test_rabbit_publishing.py", "test_rabbit_tls.py"]
+RABBIT_OTHERS = [
+    "test_rabbit_resilience.py",
+    "test_rabbit_publishing.py",
+    "test_rabbit_tls.py",
+    "test_rabbit4_conformance.py",
+    "test_rabbit_poison.py",
+]
 
 RUNS = (
     [(f"tests/drivers/{m}", "eventlet") for m in CONFORMANCE + RABBIT_CONFORMANCE]

@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING, Any
 import amqp
 import amqp.exceptions
 
-from messaging.drivers.rabbit.connection import wait_result
 from messaging.drivers.rabbit.parking import (
     ORIGINAL_EXCHANGE_HEADER,
     ORIGINAL_QUEUE_HEADER,
     ORIGINAL_ROUTING_KEY_HEADER,
 )
+from messaging.exceptions import MessageDeliveryFailure
 from messaging.poison import PARKING_QUEUE, ParkedMessage
 
 if TYPE_CHECKING:
@@ -87,6 +87,10 @@ def browse(
     Returns:
         The messages selected, and those of them that could not be replayed
         (their queue is gone); both empty when nothing was ever parked.
+
+    Raises:
+        MessageDeliveryFailure: the broker could not be reached, or the work
+            did not finish, within :data:`BROWSE_TIMEOUT`.
     """
 
     def work(conn: amqp.Connection) -> tuple[list[ParkedMessage], list[ParkedMessage]]:
@@ -126,4 +130,22 @@ def browse(
         finally:
             channel.close()  # what was fetched and not acknowledged goes back
 
-    return wait_result(connection.submit(work), BROWSE_TIMEOUT, "Reading the parked messages")
+    if not connection.wait_connected(BROWSE_TIMEOUT):
+        raise MessageDeliveryFailure(
+            f"Could not reach the broker within {BROWSE_TIMEOUT:g} s to read the parked messages"
+        )
+    found: list[tuple[list[ParkedMessage], list[ParkedMessage]]] = []
+
+    def on_io_thread() -> None:
+        conn = connection.amqp_connection
+        if conn is None:
+            raise amqp.exceptions.RecoverableConnectionError("the connection dropped")
+        found.append(work(conn))
+
+    try:
+        connection.submit_raw(on_io_thread).result(BROWSE_TIMEOUT)
+    except TimeoutError:
+        raise MessageDeliveryFailure(
+            f"Reading the parked messages did not finish within {BROWSE_TIMEOUT:g} s"
+        ) from None
+    return found[0]
