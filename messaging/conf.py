@@ -21,11 +21,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from oslo_config import cfg
 
+    from messaging.wire import Limits
+
 __all__ = [
     "NOTIFICATIONS_GROUP",
     "OSLO_NOTIFICATIONS_GROUP",
     "apply_query_overrides",
     "list_opts",
+    "message_limits",
     "register_group",
     "register_notification_opts",
     "register_transport_opts",
@@ -70,6 +73,24 @@ def _default_opts() -> list[cfg.Opt]:
             "rpc_ping_enabled",
             default=False,
             help="Add an endpoint answering 'oslo_rpc_server_ping' to every RPC server.",
+        ),
+        cfg.IntOpt(
+            "max_message_size",
+            default=128 * 1024 * 1024,
+            min=0,
+            help="The largest message, in bytes of encoded JSON, that a transport sends or "
+            "decodes (ours; not an oslo.messaging option). A larger notification, request or "
+            "reply is refused to its sender with MessageTooLarge; a larger one received is "
+            "logged and discarded (acknowledged, or parked where the driver can park). The "
+            "default is RabbitMQ 3's own bound. 0: no bound.",
+        ),
+        cfg.IntOpt(
+            "max_message_depth",
+            default=128,
+            min=0,
+            help="How deeply arrays and objects may nest in a received message (ours). A "
+            "deeper one is logged and discarded before it is parsed, so that it cannot exhaust "
+            "the parser's recursion. 0: no bound (Python's recursion limit then decides).",
         ),
     ]
 
@@ -168,6 +189,14 @@ def register_notification_opts(conf: cfg.ConfigOpts) -> None:
     """Register the ``[DEFAULT]`` and ``[messaging_notifications]`` options on ``conf``."""
     register_transport_opts(conf)
     register_group(conf, NOTIFICATIONS_GROUP, _notification_opts())
+
+
+def message_limits(conf: cfg.ConfigOpts) -> Limits:
+    """The bounds on messages that ``conf`` sets (``max_message_size``, ``max_message_depth``)."""
+    from messaging.wire import Limits
+
+    register_transport_opts(conf)
+    return Limits(max_size=conf.max_message_size, max_depth=conf.max_message_depth)
 
 
 def set_defaults(conf: cfg.ConfigOpts, executor_thread_pool_size: int | None = None) -> None:

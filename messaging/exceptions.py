@@ -7,7 +7,8 @@ catches oslo's exceptions keeps working)::
     ├── MessagingException
     │   ├── MessagingTimeout
     │   ├── MessageDeliveryFailure
-    │   │   └── BrokerRefusal
+    │   │   ├── BrokerRefusal
+    │   │   └── MessageTooLarge
     │   ├── MessageSerializationError (also TypeError)
     │   ├── InvalidTarget (also ValueError)
     │   ├── InvalidTransportURL
@@ -49,6 +50,7 @@ __all__ = [
     "InvalidTransportURL",
     "MessageDeliveryFailure",
     "MessageSerializationError",
+    "MessageTooLarge",
     "MessageUndeliverable",
     "MessagingException",
     "MessagingServerError",
@@ -105,6 +107,23 @@ class BrokerRefusal(MessageDeliveryFailure):
         super().__init__(
             f"The broker refused {entity}: {reason.rstrip('.')}.{conflict} Fix: {fix} "
             "(retrying cannot heal this)."
+        )
+
+
+class MessageTooLarge(MessageDeliveryFailure):
+    """A message is larger than ``[DEFAULT] max_message_size``; it was not sent.
+
+    Attributes:
+        size: the size of the encoded message, in bytes.
+        limit: the bound it is above.
+    """
+
+    def __init__(self, what: str, size: int, limit: int) -> None:
+        self.size = size
+        self.limit = limit
+        super().__init__(
+            f"{what} is {size} bytes, more than max_message_size = {limit} bytes "
+            "([DEFAULT] option); it was not sent"
         )
 
 

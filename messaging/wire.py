@@ -10,6 +10,12 @@ is flattened into ``_context_<key>`` entries, every message carries a
 ``_unique_id`` (hex uuid4) for de-duplication, and calls add ``_msg_id``,
 ``_reply_q`` and ``_timeout`` (the call-monitor timeout). Failures travel as a
 JSON string ``{class, module, message, tb, args, kwargs}`` inside the reply.
+
+What is sent and decoded is bounded (:class:`Limits`): a body larger than
+``max_message_size`` is refused to its sender (:func:`check_size`), and a
+received one larger than that, or nested deeper than ``max_message_depth``, is
+refused before the JSON parser sees it (:func:`loads`), so that no body can
+exhaust the parser's recursion or the receiver's memory.
 """
 
 from __future__ import annotations
@@ -17,20 +23,26 @@ from __future__ import annotations
 import datetime
 import decimal
 import importlib
+import itertools
 import json
 import random
 import traceback
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from messaging.exceptions import MessageSerializationError, RemoteError
+from messaging.exceptions import MessageSerializationError, MessageTooLarge, RemoteError
 
 __all__ = [
+    "DEFAULT_LIMITS",
     "ENVELOPE_VERSION",
     "Decoded",
+    "Limits",
+    "UndecodableBody",
     "UnsupportedEnvelopeVersion",
+    "body_size",
+    "check_size",
     "decode",
     "deserialize_failure",
     "dumps",
@@ -38,6 +50,7 @@ __all__ = [
     "encode_reply",
     "encode_request",
     "envelope",
+    "loads",
     "new_message_id",
     "new_msg_id",
     "new_unique_id",
@@ -56,6 +69,114 @@ REMOTE_SUFFIX = "_Remote"
 
 class UnsupportedEnvelopeVersion(ValueError):
     """An envelope announces a version this library cannot read."""
+
+
+class UndecodableBody(ValueError):
+    """A received body refused before parsing: too large, or nested too deep."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on the messages a transport sends and decodes.
+
+    Attributes:
+        max_size: the largest body, in bytes (UTF-8), sent or decoded; 0 for none.
+        max_depth: the deepest nesting of JSON arrays and objects decoded; 0 for none.
+    """
+
+    max_size: int = 128 * 1024 * 1024
+    max_depth: int = 128
+
+
+#: The bounds of the ``[DEFAULT]`` options' defaults.
+DEFAULT_LIMITS = Limits()
+
+
+def body_size(body: str | bytes) -> int:
+    """The size of ``body`` on the wire: its length in bytes, UTF-8 for text."""
+    if isinstance(body, bytes):
+        return len(body)
+    return len(body.encode("utf-8", "surrogatepass"))
+
+
+def _larger_than(body: str | bytes, limit: int) -> int | None:
+    """``body``'s size if it is above ``limit`` (0: no limit), else None; cheap for text."""
+    if not limit:
+        return None
+    if isinstance(body, str) and len(body) * 4 <= limit:
+        return None  # a character is at most four bytes
+    size = len(body) if isinstance(body, bytes) or len(body) > limit else body_size(body)
+    return size if size > limit else None
+
+
+def check_size(body: str | bytes, limits: Limits, what: str | Callable[[], str]) -> None:
+    """Refuse to send ``body`` if it is larger than ``limits.max_size``.
+
+    Args:
+        body: the encoded message.
+        limits: the transport's bounds.
+        what: the message, for the error (``"The notification to 'x.info'"``), or
+            what makes that text (called only for the error).
+
+    Raises:
+        MessageTooLarge: the body is too large; the error names the bound.
+    """
+    size = _larger_than(body, limits.max_size)
+    if size is not None:
+        raise MessageTooLarge(what() if callable(what) else what, size, limits.max_size)
+
+
+_ESCAPED_BACKSLASH = b"\\\\"
+_ESCAPED_QUOTE = b'\\"'
+#: Every byte that is neither a bracket nor a quote.
+_NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'[]{}"')
+_STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
+_CHUNK = 1 << 20
+
+
+def _deeper_than(text: str | bytes, limit: int) -> bool:
+    """Whether JSON ``text`` nests arrays and objects more than ``limit`` deep.
+
+    A scan of the brackets outside strings, in C-speed steps; the common case
+    (no more opening brackets than ``limit``) costs two counts.
+    """
+    data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
+    if data.count(b"[") + data.count(b"{") <= limit:
+        return False
+    # Inside strings, backslashes pair up from the left; what is left of a
+    # string once its escapes are gone has no quote, so quotes split strings off.
+    data = data.replace(_ESCAPED_BACKSLASH, b"").replace(_ESCAPED_QUOTE, b"")
+    parts = data.translate(None, _NOT_STRUCTURE).split(b'"')
+    brackets = b"".join(parts[0::2]).translate(_STEPS)
+    if b"\x01" * (limit + 1) in brackets:
+        return True  # a run of opening brackets: the usual deep body, found at C speed
+    depth = 0
+    for start in range(0, len(brackets), _CHUNK):
+        chunk = brackets[start : start + _CHUNK]
+        if max(itertools.accumulate(memoryview(chunk).cast("b"), initial=depth)) > limit:
+            return True
+        depth += chunk.count(1) - chunk.count(255)
+    return False
+
+
+def loads(text: str | bytes, limits: Limits = DEFAULT_LIMITS) -> Any:
+    """``json.loads``, refusing first what is larger or deeper than ``limits`` allow.
+
+    Raises:
+        UndecodableBody: the text is too large or nested too deep; the error says which.
+        ValueError: it is not JSON (``json.JSONDecodeError``, ``UnicodeDecodeError``).
+    """
+    size = _larger_than(text, limits.max_size)
+    if size is not None:
+        raise UndecodableBody(
+            f"the body is {size} bytes, more than max_message_size = {limits.max_size}"
+        )
+    if limits.max_depth and _deeper_than(text, limits.max_depth):
+        raise UndecodableBody(
+            f"the body nests arrays or objects more than max_message_depth = "
+            f"{limits.max_depth} deep"
+        )
+    return json.loads(text)
 
 
 # The ids only need to be unique, not unpredictable: random.getrandbits is a
@@ -173,12 +294,13 @@ def enveloped_json(raw: Mapping[str, Any]) -> str:
     return _ENVELOPE_HEAD + json.dumps(dumps(raw)) + "}"
 
 
-def unwrap(body: Any) -> Any:
+def unwrap(body: Any, limits: Limits = DEFAULT_LIMITS) -> Any:
     """Undo :func:`envelope`; bodies without an envelope are returned as they are.
 
     Raises:
         UnsupportedEnvelopeVersion: the envelope has another major version or a
             newer minor one.
+        UndecodableBody: the inner message is too large or nested too deep.
     """
     if not isinstance(body, dict) or VERSION_KEY not in body or MESSAGE_KEY not in body:
         return body
@@ -187,7 +309,7 @@ def unwrap(body: Any) -> Any:
     want_major, _, want_minor = ENVELOPE_VERSION.partition(".")
     if major != want_major or int(minor or 0) > int(want_minor):
         raise UnsupportedEnvelopeVersion(f"Unsupported message envelope version {version}")
-    return json.loads(body[MESSAGE_KEY])
+    return loads(body[MESSAGE_KEY], limits)
 
 
 def pack_context(message: dict[str, Any], ctxt: Any) -> None:
@@ -221,15 +343,16 @@ class Decoded:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def decode(body: str | bytes | Mapping[str, Any]) -> Decoded:
+def decode(body: str | bytes | Mapping[str, Any], limits: Limits = DEFAULT_LIMITS) -> Decoded:
     """Turn a received body into a :class:`Decoded` message.
 
     Raises:
         ValueError: the body is not JSON, or not a JSON object once unwrapped
-            (``UnsupportedEnvelopeVersion`` for a foreign envelope).
+            (``UnsupportedEnvelopeVersion`` for a foreign envelope,
+            ``UndecodableBody`` for one past ``limits``).
     """
-    outer = json.loads(body) if isinstance(body, str | bytes) else dict(body)
-    inner = unwrap(outer)
+    outer = loads(body, limits) if isinstance(body, str | bytes) else dict(body)
+    inner = unwrap(outer, limits)
     if not isinstance(inner, dict):
         raise ValueError(f"message body is a JSON {type(inner).__name__}, not an object")
     ctxt: dict[str, Any] = {}
@@ -358,9 +481,17 @@ def deserialize_failure(data: str, allowed_remote_exmods: Iterable[str] = ()) ->
     Builtin exceptions come back as their own class, with the remote traceback
     appended to the first argument. Exceptions of a module listed in
     ``allowed_remote_exmods`` come back as a ``<Class>_Remote`` subclass of the
-    original (``isinstance`` holds). Anything else becomes :class:`RemoteError`.
+    original (``isinstance`` holds). Anything else, and a failure that cannot be
+    read, becomes :class:`RemoteError`.
     """
-    failure = json.loads(data)
+    try:
+        failure = loads(data)
+        if not isinstance(failure, dict):
+            raise ValueError(f"the failure is a JSON {type(failure).__name__}, not an object")
+    except (ValueError, TypeError) as unreadable:
+        return RemoteError(
+            "UnreadableFailure", f"the remote failure cannot be read: {unreadable}", ""
+        )
     module = failure.get("module") or ""
     name = failure.get("class") or "Exception"
     message = failure.get("message", "")

@@ -18,7 +18,7 @@ import socket
 import subprocess
 import urllib.parse
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import NoReturn
 
 import pytest
@@ -29,6 +29,7 @@ __all__ = [
     "brokers_required",
     "rabbit4_url",
     "rabbit4_vhost",
+    "rabbit_publish_raw",
     "rabbit_url",
     "rabbit_vhost",
     "require_rabbitmq",
@@ -192,3 +193,25 @@ def rabbit4_url(vhost: str) -> str:
     return (
         f"rabbit://guest:guest@127.0.0.1:{RABBIT4.amqp_port}/{urllib.parse.quote(vhost, safe='')}"
     )
+
+
+def rabbit_publish_raw(vhost: str, queue: str, bodies: Sequence[str | bytes]) -> None:
+    """Publish ``bodies`` as they are to ``queue`` of ``vhost`` with py-amqp, confirmed.
+
+    What a peer without this library (or an attacker) could put in a queue; it
+    returns once the broker has confirmed every body.
+    """
+    import amqp
+
+    connection = amqp.Connection(
+        f"{RABBIT_HOST}:{RABBIT_PORT}", userid="guest", password="guest", virtual_host=vhost
+    )
+    connection.connect()
+    try:
+        channel = connection.channel()
+        channel.confirm_select()
+        for body in bodies:
+            message = amqp.Message(body, content_type="application/json")
+            channel.basic_publish(message, exchange="", routing_key=queue, mandatory=True)
+    finally:
+        connection.close()

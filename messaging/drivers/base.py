@@ -266,6 +266,11 @@ class Driver(abc.ABC):
         url: the parsed transport URL.
         default_exchange: the exchange of targets without one (``control_exchange``).
         allowed_remote_exmods: modules whose exceptions an RPC client may rebuild.
+
+    Attributes:
+        limits: the bounds on what is sent and decoded (``[DEFAULT] max_message_size``
+            and ``max_message_depth``); a driver checks what it sends with
+            :func:`messaging.wire.check_size` and decodes with these.
     """
 
     #: What the driver can do: a class attribute, which a driver whose abilities
@@ -283,6 +288,9 @@ class Driver(abc.ABC):
         self.url = url
         self.default_exchange = default_exchange or "openstack"
         self.allowed_remote_exmods = list(allowed_remote_exmods or [])
+        from messaging.conf import message_limits
+
+        self.limits = message_limits(conf)
 
     def require_features(self, requeue: bool = False, pools: bool = False) -> None:
         """Raise NotImplementedError when a needed capability is missing."""

@@ -3,11 +3,14 @@
 A driver that receives raw message bodies (RabbitMQ, kombu transports, the
 in-memory broker) hands them over through a :class:`DeliverySource`;
 :class:`DecodingListener` turns each into the incoming message the server
-dispatches, with the oslo rules: a body that cannot be decoded is logged whole
-and discarded by the source (acknowledged, or parked where the broker can keep
-it; never silently dropped), a repeated ``_unique_id`` is acknowledged without
-being handled, a notification counts as seen once it is acknowledged, an RPC
-request as soon as it is received.
+dispatches, with the oslo rules: a body that cannot be decoded, whatever the
+reason (not JSON, too large, nested too deep: :func:`messaging.wire.loads`), is
+logged with a bounded excerpt and discarded by the source (acknowledged, or
+parked where the broker can keep it; never silently dropped, never left to
+block the listener), a repeated ``_unique_id`` is acknowledged without being
+handled, a notification counts as seen once it is acknowledged, an RPC request
+as soon as it is received. A reply larger than ``max_message_size`` is replaced
+by the error saying so, which the caller then gets.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, runtime_check
 
 from messaging import wire
 from messaging.drivers import base
+from messaging.exceptions import MessageTooLarge
+from messaging.excerpt import excerpt
 
 if TYPE_CHECKING:
     from messaging.poison import HandlingFailure
@@ -31,6 +36,8 @@ __all__ = [
     "DeliverySource",
     "ParkingSource",
     "ReplyPublisher",
+    "encode_reply",
+    "undecodable",
 ]
 
 LOG = logging.getLogger(__name__)
@@ -94,8 +101,66 @@ class ParkingSource(Protocol[D_contra]):
         """Move the delivery, with ``failure``, to the parking place; False if that failed."""
 
 
+def undecodable(error: BaseException, body: bytes | str, where: str) -> str:
+    """Log a body that cannot be decoded (with a bounded excerpt); return the reason.
+
+    Args:
+        error: what decoding raised.
+        body: the raw body.
+        where: where it came from, for the log (``queue notifications.info``).
+    """
+    text = str(error)
+    reason = f"{type(error).__name__}: {text[:200]}{'...' if len(text) > 200 else ''}"
+    LOG.error(
+        "Cannot decode a message from %s (%s); it is discarded. Its start: %s",
+        where,
+        reason,
+        excerpt(body),
+    )
+    return reason
+
+
+def encode_reply(
+    msg_id: str,
+    method: Any,
+    limits: wire.Limits,
+    result: Any = None,
+    failure: BaseException | None = None,
+    ending: bool = True,
+) -> str:
+    """Encode a reply; one that cannot be encoded or is too large becomes that error.
+
+    Args:
+        msg_id: the call's ``_msg_id``.
+        method: the method called, for logs.
+        limits: the bounds of the replying transport.
+        result: the result.
+        failure: the exception the method raised, if it did.
+        ending: False for a call-monitor heartbeat.
+    """
+    try:
+        text = wire.serialize_failure(failure) if failure is not None else None
+        body = wire.encode_reply(msg_id, result, text, ending)
+        wire.check_size(body, limits, f"The reply to {excerpt(method, 100)}")
+    except MessageTooLarge as exc:
+        LOG.error("%s; replying with that error", exc)
+        body = wire.encode_reply(msg_id, failure=wire.serialize_failure(exc.with_traceback(None)))
+    except Exception as exc:
+        LOG.exception(
+            "The reply to %s cannot be encoded; replying with the error", excerpt(method, 100)
+        )
+        body = wire.encode_reply(msg_id, failure=wire.serialize_failure(exc))
+    return body
+
+
 class ReplyPublisher(Protocol):
-    """What sends RPC replies for a listener (its driver)."""
+    """What sends RPC replies for a listener (its driver).
+
+    Attributes:
+        limits: the bounds on what it sends and what its listeners decode.
+    """
+
+    limits: wire.Limits
 
     def send_reply(self, reply_q: str, msg_id: str, body: str, heartbeat: bool) -> None:
         """Publish an encoded reply (or heartbeat) to ``reply_q``; never raises."""
@@ -174,18 +239,9 @@ class DeliveredRequest(base.RpcIncomingMessage, Generic[D]):
         """Send the result or the failure to the caller (nothing for a cast); never raises."""
         if not self.msg_id or not self.reply_q:
             return
-        try:
-            if failure is not None:
-                body = wire.encode_reply(self.msg_id, failure=wire.serialize_failure(failure))
-            else:
-                body = wire.encode_reply(self.msg_id, result=reply)
-        except Exception as exc:
-            LOG.exception(
-                "The result of %s cannot be encoded; replying with the error",
-                self.message.get("method"),
-            )
-            body = wire.encode_reply(self.msg_id, failure=wire.serialize_failure(exc))
-        self._listener.replies.send_reply(self.reply_q, self.msg_id, body, heartbeat=False)
+        replies = self._listener.replies
+        body = encode_reply(self.msg_id, self.message.get("method"), replies.limits, reply, failure)
+        replies.send_reply(self.reply_q, self.msg_id, body, heartbeat=False)
 
     def heartbeat(self) -> None:
         """Tell a monitoring caller the call is still being worked on."""
@@ -234,15 +290,10 @@ class DecodingListener(base.Listener, Generic[D]):
             if delivery is None:
                 return None
             try:
-                decoded = wire.decode(delivery.body)
-            except (ValueError, TypeError) as exc:  # UnicodeDecodeError is a ValueError
-                LOG.error(
-                    "Cannot decode a message from queue %s (%s); its body: %r",
-                    delivery.queue,
-                    exc,
-                    delivery.body[:2000],
-                )
-                self.source.discard(delivery, f"{type(exc).__name__}: {exc}")
+                decoded = wire.decode(delivery.body, self.replies.limits)
+            except Exception as exc:  # RecursionError, MemoryError...: nothing may stall here
+                reason = undecodable(exc, delivery.body, f"queue {delivery.queue}")
+                self.source.discard(delivery, reason)
                 continue
             if self.rpc:
                 if self.dedup.seen(decoded.unique_id):

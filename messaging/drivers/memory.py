@@ -23,7 +23,9 @@ on it means something on a real broker:
   call-monitor heartbeats keep long calls alive.
 - Transports of the process on the same virtual host share one broker
   (:func:`get_broker`); different virtual hosts are isolated.
-- A body that cannot be decoded is logged and parked in ``Broker.dead_letters``.
+- A body that cannot be decoded (or is past ``[DEFAULT] max_message_size`` or
+  ``max_message_depth``) is logged and parked in ``Broker.dead_letters``; a
+  message past ``max_message_size`` is refused to its sender (``MessageTooLarge``).
 
 Failure injection, for tests (``broker = get_broker()`` or ``driver.broker``):
 
@@ -49,7 +51,7 @@ from typing import TYPE_CHECKING, Any
 
 from messaging import wire
 from messaging.drivers import base
-from messaging.drivers.delivered import DecodingListener
+from messaging.drivers.delivered import DecodingListener, undecodable
 from messaging.drivers.memory_broker import (
     FANOUT,
     Broker,
@@ -124,8 +126,12 @@ class MemoryDriver(base.Driver):
             The number of queues the body was put in.
 
         Raises:
+            MessageTooLarge: the body is larger than ``max_message_size``.
             MessageDeliveryFailure: every allowed attempt failed.
         """
+        wire.check_size(
+            body, self.limits, f"The message to exchange {exchange!r}, routing key {routing_key!r}"
+        )
         allowed = base.attempts(retry)
         tries = 0
         while True:
@@ -279,7 +285,8 @@ class MemoryDriver(base.Driver):
     def _reply_waiter(self) -> _ReplyWaiter:
         with self._lock:
             if self._waiter is None:
-                self._waiter = _ReplyWaiter(self.broker, f"reply_{uuid.uuid4().hex}")
+                queue = f"reply_{uuid.uuid4().hex}"
+                self._waiter = _ReplyWaiter(self.broker, queue, self.limits)
             return self._waiter
 
     def _wait_for_reply(
@@ -360,8 +367,9 @@ class _ReplyWaiter:
     files it under its ``_msg_id``; each caller returns when its own file fills.
     """
 
-    def __init__(self, broker: Broker, queue: str) -> None:
+    def __init__(self, broker: Broker, queue: str, limits: wire.Limits) -> None:
         self.queue = queue
+        self.limits = limits
         self.closed = False
         self._broker = broker
         broker.declare_queue(queue)
@@ -398,10 +406,10 @@ class _ReplyWaiter:
 
     def _file(self, delivery: Delivery) -> None:
         try:
-            reply = wire.decode(delivery.body)
-        except (ValueError, TypeError) as exc:
-            LOG.error("Cannot decode a reply from queue %s (parked): %s", delivery.queue, exc)
-            self._broker.dead_letter(delivery, f"{type(exc).__name__}: {exc}")
+            reply = wire.decode(delivery.body, self.limits)
+        except Exception as exc:  # whatever it is, the callers must go on
+            reason = undecodable(exc, delivery.body, f"reply queue {delivery.queue}")
+            self._broker.dead_letter(delivery, reason)
             return
         with self._lock:
             replies = self._replies.get(str(reply.msg_id))

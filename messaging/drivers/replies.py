@@ -5,27 +5,35 @@ receives to :meth:`ReplyWaiters.deliver`; each calling thread waits on its own
 box with :meth:`ReplyWaiters.wait`, which honours the call's ``timeout`` and
 ``call_monitor_timeout`` (heartbeats, replies with ``ending`` false, push the
 monitor deadline back). A reply nobody waits for any more (its caller timed
-out) is logged and dropped.
+out) is logged and dropped. A reply that cannot be decoded (whatever the
+reason: see :func:`messaging.wire.loads`) is logged with a bounded excerpt and
+dropped; if its ``_msg_id`` can still be read, the caller waiting for it gets
+the error at once instead of a timeout.
 """
 
 from __future__ import annotations
 
 import logging
 import queue
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from messaging import wire
-from messaging.exceptions import MessagingTimeout
+from messaging.drivers.delivered import undecodable
+from messaging.exceptions import MessagingTimeout, RemoteError
+from messaging.excerpt import excerpt
 
-__all__ = ["SEND_FAILED", "ReplyWaiters", "describe_call"]
+__all__ = ["SEND_FAILED", "ReplyWaiters", "describe_call", "describe_request"]
 
 LOG = logging.getLogger(__name__)
 _WARN_WAITERS = 10
 #: What :meth:`ReplyWaiters.send_failed` puts in a box: the request never left.
 SEND_FAILED = "__send_failed__"
+#: A reply's ``_msg_id`` as it appears in the raw body, enveloped (escaped) or not.
+_MSG_ID = re.compile(rb'_msg_id\\?"\s*:\s*\\?"([0-9a-f]{32})\\?"')
 
 
 def describe_call(msg_id: str, target: Any, message: dict[str, Any]) -> str:
@@ -36,15 +44,22 @@ def describe_call(msg_id: str, target: Any, message: dict[str, Any]) -> str:
     return f"Timed out waiting for a reply to message ID {msg_id} ({where})"
 
 
+def describe_request(message: dict[str, Any], topic: str) -> str:
+    """An RPC request in an error: ``The request 'method' to topic 'topic'``."""
+    return f"The request {excerpt(message.get('method'), 80)} to topic {excerpt(topic, 200)}"
+
+
 class ReplyWaiters:
     """The calls waiting for a reply on one reply queue.
 
     Args:
         queue_name: the reply queue, for messages.
+        limits: the bounds replies are decoded with.
     """
 
-    def __init__(self, queue_name: str) -> None:
+    def __init__(self, queue_name: str, limits: wire.Limits = wire.DEFAULT_LIMITS) -> None:
         self.queue_name = queue_name
+        self.limits = limits
         self._waiters: dict[str, queue.SimpleQueue[dict[str, Any]]] = {}
         self._lock = threading.Lock()
         self._warn_at = _WARN_WAITERS
@@ -115,9 +130,10 @@ class ReplyWaiters:
     def deliver(self, body: bytes | str) -> None:
         """Hand a received reply body to the thread waiting for its ``_msg_id``; never raises."""
         try:
-            decoded = wire.decode(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            LOG.error("Dropping a malformed reply on %s: %s: %r", self.queue_name, exc, body[:200])
+            decoded = wire.decode(body, self.limits)
+        except Exception as exc:  # RecursionError, MemoryError...: the thread must go on
+            reason = undecodable(exc, body, f"reply queue {self.queue_name}")
+            self._fail_unreadable(body, reason)
             return
         msg_id = decoded.msg_id
         with self._lock:
@@ -126,6 +142,17 @@ class ReplyWaiters:
             LOG.info("No calling threads waiting for msg_id : %s", msg_id)
             return
         box.put(decoded.message)
+
+    def _fail_unreadable(self, body: bytes | str, reason: str) -> None:
+        raw = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else body
+        found = _MSG_ID.search(raw)
+        if found is None:
+            return
+        with self._lock:
+            box = self._waiters.get(found.group(1).decode("ascii"))
+        if box is not None:
+            error = RemoteError("UnreadableReply", f"the reply cannot be decoded: {reason}", "")
+            box.put({SEND_FAILED: error})
 
     def wait(
         self,

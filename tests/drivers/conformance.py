@@ -33,11 +33,19 @@ Hooks and settings of a subclass:
   setting this attribute makes :meth:`NotificationConformance.test_declared_capabilities`
   fail when the driver stops declaring one, so nothing gets skipped by accident.
 - :attr:`~DriverHarness.wait_timeout`: the bound of every wait, in seconds.
+- :meth:`~DriverHarness.inject_raw` (required): put a raw body, as it is, in the
+  queue a listener or server of a topic takes from, the way a peer without this
+  library (or an attacker) could; the poison-input tests send through it.
+- :meth:`~DriverHarness.parked_count`: how many bodies the driver parked, for a
+  driver that parks what it cannot decode (None: it acknowledges them). A test
+  that sends poison adds to :attr:`~DriverHarness.parked_expected`, which the
+  driver module's teardown compares with what the broker holds.
 """
 
 from __future__ import annotations
 
 import collections
+import json
 import os
 import queue
 import threading
@@ -52,7 +60,9 @@ from oslo_config import cfg
 from oslo_context import context as oslo_context
 
 import messaging
+from messaging.conf import register_transport_opts
 from messaging.drivers.base import Capabilities
+from messaging.exceptions import MessageTooLarge
 from messaging.server import MessageHandlingServer
 from tests.drivers import remote_exc
 
@@ -62,6 +72,61 @@ T = TypeVar("T")
 
 REMOTE_EXC_MODULE = remote_exc.__name__
 SENTINEL_EVENT = "conformance.sentinel"
+
+#: ``max_message_size`` of the transports of the size tests, in bytes.
+SIZE_BOUND = 64 * 1024
+#: How many poison bodies the flood tests send: more than any driver's prefetch,
+#: so that a listener that left them unsettled would stall.
+POISON_FLOOD = 256
+#: JSON nested 100,000 deep: json.loads raises RecursionError on it.
+DEEP_BODY = "[" * 100_000 + "]" * 100_000
+
+
+def _notification_body(payload: Any) -> str:
+    inner = {
+        "message_id": str(uuid.uuid4()),
+        "publisher_id": "conformance.raw",
+        "event_type": "conformance.raw",
+        "priority": "INFO",
+        "payload": payload,
+        "timestamp": "2026-01-01 00:00:00.000000",
+        "_unique_id": uuid.uuid4().hex,
+    }
+    return json.dumps({"oslo.version": "2.0", "oslo.message": json.dumps(inner)})
+
+
+def _request_body(value: Any) -> str:
+    inner = {"method": "record", "args": {"value": value}, "_unique_id": uuid.uuid4().hex}
+    return json.dumps({"oslo.version": "2.0", "oslo.message": json.dumps(inner)})
+
+
+def poison_body(kind: str, rpc: bool) -> str:
+    """A body no listener can handle, of one of :data:`POISON_KINDS`."""
+    if kind == "deep":
+        return DEEP_BODY
+    if kind == "deep-inside-the-envelope":
+        return json.dumps({"oslo.version": "2.0", "oslo.message": DEEP_BODY})
+    if kind == "past-the-receivers-bound":
+        blob = "x" * (SIZE_BOUND + 1)
+        return _request_body(blob) if rpc else _notification_body(blob)
+    if kind == "not-json":
+        return '{"oslo.version": "2.0", "oslo.message": '
+    if kind == "not-an-object":
+        return "[1, 2, 3]"
+    if kind == "unknown-envelope-version":
+        return json.dumps({"oslo.version": "9.0", "oslo.message": "{}"})
+    raise ValueError(f"unknown poison kind {kind!r}")
+
+
+#: The kinds of :func:`poison_body`.
+POISON_KINDS = (
+    "deep",
+    "deep-inside-the-envelope",
+    "past-the-receivers-bound",
+    "not-json",
+    "not-an-object",
+    "unknown-envelope-version",
+)
 
 
 class Collector(Generic[T]):
@@ -228,6 +293,9 @@ class RPCEndpoint:
         time.sleep(seconds)  # the work of a long call, not synchronisation
         return "done"
 
+    def blob(self, ctxt: Any, size: int) -> str:
+        return "x" * size
+
 
 class DriverHarness:
     """Per-test set-up shared by the conformance mixins (see the module documentation)."""
@@ -254,6 +322,26 @@ class DriverHarness:
     def teardown_broker(self) -> None:
         """Clean the service after each test, once its servers and transports are released."""
 
+    def inject_raw(
+        self, transport: messaging.Transport, topic: str, rpc: bool, bodies: Sequence[str]
+    ) -> None:
+        """Put ``bodies``, as they are and in order, where a listener of ``topic`` takes from.
+
+        Returns once the broker holds them (a message sent afterwards comes behind).
+
+        Args:
+            transport: a transport of the test (its driver names the broker).
+            topic: the topic; its queues exist (a listener or server is started).
+            rpc: the queue of RPC server requests of ``topic`` (``<topic>``); else the
+                default queue of notifications to ``<topic>.info``.
+            bodies: the raw bodies, sent without any encoding or check.
+        """
+        raise NotImplementedError(f"{type(self).__name__} must define inject_raw()")
+
+    def parked_count(self) -> int | None:
+        """How many bodies the driver parked; None where it acknowledges them instead."""
+        return None
+
     def make_conf(self) -> cfg.ConfigOpts:
         """A fresh configuration for one transport."""
         conf = cfg.ConfigOpts()
@@ -266,6 +354,7 @@ class DriverHarness:
     def _conformance_harness(self) -> Iterator[None]:
         self._servers: list[MessageHandlingServer] = []
         self._transports: list[messaging.Transport] = []
+        self.parked_expected = 0
         self.setup_broker()
         try:
             self.url = self.transport_url()
@@ -309,26 +398,47 @@ class DriverHarness:
             driver = type(transport.driver).__name__
             pytest.skip(f"{driver} does not declare the {feature!r} capability")
 
-    def notification_transport(self, control_exchange: str | None = None) -> messaging.Transport:
-        """A notification transport on :attr:`url`, cleaned up after the test."""
+    def bounded_conf(self, max_message_size: int | None) -> cfg.ConfigOpts:
+        """:meth:`make_conf`, with ``[DEFAULT] max_message_size`` if given."""
         conf = self.make_conf()
-        if control_exchange is not None:
-            from messaging.conf import register_transport_opts
+        if max_message_size is not None:
+            register_transport_opts(conf)
+            conf.set_override("max_message_size", max_message_size)
+        return conf
 
+    def notification_transport(
+        self, control_exchange: str | None = None, max_message_size: int | None = None
+    ) -> messaging.Transport:
+        """A notification transport on :attr:`url`, cleaned up after the test."""
+        conf = self.bounded_conf(max_message_size)
+        if control_exchange is not None:
             register_transport_opts(conf)
             conf.set_override("control_exchange", control_exchange)
         transport = messaging.get_notification_transport(conf, self.url)
         self._transports.append(transport)
         return transport
 
-    def rpc_transport(self, allowed_remote_exmods: Sequence[str] = ()) -> messaging.Transport:
+    def rpc_transport(
+        self, allowed_remote_exmods: Sequence[str] = (), max_message_size: int | None = None
+    ) -> messaging.Transport:
         """An RPC transport on :attr:`url` (skips unless the driver does RPC)."""
         transport = messaging.get_rpc_transport(
-            self.make_conf(), self.url, allowed_remote_exmods=list(allowed_remote_exmods)
+            self.bounded_conf(max_message_size),
+            self.url,
+            allowed_remote_exmods=list(allowed_remote_exmods),
         )
         self._transports.append(transport)
         self.require(transport, "rpc")
         return transport
+
+    def check_parked(self, count: int) -> None:
+        """Expect ``count`` more parked bodies, and check them now where the driver parks."""
+        self.parked_expected += count
+        parked = self.parked_count()
+        if parked is not None:
+            assert parked == self.parked_expected, (
+                f"{parked} bodies parked, {self.parked_expected} expected"
+            )
 
     def start(self, server: MessageHandlingServer) -> MessageHandlingServer:
         """Start ``server``; it is stopped and waited for after the test."""
@@ -660,6 +770,53 @@ class NotificationConformance(DriverHarness):
         assert numbers == list(range(12))
         assert all(m["event_type"] == "test.n" for batch in batches for m in batch)
 
+    # -- poison input and size bounds --------------------------------------------------------
+
+    @pytest.mark.parametrize("kind", POISON_KINDS)
+    def test_an_undecodable_notification_is_discarded_and_the_next_one_handled(
+        self, kind: str
+    ) -> None:
+        transport = self.notification_transport(max_message_size=SIZE_BOUND)
+        topic = self.unique("poison")
+        inbox: Collector[Notification] = self.collector()
+        server = self.listen(transport, [topic], [InfoEndpoint(inbox)])
+        self.inject_raw(transport, topic, False, [poison_body(kind, rpc=False)])
+        self.notifier(transport, topic).info({}, "test.after-poison", {"n": 1})
+        (note,) = inbox.take(1)
+        assert (note.event_type, note.payload) == ("test.after-poison", {"n": 1})
+        self.stop(server)
+        assert inbox.drain() == []
+        self.check_parked(1)
+
+    def test_a_flood_of_deep_bodies_does_not_stall_a_listener(self) -> None:
+        transport = self.notification_transport()
+        topic = self.unique("poison-flood")
+        inbox: Collector[Notification] = self.collector()
+        server = self.listen(transport, [topic], [InfoEndpoint(inbox)])
+        self.inject_raw(transport, topic, False, [DEEP_BODY] * POISON_FLOOD)
+        self.notifier(transport, topic).info({}, "test.after-flood", {"n": 2})
+        (note,) = inbox.take(1, timeout=3 * self.wait_timeout)
+        assert note.event_type == "test.after-flood"
+        self.stop(server)
+        self.check_parked(POISON_FLOOD)
+
+    def test_a_notification_past_max_message_size_is_refused_to_its_sender(self) -> None:
+        transport = self.notification_transport(max_message_size=SIZE_BOUND)
+        topic = self.unique("too-large")
+        inbox: Collector[Notification] = self.collector()
+        server = self.listen(transport, [topic], [InfoEndpoint(inbox)])
+        notifier = self.notifier(transport, topic)
+        with pytest.raises(messaging.MessageDeliveryFailure) as caught:
+            notifier.info({}, "test.too-large", {"blob": "x" * SIZE_BOUND})
+        assert isinstance(caught.value, MessageTooLarge)
+        assert f"max_message_size = {SIZE_BOUND} bytes" in str(caught.value)
+        assert caught.value.size > SIZE_BOUND
+        notifier.info({}, "test.after", {"n": 3})
+        (note,) = inbox.take(1)
+        assert note.event_type == "test.after"
+        self.stop(server)
+        assert inbox.drain() == []
+
 
 class RPCConformance(DriverHarness):
     """RPC: call, cast, fanout, directed calls, sharing, timeouts, remote failures, monitoring."""
@@ -682,17 +839,24 @@ class RPCConformance(DriverHarness):
         return messaging.get_rpc_client(transport, messaging.Target(topic=topic), **kwargs)
 
     def served_topic(
-        self, servers: Sequence[str] = ("server-a",), allowed_remote_exmods: Sequence[str] = ()
+        self,
+        servers: Sequence[str] = ("server-a",),
+        allowed_remote_exmods: Sequence[str] = (),
+        server_max_message_size: int | None = None,
+        client_max_message_size: int | None = None,
     ) -> tuple[Any, str, Collector[tuple[str, Any]], list[MessageHandlingServer]]:
         """Serve a fresh topic with ``servers``; return a client, the topic, inbox and servers.
 
-        The servers and the client use separate transports, as separate processes would.
+        The servers and the client use separate transports, as separate processes
+        would, each with its own ``max_message_size`` if given.
         """
         topic = self.unique("rpc")
         inbox: Collector[tuple[str, Any]] = self.collector()
-        server_transport = self.rpc_transport()
+        server_transport = self.rpc_transport(max_message_size=server_max_message_size)
         started = [self.serve(server_transport, topic, name, inbox) for name in servers]
-        client_transport = self.rpc_transport(allowed_remote_exmods)
+        client_transport = self.rpc_transport(
+            allowed_remote_exmods, max_message_size=client_max_message_size
+        )
         return self.client(client_transport, topic), topic, inbox, started
 
     # -- calls and casts --------------------------------------------------------------------
@@ -793,3 +957,40 @@ class RPCConformance(DriverHarness):
             client.call({}, "no_such_method_here")
         assert caught.value.exc_type == "NoSuchMethod"
         assert "no_such_method_here" in str(caught.value.value)
+
+    # -- poison input and size bounds --------------------------------------------------------
+
+    @pytest.mark.parametrize("kind", ["deep", "past-the-receivers-bound", "not-json"])
+    def test_an_undecodable_request_is_discarded_and_the_next_one_handled(self, kind: str) -> None:
+        client, topic, inbox, _servers = self.served_topic(server_max_message_size=SIZE_BOUND)
+        self.inject_raw(client.transport, topic, True, [poison_body(kind, rpc=True)])
+        assert client.call({}, "add", a=1, b=2) == 3
+        assert inbox.drain() == []
+        self.check_parked(1)
+
+    def test_a_flood_of_deep_requests_does_not_stall_a_server(self) -> None:
+        client, topic, _inbox, _servers = self.served_topic()
+        self.inject_raw(client.transport, topic, True, [DEEP_BODY] * POISON_FLOOD)
+        assert client.prepare(timeout=3 * self.wait_timeout).call({}, "add", a=2, b=3) == 5
+        self.check_parked(POISON_FLOOD)
+
+    def test_a_request_past_max_message_size_is_refused_to_its_caller(self) -> None:
+        client, _topic, inbox, _servers = self.served_topic(client_max_message_size=SIZE_BOUND)
+        blob = "x" * SIZE_BOUND
+        for send in (client.cast, client.call):
+            started = time.monotonic()
+            with pytest.raises(MessageTooLarge, match=f"max_message_size = {SIZE_BOUND} bytes"):
+                send({}, "record", value=blob)
+            assert time.monotonic() - started < self.wait_timeout / 2
+        assert client.call({}, "add", a=20, b=22) == 42
+        assert inbox.drain() == []
+
+    def test_a_reply_past_max_message_size_reaches_the_caller_as_that_error(self) -> None:
+        client, _topic, _inbox, _servers = self.served_topic(server_max_message_size=SIZE_BOUND)
+        started = time.monotonic()
+        with pytest.raises(messaging.RemoteError) as caught:
+            client.call({}, "blob", size=SIZE_BOUND)
+        assert time.monotonic() - started < self.wait_timeout / 2, "the caller waited"
+        assert caught.value.exc_type == "MessageTooLarge"
+        assert f"max_message_size = {SIZE_BOUND} bytes" in str(caught.value.value)
+        assert client.call({}, "blob", size=10) == "x" * 10

@@ -14,8 +14,10 @@ through its exchange to every queue bound with its key.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
+import kombu
 from kombu.transport import memory
 
 import messaging
@@ -31,6 +33,24 @@ from tests.drivers.conformance import (
 )
 
 KOMBU_MEMORY_CAPABILITIES = Capabilities(requeue=True, pools=True, fanout=True, rpc=True)
+
+
+def kombu_publish_raw(transport: messaging.Transport, queue: str, bodies: Sequence[str]) -> None:
+    """Publish ``bodies`` as they are to ``queue`` with a kombu producer of its own."""
+    settings = transport.driver.settings  # type: ignore[attr-defined]
+    with kombu.Connection(
+        settings.url, transport_options=dict(settings.transport_options)
+    ) as connection:
+        producer = connection.Producer()
+        for body in bodies:
+            producer.publish(
+                body,
+                exchange="",
+                routing_key=queue,
+                content_type="application/json",
+                content_encoding="utf-8",
+                retry=False,
+            )
 
 
 def wait_for_closing_consumers(timeout: float) -> None:
@@ -121,6 +141,11 @@ class KombuMemoryBroker(DriverHarness):
 
     def transport_url(self) -> str:
         return "kombu+memory://"
+
+    def inject_raw(
+        self, transport: messaging.Transport, topic: str, rpc: bool, bodies: Sequence[str]
+    ) -> None:
+        kombu_publish_raw(transport, topic if rpc else f"{topic}.info", bodies)
 
     def teardown_broker(self) -> None:
         wait_for_closing_consumers(self.wait_timeout)

@@ -17,7 +17,7 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar
 
 import pytest
@@ -31,6 +31,7 @@ from tests.brokers import require_service, unavailable
 from tests.drivers.conformance import DriverHarness, RPCConformance
 from tests.drivers.test_kombu_memory_conformance import (
     KombuGiveBackChecks,
+    kombu_publish_raw,
     wait_for_closing_consumers,
 )
 
@@ -61,6 +62,11 @@ class KombuRedisBroker(DriverHarness):
             f"kombu+redis://{REDIS_HOST}:{REDIS_PORT}/{REDIS_DB}"
             f"?global_keyprefix={self.prefix}&polling_interval=0.2"
         )
+
+    def inject_raw(
+        self, transport: messaging.Transport, topic: str, rpc: bool, bodies: Sequence[str]
+    ) -> None:
+        kombu_publish_raw(transport, topic if rpc else f"{topic}.info", bodies)
 
     def teardown_broker(self) -> None:
         wait_for_closing_consumers(self.wait_timeout)

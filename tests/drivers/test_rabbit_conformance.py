@@ -6,13 +6,14 @@ deleted after it); every test uses names of its own within it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import ClassVar
 
 import pytest
 
+import messaging
 from messaging.drivers.base import Capabilities
-from tests.brokers import rabbit_url, rabbit_vhost, require_rabbitmq
+from tests.brokers import rabbit_publish_raw, rabbit_url, rabbit_vhost, require_rabbitmq
 from tests.drivers.conformance import DriverHarness, NotificationConformance, RPCConformance
 
 pytestmark = pytest.mark.broker
@@ -44,6 +45,11 @@ class RabbitBroker(DriverHarness):
 
     def transport_url(self) -> str:
         return rabbit_url(_VHOST[-1])
+
+    def inject_raw(
+        self, transport: messaging.Transport, topic: str, rpc: bool, bodies: Sequence[str]
+    ) -> None:
+        rabbit_publish_raw(_VHOST[-1], topic if rpc else f"{topic}.info", bodies)
 
 
 class TestRabbitNotifications(RabbitBroker, NotificationConformance):

@@ -9,13 +9,14 @@ non-durable one of the default settings, so this module has a vhost of its own.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import ClassVar
 
 import pytest
 
+import messaging
 from messaging.drivers.base import Capabilities
-from tests.brokers import rabbit_url, rabbit_vhost, require_rabbitmq
+from tests.brokers import rabbit_publish_raw, rabbit_url, rabbit_vhost, require_rabbitmq
 from tests.drivers.conformance import DriverHarness, NotificationConformance, RPCConformance
 
 pytestmark = pytest.mark.broker
@@ -47,6 +48,11 @@ class QuorumRabbitBroker(DriverHarness):
     def transport_url(self) -> str:
         return rabbit_url(_VHOST[-1]) + QUORUM_QUERY
 
+    def inject_raw(
+        self, transport: messaging.Transport, topic: str, rpc: bool, bodies: Sequence[str]
+    ) -> None:
+        rabbit_publish_raw(_VHOST[-1], topic if rpc else f"{topic}.info", bodies)
+
 
 class TestQuorumRabbitNotifications(QuorumRabbitBroker, NotificationConformance):
     """Notifications on RabbitMQ quorum queues."""
@@ -59,7 +65,6 @@ class TestQuorumRabbitRPC(QuorumRabbitBroker, RPCConformance):
 def test_the_queues_are_quorum_queues(vhost: str) -> None:
     import uuid
 
-    import messaging
     from tests.drivers.test_rabbit_resilience import make_conf, rabbitmqctl
 
     transport = messaging.get_rpc_transport(make_conf(), rabbit_url(vhost) + QUORUM_QUERY)

@@ -16,14 +16,16 @@ What is skipped, and why (the driver declares it):
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import ClassVar
 
 import pytest
 
+import messaging
 from messaging.drivers.base import Capabilities
 from tests.drivers.coilmq_support import CoilMQ, running_coilmq
 from tests.drivers.conformance import DriverHarness, NotificationConformance, RPCConformance
+from tests.drivers.test_stomp_rabbit_conformance import stomp_publish_raw
 
 pytestmark = pytest.mark.broker
 
@@ -50,6 +52,11 @@ class CoilMQBroker(DriverHarness):
     def transport_url(self) -> str:
         broker = _BROKER[-1]
         return broker.url(broker.fqdn)
+
+    def inject_raw(
+        self, transport: messaging.Transport, topic: str, rpc: bool, bodies: Sequence[str]
+    ) -> None:
+        stomp_publish_raw(transport, topic, rpc, bodies)
 
 
 class TestStompCoilMQNotifications(CoilMQBroker, NotificationConformance):

@@ -7,12 +7,15 @@ tests left.
 
 from __future__ import annotations
 
+import queue
 import urllib.parse
-from collections.abc import Iterator
-from typing import ClassVar
+from collections.abc import Iterator, Sequence
+from typing import Any, ClassVar
 
 import pytest
+import stomp  # type: ignore[import-untyped]
 
+import messaging
 from messaging.drivers.base import Capabilities
 from tests.brokers import rabbit_vhost, require_service
 from tests.drivers.conformance import DriverHarness, NotificationConformance, RPCConformance
@@ -22,6 +25,54 @@ pytestmark = pytest.mark.broker
 STOMP_HOST = "127.0.0.1"
 STOMP_PORT = 61613
 _VHOST: list[str] = []
+
+
+class _Receipts(stomp.ConnectionListener):  # type: ignore[misc]
+    def __init__(self) -> None:
+        self.received: queue.Queue[str] = queue.Queue()
+        self.errors: queue.Queue[str] = queue.Queue()
+
+    def on_receipt(self, frame: Any) -> None:
+        self.received.put(frame.headers.get("receipt-id", ""))
+
+    def on_error(self, frame: Any) -> None:
+        self.errors.put(f"{frame.headers.get('message', '')} {frame.body}")
+
+
+def stomp_publish_raw(
+    transport: messaging.Transport, topic: str, rpc: bool, bodies: Sequence[str]
+) -> None:
+    """Send ``bodies`` as they are, with stomp.py, where the driver's listeners of ``topic`` read.
+
+    Returns once the broker has sent the receipt of the last one.
+    """
+    driver: Any = transport.driver
+    destinations, exchange = driver.destinations, driver.default_exchange
+    if rpc:
+        destination = destinations.rpc_queue(exchange, topic)
+    elif destinations.rabbit:
+        destination = f"/amq/queue/{exchange}.{topic}.info"  # the default queue, by name
+    else:
+        destination = destinations.notification_send(exchange, f"{topic}.info")
+    settings = driver.settings
+    connection = stomp.Connection12(
+        [settings.hosts[0]], vhost=settings.vhost, heartbeats=(0, 0), timeout=5
+    )
+    receipts = _Receipts()
+    connection.set_listener("receipts", receipts)
+    connection.connect(settings.username, settings.password, wait=True)
+    try:
+        for body in bodies:
+            connection.send(destination, body, content_type="application/json", receipt="last")
+            try:
+                receipts.received.get(timeout=10)
+            except queue.Empty:
+                errors = list(receipts.errors.queue)
+                raise AssertionError(
+                    f"no receipt for a raw SEND to {destination}: {errors}"
+                ) from None
+    finally:
+        connection.disconnect()
 
 
 def stomp_url(vhost: str, query: str = "") -> str:
@@ -53,6 +104,11 @@ class RabbitStompBroker(DriverHarness):
 
     def transport_url(self) -> str:
         return stomp_url(_VHOST[-1])
+
+    def inject_raw(
+        self, transport: messaging.Transport, topic: str, rpc: bool, bodies: Sequence[str]
+    ) -> None:
+        stomp_publish_raw(transport, topic, rpc, bodies)
 
 
 class TestStompRabbitNotifications(RabbitStompBroker, NotificationConformance):

@@ -8,6 +8,7 @@ queue with its consumer; every listener has a connection and a thread of its own
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import threading
 import uuid
@@ -24,7 +25,7 @@ from messaging.drivers.kombu_transport.publisher import Publication, Publisher
 from messaging.drivers.pool import ConnectionRegistry, process_id
 from messaging.drivers.rabbit import topology
 from messaging.drivers.rabbit.options import RabbitSettings
-from messaging.drivers.replies import ReplyWaiters
+from messaging.drivers.replies import ReplyWaiters, describe_request
 from messaging.exceptions import InvalidTarget
 
 if TYPE_CHECKING:
@@ -52,10 +53,12 @@ class KombuBroker:
 
     Args:
         settings: the settings of the first driver that opened it.
+        limits: the bounds replies are decoded with (that driver's).
     """
 
-    def __init__(self, settings: KombuSettings) -> None:
+    def __init__(self, settings: KombuSettings, limits: wire.Limits) -> None:
         self.link = KombuLink(settings)
+        self.limits = limits
         self.publisher = Publisher(self.link)
         self._reply_lock = threading.Lock()
         self._replies: tuple[ReplyWaiters, Consumer] | None = None
@@ -66,7 +69,7 @@ class KombuBroker:
         with self._reply_lock:
             if self._replies is None:
                 spec = topology.reply_subscription(TOPOLOGY, uuid.uuid4().hex)
-                waiters = ReplyWaiters(spec.queue.name)
+                waiters = ReplyWaiters(spec.queue.name, self.limits)
                 consumer = Consumer(
                     self.link,
                     [spec],
@@ -137,7 +140,9 @@ class KombuDriver(base.Driver):
                 # In a forked child the parent's connections are not ours to use.
                 self._pid = process_id()
                 self._listeners = base.OpenListeners()
-                self._broker = REGISTRY.acquire(self._key, lambda: KombuBroker(self.settings))
+                self._broker = REGISTRY.acquire(
+                    self._key, lambda: KombuBroker(self.settings, self.limits)
+                )
             return self._broker
 
     def cleanup(self) -> None:
@@ -158,6 +163,7 @@ class KombuDriver(base.Driver):
         """Publish a notification to ``<topic>.<priority>``, declaring that queue first."""
         body = wire.encode_notification(ctxt, message, version)
         topic = str(target.topic)
+        wire.check_size(body, self.limits, f"The notification to {topic!r}")
         exchange = topology.notification_exchange(TOPOLOGY, self.exchange_of(target))
         queue = topology.notification_queue(TOPOLOGY, topic)
         publication = Publication(
@@ -219,17 +225,24 @@ class KombuDriver(base.Driver):
         # against the key its queues are bound with, which is the topic.
         key = topic if target.fanout else spec.routing_key
         broker = self.broker
+        what = functools.partial(describe_request, message, topic)
         if not wait_for_reply:
             body = wire.encode_request(ctxt, message)
+            wire.check_size(body, self.limits, what)
             broker.publisher.publish(Publication(spec.exchange, key, body, retry=retry))
             return None
+
+        def send(body: str, _box: Any) -> None:
+            wire.check_size(body, self.limits, what)
+            broker.publisher.publish(
+                Publication(spec.exchange, key, body, expiration=timeout, retry=retry)
+            )
+
         return broker.replies.call(
             target,
             ctxt,
             message,
-            lambda body, _box: broker.publisher.publish(
-                Publication(spec.exchange, key, body, expiration=timeout, retry=retry)
-            ),
+            send,
             timeout,
             call_monitor_timeout,
             self.allowed_remote_exmods,

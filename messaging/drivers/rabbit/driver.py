@@ -11,6 +11,7 @@ consuming connection; every RPC client of the process shares one reply queue.
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import threading
 import time
@@ -29,6 +30,7 @@ from messaging.drivers.rabbit.options import RabbitSettings, broker_key
 from messaging.drivers.rabbit.parking import ParkingSubscription
 from messaging.drivers.rabbit.publisher import Publication, Publisher, amqp_properties
 from messaging.drivers.rabbit.reply import ReplyRouter
+from messaging.drivers.replies import describe_request
 from messaging.exceptions import InvalidTarget, MessageUndeliverable
 
 if TYPE_CHECKING:
@@ -190,6 +192,7 @@ class RabbitDriver(base.Driver):
         """Publish a notification to ``<topic>.<priority>`` and wait for the broker's confirm."""
         body = wire.encode_notification(ctxt, message, version).encode("utf-8")
         exchange, queue, binding, properties = self._notification_route(target)
+        wire.check_size(body, self.limits, lambda: f"The notification to {binding.routing_key!r}")
         publication = Publication(
             exchange,
             binding.routing_key,
@@ -277,13 +280,16 @@ class RabbitDriver(base.Driver):
         mandatory = topology.publish_mandatory(self.settings, kind, at_least_once)
         properties = topology.publish_properties(kind, timeout)
         broker = self.broker
+        what = functools.partial(describe_request, message, topic)
         if not wait_for_reply:
             body = wire.encode_request(ctxt, message).encode("utf-8")
+            wire.check_size(body, self.limits, what)
             self._publish_request(broker, spec, body, properties, mandatory, retry)
             return None
         replies = broker.replies
 
         def send(body: str, box: queue.SimpleQueue[dict[str, Any]]) -> None:
+            wire.check_size(body, self.limits, what)
             # The reply (or a failure to publish) ends the wait: no need to wait for
             # the request's confirm first, which would cost the caller a wake-up.
             broker.publisher.publish_then(

@@ -27,6 +27,7 @@ from messaging.drivers.pool import ConnectionRegistry
 from messaging.drivers.sqlite.store import Declaration, Store
 from messaging.drivers.sqlite.wakeup import ChangeWatcher
 from messaging.exceptions import TransportDriverError
+from messaging.wire import DEFAULT_LIMITS, Limits
 
 if TYPE_CHECKING:
     from messaging.drivers.sqlite.options import SqliteSettings
@@ -137,13 +138,17 @@ class Bus:
     Args:
         path: the database file.
         settings: the settings of the first transport that opens it.
+        limits: the bounds replies are decoded with (that transport's).
 
     Raises:
         TransportDriverError: the file cannot be opened or is not a bus.
     """
 
-    def __init__(self, path: str, settings: SqliteSettings) -> None:
+    def __init__(
+        self, path: str, settings: SqliteSettings, limits: Limits = DEFAULT_LIMITS
+    ) -> None:
         self.path = path
+        self.limits = limits
         self.store = Store(
             path, settings.busy_timeout, settings.synchronous, on_visible=self._changed
         )
@@ -170,7 +175,7 @@ class Bus:
 
         with self._reply_lock:
             if self._replies is None:
-                self._replies = ReplyQueue(self, self._reply_ttl)
+                self._replies = ReplyQueue(self, self._reply_ttl, self.limits)
             return self._replies
 
     def close(self) -> None:
@@ -187,9 +192,9 @@ class Bus:
 REGISTRY: ConnectionRegistry[Bus] = ConnectionRegistry("sqlite")
 
 
-def open_bus(path: str, settings: SqliteSettings) -> Bus:
+def open_bus(path: str, settings: SqliteSettings, limits: Limits = DEFAULT_LIMITS) -> Bus:
     """The process's :class:`Bus` for ``path``; release it with :func:`close_bus`."""
-    return REGISTRY.acquire(path, lambda: Bus(path, settings))
+    return REGISTRY.acquire(path, lambda: Bus(path, settings, limits))
 
 
 def close_bus(path: str) -> None:

@@ -82,12 +82,12 @@ class SqliteDriver(base.Driver):
         super().__init__(conf, url, default_exchange, allowed_remote_exmods)
         self.settings = SqliteSettings.from_conf(conf, url)
         self.path = database_path(url, self.settings)
-        self.limits = Limits(self.settings.max_bytes, self.settings.max_messages)
+        self.disk_limits = Limits(self.settings.max_bytes, self.settings.max_messages)
         self._lock = threading.Lock()
         self._listeners: base.OpenListeners[DecodingListener[StoredMessage]] = base.OpenListeners()
         self._pid = process_id()
         # Opened now, so that a file that is not a usable bus is reported at once.
-        self._bus: Bus | None = open_bus(self.path, self.settings)
+        self._bus: Bus | None = open_bus(self.path, self.settings, self.limits)
 
     def __repr__(self) -> str:
         return f"<SqliteDriver {self.path}>"
@@ -103,7 +103,7 @@ class SqliteDriver(base.Driver):
                 # In a forked child, the parent's connection and threads are not ours.
                 self._pid = process_id()
                 self._listeners = base.OpenListeners()
-                self._bus = open_bus(self.path, self.settings)
+                self._bus = open_bus(self.path, self.settings, self.limits)
             return self._bus
 
     def publish(
@@ -124,9 +124,13 @@ class SqliteDriver(base.Driver):
             How many queues got a copy.
 
         Raises:
+            MessageTooLarge: the body is larger than ``max_message_size``.
             MessageDeliveryFailure: every allowed attempt failed, or the disk bound
                 was reached (reported at once: waiting would not make room).
         """
+        wire.check_size(
+            body, self.limits, f"The message to exchange {exchange!r}, routing key {routing_key!r}"
+        )
         allowed = base.attempts(retry)
         tries = 0
         while True:
@@ -165,7 +169,7 @@ class SqliteDriver(base.Driver):
         topic = str(target.topic)
         exchange = self.exchange_of(target)
         declare = Declaration(topic, exchange, topic)
-        self.publish(exchange, topic, body, retry, declare=declare, limits=self.limits)
+        self.publish(exchange, topic, body, retry, declare=declare, limits=self.disk_limits)
 
     def listen_for_notifications(
         self,
@@ -268,7 +272,7 @@ class SqliteDriver(base.Driver):
             retry,
             fanout=bool(target.fanout),
             expires_at=expires_at,
-            limits=self.limits,
+            limits=self.disk_limits,
         )
         if mandatory and not routed:
             no_route = LookupError(

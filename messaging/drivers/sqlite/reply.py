@@ -20,6 +20,7 @@ from messaging.exceptions import TransportDriverError
 
 if TYPE_CHECKING:
     from messaging.drivers.sqlite.bus import Bus
+    from messaging.wire import Limits
 
 __all__ = ["ReplyQueue"]
 
@@ -37,10 +38,11 @@ class ReplyQueue(ReplyWaiters):
     Args:
         bus: the bus the queue lives on.
         ttl: seconds the queue outlives its process.
+        limits: the bounds replies are decoded with.
     """
 
-    def __init__(self, bus: Bus, ttl: float) -> None:
-        super().__init__(f"reply_{uuid.uuid4().hex}")
+    def __init__(self, bus: Bus, ttl: float, limits: Limits) -> None:
+        super().__init__(f"reply_{uuid.uuid4().hex}", limits)
         self._bus = bus
         self._closed = False
         bus.keeper.lease(Declaration(self.queue_name), ttl)

@@ -33,6 +33,7 @@ from typing import Any
 
 import stomp as stomp_untyped  # type: ignore[import-untyped]
 
+from messaging import wire
 from messaging.drivers import base
 from messaging.drivers.pool import ConnectionRegistry
 from messaging.drivers.replies import ReplyWaiters
@@ -690,18 +691,21 @@ class StompConnection:
             self._give_back(delivery, retry=0)
 
     def replies(
-        self, make_subscription: Callable[[], tuple[str, dict[str, str], str]]
+        self,
+        make_subscription: Callable[[], tuple[str, dict[str, str], str]],
+        limits: wire.Limits = wire.DEFAULT_LIMITS,
     ) -> tuple[ReplyWaiters, str]:
         """The process's reply waiters on this broker and their destination (made on first use).
 
         Args:
             make_subscription: makes the reply destination, its SUBSCRIBE headers and ack mode.
+            limits: the bounds replies are decoded with (the first caller's).
         """
         with self._lock:
             if self._replies is not None:
                 return self._replies
             destination, headers, ack = make_subscription()
-            waiters = ReplyWaiters(destination)
+            waiters = ReplyWaiters(destination, limits)
             self._replies = (waiters, destination)
 
             def deliver(delivery: Delivery) -> None:

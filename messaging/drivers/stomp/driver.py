@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Iterable, Sequence
@@ -9,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from messaging import wire
 from messaging.drivers import base
+from messaging.drivers.replies import describe_request
 from messaging.drivers.stomp.connection import REGISTRY, StompConnection
 from messaging.drivers.stomp.destinations import Destinations
 from messaging.drivers.stomp.listener import StompListener
@@ -84,6 +86,7 @@ class StompDriver(base.Driver):
         """
         body = wire.encode_notification(ctxt, message, version)
         exchange, key = self.exchange_of(target), str(target.topic)
+        wire.check_size(body, self.limits, f"The notification to {key!r}")
         before = None
         if self.destinations.rabbit:
             where, headers = self.destinations.notification_declaration(exchange, key)
@@ -165,15 +168,23 @@ class StompDriver(base.Driver):
         headers: dict[str, str] = {}
         if timeout is not None and self.destinations.rabbit and not target.fanout:
             headers["expiration"] = str(max(1, int(timeout * 1000)))
+        what = functools.partial(describe_request, message, topic)
         if not wait_for_reply:
-            self.connection.send(destination, wire.encode_request(ctxt, message), headers, retry)
+            body = wire.encode_request(ctxt, message)
+            wire.check_size(body, self.limits, what)
+            self.connection.send(destination, body, headers, retry)
             return None
-        replies, reply_to = self.connection.replies(self.destinations.new_reply)
+        replies, reply_to = self.connection.replies(self.destinations.new_reply, self.limits)
+
+        def send(body: str, _box: Any) -> None:
+            wire.check_size(body, self.limits, what)
+            self.connection.send(destination, body, headers, retry)
+
         return replies.call(
             target,
             ctxt,
             message,
-            lambda body, _box: self.connection.send(destination, body, headers, retry),
+            send,
             timeout,
             call_monitor_timeout,
             self.allowed_remote_exmods,

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from messaging import wire
 from messaging.drivers import base
+from messaging.drivers.delivered import encode_reply, undecodable
 from messaging.drivers.stomp.connection import Delivery, Subscription
 
 if TYPE_CHECKING:
@@ -84,14 +85,10 @@ class StompListener(base.Listener):
 
     def _incoming(self, delivery: Delivery) -> base.IncomingMessage | None:
         try:
-            decoded = wire.decode(delivery.body)
-        except ValueError as exc:
-            LOG.error(
-                "Parking an unreadable message from %s in %s: %s",
-                delivery.destination,
-                PARKING_DESTINATION,
-                exc,
-            )
+            decoded = wire.decode(delivery.body, self.driver.limits)
+        except Exception as exc:  # RecursionError, MemoryError...: nothing may stall here
+            undecodable(exc, delivery.body, delivery.destination)
+            LOG.error("Parking it in %s", PARKING_DESTINATION)
             try:
                 self.connection.send(PARKING_DESTINATION, delivery.body, {}, retry=3)
             except Exception:
@@ -169,10 +166,6 @@ class _RpcMessage(base.RpcIncomingMessage):
     def _send(self, result: Any, failure: BaseException | None, ending: bool) -> None:
         if self.msg_id is None or not self._reply_q:
             return
-        try:
-            text = wire.serialize_failure(failure) if failure is not None else None
-            body = wire.encode_reply(self.msg_id, result, text, ending)
-        except Exception as exc:
-            LOG.exception("The reply to %s does not encode", self.msg_id)
-            body = wire.encode_reply(self.msg_id, None, wire.serialize_failure(exc), True)
+        method = self.message.get("method")
+        body = encode_reply(self.msg_id, method, self._driver.limits, result, failure, ending)
         self._driver.send_reply(self._reply_q, self.msg_id, body)
