@@ -27,6 +27,7 @@ __all__ = [
     "CONNECT_TIMEOUT",
     "REQUIRE_BROKERS_ENV",
     "brokers_required",
+    "closed_port",
     "rabbit4_url",
     "rabbit4_vhost",
     "rabbit_publish_raw",
@@ -58,6 +59,14 @@ def _probe(host: str, port: int) -> str | None:
             return None
     except OSError as exc:
         return f"{type(exc).__name__}: {exc}"
+
+
+def closed_port(host: str = "127.0.0.1") -> int:
+    """A TCP port of ``host`` where nothing listens (it was free a moment ago)."""
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        port: int = probe.getsockname()[1]
+    return port
 
 
 def unavailable(reason: str) -> NoReturn:

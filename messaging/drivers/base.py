@@ -8,7 +8,9 @@ check those instead of guessing.
 
 Message encoding is not a driver's business beyond calling :mod:`messaging.wire`;
 de-duplication (:class:`DuplicateFilter`), batching (:meth:`Listener.poll`) and
-retry counting (:func:`attempts`) live here, once.
+retry counting (:func:`attempts`, and :class:`Attempts` against a
+:class:`Deadline`: no send waits past its bound, whatever ``retry`` says) live
+here, once.
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ if TYPE_CHECKING:
     from messaging.transport import TransportOptions, TransportURL
 
 __all__ = [
+    "Attempts",
     "Capabilities",
+    "Deadline",
     "Driver",
     "DuplicateFilter",
     "IncomingMessage",
@@ -69,6 +73,79 @@ def attempts(retry: int | None) -> float:
     if retry is None or retry < 0:
         return float("inf")
     return float(retry + 1)
+
+
+class Deadline:
+    """A moment something must be done by, on the monotonic clock.
+
+    Args:
+        seconds: how long from ``start``; None for no bound.
+        start: when the time began to run (``time.monotonic()``); now by default.
+
+    Attributes:
+        seconds: the bound it was made with.
+    """
+
+    def __init__(self, seconds: float | None, start: float | None = None) -> None:
+        self.seconds = seconds
+        begun = time.monotonic() if start is None else start
+        self._at = None if seconds is None else begun + seconds
+
+    def remaining(self, cap: float | None = None) -> float | None:
+        """Seconds left (never below 0), at most ``cap``; None when neither bounds it."""
+        if self._at is None:
+            return cap
+        left = max(0.0, self._at - time.monotonic())
+        return left if cap is None else min(cap, left)
+
+    def passed(self) -> bool:
+        """Whether the moment has come."""
+        return self._at is not None and time.monotonic() >= self._at
+
+    def within(self, other: float | None) -> Deadline:
+        """The earlier of this deadline and ``other`` seconds from now."""
+        if other is None:
+            return self
+        if self._at is not None and self._at <= time.monotonic() + other:
+            return self
+        return Deadline(other)
+
+
+class Attempts:
+    """The tries of an operation, counted against oslo's ``retry`` and a :class:`Deadline`.
+
+    Args:
+        retry: oslo's retry count (None or -1: as many as the deadline allows).
+        deadline: when to stop trying, whatever ``retry`` says.
+
+    Attributes:
+        tries: how many tries began.
+    """
+
+    def __init__(self, retry: int | None, deadline: Deadline) -> None:
+        self.allowed = attempts(retry)
+        self.deadline = deadline
+        self.tries = 0
+
+    def begin(self) -> None:
+        """Count a try that begins now."""
+        self.tries += 1
+
+    def another(self) -> bool:
+        """Whether another try may begin."""
+        return self.tries < self.allowed and not self.deadline.passed()
+
+    def pause(self, seconds: float) -> float:
+        """How long to wait before the next try: ``seconds``, cut short by the deadline."""
+        remaining = self.deadline.remaining(seconds)
+        return seconds if remaining is None else remaining
+
+    def spent(self) -> str:
+        """What was spent, for an error: ``after 3 tries`` (and ``within 30 s``)."""
+        text = f"after {self.tries} tries"
+        if self.deadline.seconds is not None and self.deadline.passed():
+            text += f" within {self.deadline.seconds:g} s"
+        return text
 
 
 class DuplicateFilter:

@@ -98,18 +98,22 @@ class ReplyWaiters:
         call_monitor_timeout: float | None,
         allowed_remote_exmods: Sequence[str],
         reply_address: str | None = None,
+        started: float | None = None,
     ) -> Any:
         """Make one RPC call through this reply queue and return its result.
 
         The request gets a new ``_msg_id`` and this queue as ``_reply_q`` (or
         ``reply_address``, where the driver names it otherwise); ``send`` publishes
         the encoded request, and may end the wait early with :meth:`send_failed`
-        on the box it is given (or raise).
+        on the box it is given (or raise). The time ``send`` takes counts against
+        ``timeout``, which runs from ``started`` (``time.monotonic()``; now by
+        default): the call never waits past it.
 
         Raises:
             MessagingTimeout: see :meth:`wait`.
             Exception: the remote failure, rebuilt, or what ``send`` raised.
         """
+        started = time.monotonic() if started is None else started
         msg_id = wire.new_msg_id()
         box = self.register(msg_id)
         try:
@@ -123,6 +127,7 @@ class ReplyWaiters:
                 call_monitor_timeout,
                 allowed_remote_exmods,
                 describe_call(msg_id, target, message),
+                started,
             )
         finally:
             self.unregister(msg_id)
@@ -161,8 +166,11 @@ class ReplyWaiters:
         call_monitor_timeout: float | None,
         allowed_remote_exmods: Sequence[str],
         describe: str,
+        started: float | None = None,
     ) -> Any:
         """Wait for the final reply; heartbeats extend the call-monitor deadline.
+
+        ``timeout`` runs from ``started`` (``time.monotonic()``; now by default).
 
         Raises:
             MessagingTimeout: no reply within ``timeout``, or no heartbeat within
@@ -170,7 +178,7 @@ class ReplyWaiters:
             Exception: the remote failure, rebuilt.
         """
         now = time.monotonic()
-        deadline = None if timeout is None else now + timeout
+        deadline = None if timeout is None else (now if started is None else started) + timeout
         monitor = None if not call_monitor_timeout else now + call_monitor_timeout
         result: Any = None
         while True:

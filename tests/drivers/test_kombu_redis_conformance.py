@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import queue
 import shutil
-import socket
 import subprocess
 import time
 import uuid
@@ -27,8 +26,8 @@ from oslo_config import cfg
 
 import messaging
 from messaging.drivers.base import Capabilities
-from tests.brokers import require_service, unavailable
-from tests.drivers.conformance import DriverHarness, RPCConformance
+from tests.brokers import closed_port, require_service, unavailable
+from tests.drivers.conformance import WRONG_PASSWORD, DriverHarness, RPCConformance
 from tests.drivers.test_kombu_memory_conformance import (
     KombuGiveBackChecks,
     kombu_publish_raw,
@@ -68,6 +67,16 @@ class KombuRedisBroker(DriverHarness):
     ) -> None:
         kombu_publish_raw(transport, topic if rpc else f"{topic}.info", bodies)
 
+    def refused_url(self) -> str:
+        # The server has no password, but refuses a user it does not know.
+        return f"kombu+redis://conformance:{WRONG_PASSWORD}@{REDIS_HOST}:{REDIS_PORT}/{REDIS_DB}"
+
+    def unreachable_url(self, publish_timeout: float) -> str:
+        return (
+            f"kombu+redis://{REDIS_HOST}:{closed_port()}/{REDIS_DB}"
+            f"?publish_timeout={publish_timeout}&interval_start=0.2&interval_step=0.2"
+        )
+
     def teardown_broker(self) -> None:
         wait_for_closing_consumers(self.wait_timeout)
         try:
@@ -88,20 +97,13 @@ class TestKombuRedisRPC(KombuRedisBroker, RPCConformance):
     """RPC on Redis."""
 
 
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((REDIS_HOST, 0))
-        port: int = probe.getsockname()[1]
-    return port
-
-
 @pytest.mark.parametrize(("retry", "tries"), [(0, 1), (2, 3)])
 def test_unreachable_redis_fails_after_retry_plus_one_tries(
     retry: int, tries: int, caplog: pytest.LogCaptureFixture
 ) -> None:
     conf = cfg.ConfigOpts()
     url = (
-        f"kombu+redis://{REDIS_HOST}:{_closed_port()}/{REDIS_DB}"
+        f"kombu+redis://{REDIS_HOST}:{closed_port()}/{REDIS_DB}"
         "?interval_start=0.01&interval_step=0&interval_max=0.01"
     )
     transport = messaging.get_notification_transport(conf, url)
@@ -129,7 +131,7 @@ class PrivateRedis:
         if executable is None:
             unavailable("redis-server is not installed: cannot restart a Redis of the test's own")
         self.executable = executable
-        self.port = _closed_port()
+        self.port = closed_port()
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:

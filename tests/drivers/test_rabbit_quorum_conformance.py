@@ -16,8 +16,20 @@ import pytest
 
 import messaging
 from messaging.drivers.base import Capabilities
-from tests.brokers import rabbit_publish_raw, rabbit_url, rabbit_vhost, require_rabbitmq
-from tests.drivers.conformance import DriverHarness, NotificationConformance, RPCConformance
+from tests.brokers import (
+    closed_port,
+    rabbit_publish_raw,
+    rabbit_url,
+    rabbit_vhost,
+    require_rabbitmq,
+)
+from tests.drivers.conformance import (
+    WRONG_PASSWORD,
+    DriverHarness,
+    NotificationConformance,
+    RPCConformance,
+)
+from tests.drivers.test_rabbit_conformance import RABBIT_KNOWN_FAILURES
 
 pytestmark = pytest.mark.broker
 
@@ -42,6 +54,8 @@ class QuorumRabbitBroker(DriverHarness):
         requeue=True, pools=True, fanout=True, rpc=True
     )
 
+    known_failures: ClassVar[dict[str, str]] = RABBIT_KNOWN_FAILURES
+
     def setup_broker(self) -> None:
         require_rabbitmq()
 
@@ -52,6 +66,13 @@ class QuorumRabbitBroker(DriverHarness):
         self, transport: messaging.Transport, topic: str, rpc: bool, bodies: Sequence[str]
     ) -> None:
         rabbit_publish_raw(_VHOST[-1], topic if rpc else f"{topic}.info", bodies)
+
+    def refused_url(self) -> str:
+        return rabbit_url(_VHOST[-1]).replace("guest:guest@", f"guest:{WRONG_PASSWORD}@")
+
+    def unreachable_url(self, publish_timeout: float) -> str:
+        url = rabbit_url(_VHOST[-1]).replace(":5672/", f":{closed_port()}/")
+        return f"{url}?publish_confirm_timeout={publish_timeout}"
 
 
 class TestQuorumRabbitNotifications(QuorumRabbitBroker, NotificationConformance):

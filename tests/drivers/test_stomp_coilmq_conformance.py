@@ -11,7 +11,8 @@ What is skipped, and why (the driver declares it):
 - listener pools: a generic STOMP broker has no way to give each named group of
   subscribers its own copy of a queue's messages;
 - full batches: CoilMQ sends a subscription its next message only once the last
-  one is acknowledged, so a batch listener gets one message per batch.
+  one is acknowledged, so a batch listener gets one message per batch;
+- refused credentials: CoilMQ, as started here, checks none.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import pytest
 
 import messaging
 from messaging.drivers.base import Capabilities
+from tests.brokers import closed_port
 from tests.drivers.coilmq_support import CoilMQ, running_coilmq
 from tests.drivers.conformance import DriverHarness, NotificationConformance, RPCConformance
 from tests.drivers.test_stomp_rabbit_conformance import stomp_publish_raw
@@ -57,6 +59,11 @@ class CoilMQBroker(DriverHarness):
         self, transport: messaging.Transport, topic: str, rpc: bool, bodies: Sequence[str]
     ) -> None:
         stomp_publish_raw(transport, topic, rpc, bodies)
+
+    def unreachable_url(self, publish_timeout: float) -> str:
+        broker = _BROKER[-1]
+        url = broker.url(broker.fqdn).replace(f":{broker.port}/", f":{closed_port()}/")
+        return f"{url}?flavor=generic&publish_timeout={publish_timeout}"
 
 
 class TestStompCoilMQNotifications(CoilMQBroker, NotificationConformance):

@@ -17,8 +17,13 @@ import stomp  # type: ignore[import-untyped]
 
 import messaging
 from messaging.drivers.base import Capabilities
-from tests.brokers import rabbit_vhost, require_service
-from tests.drivers.conformance import DriverHarness, NotificationConformance, RPCConformance
+from tests.brokers import closed_port, rabbit_vhost, require_service
+from tests.drivers.conformance import (
+    WRONG_PASSWORD,
+    DriverHarness,
+    NotificationConformance,
+    RPCConformance,
+)
 
 pytestmark = pytest.mark.broker
 
@@ -109,6 +114,13 @@ class RabbitStompBroker(DriverHarness):
         self, transport: messaging.Transport, topic: str, rpc: bool, bodies: Sequence[str]
     ) -> None:
         stomp_publish_raw(transport, topic, rpc, bodies)
+
+    def refused_url(self) -> str:
+        return stomp_url(_VHOST[-1]).replace("guest:guest@", f"guest:{WRONG_PASSWORD}@")
+
+    def unreachable_url(self, publish_timeout: float) -> str:
+        url = stomp_url(_VHOST[-1]).replace(f":{STOMP_PORT}/", f":{closed_port()}/")
+        return f"{url}?flavor=rabbitmq&publish_timeout={publish_timeout}"
 
 
 class TestStompRabbitNotifications(RabbitStompBroker, NotificationConformance):

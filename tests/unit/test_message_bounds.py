@@ -14,6 +14,7 @@ import json
 import logging
 import queue
 import random
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from oslo_config import cfg
 import messaging
 from messaging import wire
 from messaging.conf import message_limits, register_transport_opts
+from messaging.drivers.base import Attempts, Deadline
 from messaging.drivers.delivered import DecodingListener, encode_reply
 from messaging.drivers.memory import get_broker, reset_brokers
 from messaging.drivers.replies import ReplyWaiters
@@ -333,3 +335,46 @@ def test_sending_past_the_bound_fails_and_the_transport_goes_on(
         assert len(get_broker().messages("t.info")) == 1
     finally:
         transport.cleanup()
+
+
+# --- a call never waits past its timeout --------------------------------------------------------
+
+
+def test_the_time_a_send_takes_counts_against_the_calls_timeout() -> None:
+    waiters = ReplyWaiters("reply_test")
+    slow_broker = threading.Event()
+
+    def send(body: str, box: Any) -> None:
+        slow_broker.wait(0.6)  # a send that takes 0.6 s (nothing sets it)
+
+    target = messaging.Target(topic="t")
+    started = time.monotonic()
+    with pytest.raises(messaging.MessagingTimeout, match=r"no reply within 1\.0s"):
+        waiters.call(target, {}, {"method": "m"}, send, 1.0, None, [])
+    elapsed = time.monotonic() - started
+    assert 1.0 <= elapsed < 1.3, f"call(timeout=1) took {elapsed:.2f} s"
+
+
+def test_attempts_stop_at_the_retry_count_or_the_deadline() -> None:
+    counted = Attempts(2, Deadline(None))
+    for _ in range(3):
+        counted.begin()
+    assert not counted.another()
+    assert counted.spent() == "after 3 tries"
+    forever = Attempts(-1, Deadline(0.0))
+    forever.begin()
+    assert not forever.another()
+    assert forever.spent() == "after 1 tries within 0 s"
+    assert forever.pause(5.0) == 0.0
+    assert Attempts(None, Deadline(None)).pause(5.0) == 5.0
+
+
+def test_a_deadline_takes_the_earlier_bound() -> None:
+    call = Deadline(1.0)
+    assert call.within(30.0) is call
+    shorter = call.within(0.5)
+    assert shorter.seconds == 0.5
+    remaining = shorter.remaining()
+    assert remaining is not None and remaining <= 0.5
+    assert Deadline(None).remaining() is None
+    assert Deadline(None).remaining(3.0) == 3.0

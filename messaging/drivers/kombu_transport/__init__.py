@@ -33,11 +33,14 @@ A transport without topic exchanges gets direct ones (every key the driver
 uses is exact, so they route alike).
 
 Options: the URL query. The driver's own are ``prefetch_count`` (unacknowledged
-messages a listener may hold, default 64), ``connect_timeout`` (5 s) and the
+messages a listener may hold, default 64), ``connect_timeout`` (5 s), the
 reconnection backoff ``interval_start`` (1 s), ``interval_step`` (2 s) and
-``interval_max`` (30 s). Every other key is one of the transport's
-``transport_options`` (for Redis: ``visibility_timeout``, ``global_keyprefix``,
-``socket_timeout``, ``health_check_interval``...; ``polling_interval`` for
+``interval_max`` (30 s), and ``publish_timeout`` (30 s: how long a send may try,
+whatever its ``retry``; a call's send is bounded by the call's timeout too). A
+broker that refuses the credentials (Redis's ``AuthenticationError``, AMQP's
+``ACCESS_REFUSED``) fails a send, a call or a listener at once. Every other key
+is one of the transport's ``transport_options`` (for Redis: ``visibility_timeout``,
+``global_keyprefix``, ``socket_timeout``, ``health_check_interval``...; ``polling_interval`` for
 virtual transports: the wait between polls, 0.01 s by default on memory, and on
 Redis how long one ``BRPOP`` blocks, 1 s by default, which is how long a closing
 listener's thread may take to finish in the background). An unknown key is an

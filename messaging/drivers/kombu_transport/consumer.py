@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import kombu as kombu_typed
 
 from messaging.drivers.kombu_transport.link import Declared
-from messaging.exceptions import TransportDriverError
+from messaging.exceptions import MessageDeliveryFailure, TransportDriverError
 
 if TYPE_CHECKING:
     from messaging.drivers.kombu_transport.link import KombuLink
@@ -209,12 +209,15 @@ class Consumer:
                     self._run_ops()
                     self._drain()
                 except Exception as exc:
-                    if not self._ready.is_set() and not isinstance(
-                        exc, self.link.connection_errors
+                    refused = isinstance(exc, self.link.auth_errors)
+                    if not self._ready.is_set() and (
+                        refused or not isinstance(exc, self.link.connection_errors)
                     ):
-                        self.error = TransportDriverError(
+                        error = MessageDeliveryFailure if refused else TransportDriverError
+                        why = "the broker refused the connection" if refused else "failed"
+                        self.error = error(
                             f"Could not set up consuming from {self.queue_names} on "
-                            f"{self.link.settings.redacted}: {exc}"
+                            f"{self.link.settings.redacted}: {why}: {exc}"
                         )
                         self.error.__cause__ = exc
                         self._ready.set()

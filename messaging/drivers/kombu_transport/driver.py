@@ -11,6 +11,7 @@ import dataclasses
 import functools
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -63,9 +64,16 @@ class KombuBroker:
         self._reply_lock = threading.Lock()
         self._replies: tuple[ReplyWaiters, Consumer] | None = None
 
-    @property
-    def replies(self) -> ReplyWaiters:
-        """The process's reply queue on this broker, consumed from its first use."""
+    def replies(self, setup_wait: float | None = SETUP_WAIT) -> ReplyWaiters:
+        """The process's reply queue on this broker, consumed from its first use.
+
+        Args:
+            setup_wait: how long the first use waits for consuming to start (it
+                starts later by itself if the broker is unreachable now).
+
+        Raises:
+            TransportDriverError: the broker refused the credentials or the declarations.
+        """
         with self._reply_lock:
             if self._replies is None:
                 spec = topology.reply_subscription(TOPOLOGY, uuid.uuid4().hex)
@@ -79,7 +87,7 @@ class KombuBroker:
                     delete_on_close=[spec.queue.name],
                 )
                 try:
-                    if not consumer.wait_ready(SETUP_WAIT):
+                    if not consumer.wait_ready(SETUP_WAIT if setup_wait is None else setup_wait):
                         LOG.warning(
                             "The broker at %s is not reachable yet; replies on %s will "
                             "be received when it is",
@@ -231,14 +239,17 @@ class KombuDriver(base.Driver):
             wire.check_size(body, self.limits, what)
             broker.publisher.publish(Publication(spec.exchange, key, body, retry=retry))
             return None
+        started = time.monotonic()
+        deadline = base.Deadline(timeout, started)
+        replies = broker.replies(deadline.remaining(SETUP_WAIT))
 
         def send(body: str, _box: Any) -> None:
             wire.check_size(body, self.limits, what)
             broker.publisher.publish(
-                Publication(spec.exchange, key, body, expiration=timeout, retry=retry)
+                Publication(spec.exchange, key, body, expiration=timeout, retry=retry), deadline
             )
 
-        return broker.replies.call(
+        return replies.call(
             target,
             ctxt,
             message,
@@ -246,6 +257,7 @@ class KombuDriver(base.Driver):
             timeout,
             call_monitor_timeout,
             self.allowed_remote_exmods,
+            started=started,
         )
 
     def listen(self, target: Target, batch_size: int, batch_timeout: float | None) -> base.Listener:

@@ -57,6 +57,8 @@ class KombuLink:
         self.connection_errors: tuple[type[BaseException], ...] = tuple(probe.connection_errors)
         #: Errors of an operation the broker refused (a redeclaration with other flags...).
         self.channel_errors: tuple[type[BaseException], ...] = tuple(probe.channel_errors)
+        #: Refused credentials: trying again with the same ones cannot help.
+        self.auth_errors = _auth_errors()
         probe.release()
 
     def connection(self) -> Any:
@@ -143,3 +145,22 @@ class KombuLink:
     def backoff(self, failures: int) -> float:
         """How long to wait before the next connection attempt."""
         return self.settings.backoff(failures)
+
+
+def _auth_errors() -> tuple[type[BaseException], ...]:
+    # The client libraries are optional: those that are installed say what a refused
+    # login looks like (Redis's is a ConnectionError, so kombu would retry it forever).
+    found: list[type[BaseException]] = []
+    try:
+        from redis.exceptions import AuthenticationError
+
+        found.append(AuthenticationError)
+    except ImportError:
+        pass
+    try:
+        from amqp.exceptions import AccessRefused
+
+        found.append(AccessRefused)
+    except ImportError:
+        pass
+    return tuple(found)

@@ -10,8 +10,9 @@ between ``;``-separated URLs) and the transport options
 The query holds two kinds of parameters:
 
 - the driver's own (:data:`DRIVER_OPTIONS`): ``prefetch_count``,
-  ``connect_timeout`` and the reconnection backoff ``interval_start``,
-  ``interval_step``, ``interval_max``;
+  ``connect_timeout``, the reconnection backoff ``interval_start``,
+  ``interval_step``, ``interval_max``, and ``publish_timeout`` (how long a send
+  may try, whatever its ``retry``);
 - the transport's options, handed to kombu as ``transport_options``: those the
   transport's channel reads (``Channel.from_transport_options``), ``polling_interval``
   for virtual transports, and the few others listed in :data:`EXTRA_TRANSPORT_OPTIONS`.
@@ -78,6 +79,7 @@ DRIVER_OPTIONS: dict[str, float] = {
     "interval_start": 1.0,
     "interval_step": 2.0,
     "interval_max": 30.0,
+    "publish_timeout": 30.0,
 }
 
 #: Transport options that a transport reads without listing them in
@@ -101,6 +103,7 @@ OPTION_TYPES: dict[str, Callable[[str], Any]] = {
     "interval_start": float,
     "interval_step": float,
     "interval_max": float,
+    "publish_timeout": float,
     "polling_interval": float,
     "confirm_publish": _bool,
     "read_timeout": float,
@@ -260,6 +263,8 @@ class KombuSettings:
         interval_start: the first wait before reconnecting, in seconds.
         interval_step: what each further wait adds.
         interval_max: the longest wait.
+        publish_timeout: how long a send may take, tries included, whatever its
+            ``retry`` says (the equivalent of RabbitMQ's ``publish_confirm_timeout``).
         poll_interval: for a transport that has to be polled (memory, filesystem...),
             the average wait between polls that find nothing; None for transports
             that wait for the broker (Redis's BRPOP, AMQP).
@@ -277,6 +282,7 @@ class KombuSettings:
     interval_start: float = 1.0
     interval_step: float = 2.0
     interval_max: float = 30.0
+    publish_timeout: float = 30.0
     poll_interval: float | None = None
 
     @classmethod
@@ -321,6 +327,10 @@ class KombuSettings:
             raise InvalidTransportURL(
                 str(url), f"prefetch_count must be at least 1 in transport URL {shown!r}"
             )
+        if driver["publish_timeout"] <= 0:
+            raise InvalidTransportURL(
+                str(url), f"publish_timeout must be above 0 in transport URL {shown!r}"
+            )
         capabilities, exchange_type = _capabilities(transport_cls, virtual)
         poll_interval = None
         if virtual and getattr(transport_cls, "polling_interval", None) is not None:
@@ -338,6 +348,7 @@ class KombuSettings:
             interval_start=float(driver["interval_start"]),
             interval_step=float(driver["interval_step"]),
             interval_max=float(driver["interval_max"]),
+            publish_timeout=float(driver["publish_timeout"]),
             poll_interval=poll_interval,
         )
 

@@ -72,26 +72,34 @@ class Publisher:
         self._declared = Declared()
         self._closed = False
 
-    def publish(self, publication: Publication) -> None:
-        """Publish, reconnecting as ``publication.retry`` allows.
+    def publish(self, publication: Publication, deadline: base.Deadline | None = None) -> None:
+        """Publish, reconnecting as ``publication.retry`` and ``publish_timeout`` allow.
+
+        Args:
+            publication: what to publish.
+            deadline: an earlier bound than ``publish_timeout`` (a call's timeout).
 
         Raises:
-            MessageDeliveryFailure: the broker could not be reached in the allowed
-                attempts, or refused the declarations; chained to kombu's error.
+            MessageDeliveryFailure: the broker could not be reached in the tries
+                allowed or before the bound, refused the credentials (at once), or
+                refused the declarations; chained to kombu's error.
         """
-        allowed = base.attempts(publication.retry)
-        failures = 0
+        bound = (deadline or base.Deadline(None)).within(self.link.settings.publish_timeout)
+        tries = base.Attempts(publication.retry, bound)
         where = self.link.settings.redacted
         while True:
+            tries.begin()
             with self._lock:
                 if self._closed:
                     raise MessageDeliveryFailure(f"The publisher of {where} is closed")
                 try:
                     self._publish_locked(publication)
                     return
+                except self.link.auth_errors as exc:
+                    self._drop_locked()
+                    raise MessageDeliveryFailure(f"{where} refused the connection: {exc}") from exc
                 except self.link.connection_errors as exc:
                     self._drop_locked()
-                    failures += 1
                     error: BaseException = exc
                 except Exception as exc:
                     # A refusal (a redeclaration with other flags...) would only
@@ -102,11 +110,11 @@ class Publisher:
                         f"{publication.exchange.name!r} with key {publication.routing_key!r}: "
                         f"{exc}"
                     ) from exc
-            if failures >= allowed:
+            if not tries.another():
                 raise MessageDeliveryFailure(
-                    f"Unable to publish to {where} after {failures} tries: {error}"
+                    f"Unable to publish to {where} {tries.spent()}: {error}"
                 ) from error
-            delay = self.link.backoff(failures)
+            delay = tries.pause(self.link.backoff(tries.tries))
             LOG.warning(
                 "The broker at %s is unreachable: %s. Trying again in %.1f seconds.",
                 where,

@@ -65,9 +65,12 @@ class Keeper:
             self._claims[consumer] = visible_for
         self._started()
 
-    def lease(self, declaration: Declaration, ttl: float) -> None:
-        """Declare a transient queue now and keep renewing it for ``ttl`` seconds at a time."""
-        self._store.declare([declaration], time.time() + ttl)
+    def lease(self, declaration: Declaration, ttl: float, busy: float | None = None) -> None:
+        """Declare a transient queue now and keep renewing it for ``ttl`` seconds at a time.
+
+        ``busy`` bounds the wait for another process's write (the store's busy timeout).
+        """
+        self._store.declare([declaration], time.time() + ttl, busy)
         with self._lock:
             self._leases[declaration.queue] = (declaration, ttl)
         self._started()
@@ -168,14 +171,20 @@ class Bus:
     def _changed(self) -> None:
         self.watcher.changed()
 
-    @property
-    def replies(self) -> ReplyQueue:
-        """The process's reply queue on this bus, created on first use."""
+    def replies(self, busy: float | None = None) -> ReplyQueue:
+        """The process's reply queue on this bus, created on first use.
+
+        Args:
+            busy: bounds the wait for another process's write when creating it.
+
+        Raises:
+            TransportDriverError: it cannot be created (the file is locked...).
+        """
         from messaging.drivers.sqlite.reply import ReplyQueue
 
         with self._reply_lock:
             if self._replies is None:
-                self._replies = ReplyQueue(self, self._reply_ttl, self.limits)
+                self._replies = ReplyQueue(self, self._reply_ttl, self.limits, busy)
             return self._replies
 
     def close(self) -> None:

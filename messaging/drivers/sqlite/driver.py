@@ -33,12 +33,11 @@ from messaging.drivers.pool import process_id
 from messaging.drivers.sqlite.bus import Bus, close_bus, open_bus
 from messaging.drivers.sqlite.listener import SqliteSource
 from messaging.drivers.sqlite.options import SqliteSettings, database_path
-from messaging.drivers.sqlite.store import Declaration, Limits, StoredMessage
+from messaging.drivers.sqlite.store import Declaration, Limits, StoredMessage, StoreError
 from messaging.exceptions import (
     InvalidTarget,
     MessageDeliveryFailure,
     MessageUndeliverable,
-    TransportDriverError,
 )
 
 if TYPE_CHECKING:
@@ -117,24 +116,37 @@ class SqliteDriver(base.Driver):
         declare: Declaration | None = None,
         expires_at: float | None = None,
         limits: Limits | None = None,
+        deadline: base.Deadline | None = None,
     ) -> int:
-        """Store a message, trying again as ``retry`` allows when the database fails.
+        """Store a message, trying again as ``retry`` and ``publish_timeout`` allow.
+
+        Args:
+            exchange: the exchange.
+            routing_key: the routing key.
+            body: the encoded message.
+            retry: oslo's retry count.
+            fanout: copy to every queue bound to the exchange.
+            declare: a queue to declare first.
+            expires_at: when unconsumed copies are dropped (wall clock).
+            limits: the disk bound; None for none.
+            deadline: an earlier bound than ``publish_timeout`` (a call's timeout).
 
         Returns:
             How many queues got a copy.
 
         Raises:
             MessageTooLarge: the body is larger than ``max_message_size``.
-            MessageDeliveryFailure: every allowed attempt failed, or the disk bound
-                was reached (reported at once: waiting would not make room).
+            MessageDeliveryFailure: the tries allowed failed, ``publish_timeout`` (or
+                ``deadline``) passed, the file cannot be written (at once), or the
+                disk bound was reached (at once: waiting would not make room).
         """
         wire.check_size(
             body, self.limits, f"The message to exchange {exchange!r}, routing key {routing_key!r}"
         )
-        allowed = base.attempts(retry)
-        tries = 0
+        bound = (deadline or base.Deadline(None)).within(self.settings.publish_timeout)
+        tries = base.Attempts(retry, bound)
         while True:
-            tries += 1
+            tries.begin()
             try:
                 return self.bus.store.publish(
                     exchange,
@@ -144,15 +156,16 @@ class SqliteDriver(base.Driver):
                     declare=declare,
                     expires_at=expires_at,
                     limits=limits,
+                    busy=bound.remaining(),
                 )
-            except TransportDriverError as exc:
-                if tries >= allowed:
+            except StoreError as exc:
+                if exc.lasting or not tries.another():
                     raise MessageDeliveryFailure(
                         f"Unable to store a message for exchange {exchange!r}, routing key "
-                        f"{routing_key!r} after {tries} attempt(s): {exc}"
+                        f"{routing_key!r} {tries.spent()}: {exc}"
                     ) from exc
-                LOG.warning("%s (attempt %d); trying again", exc, tries)
-                time.sleep(RETRY_PAUSES[min(tries, len(RETRY_PAUSES)) - 1])
+                LOG.warning("%s (attempt %d); trying again", exc, tries.tries)
+                time.sleep(tries.pause(RETRY_PAUSES[min(tries.tries, len(RETRY_PAUSES)) - 1]))
 
     # -- notifications --------------------------------------------------------------------
 
@@ -236,17 +249,20 @@ class SqliteDriver(base.Driver):
             body = wire.encode_request(ctxt, message)
             self._publish_request(target, message, body, retry, mandatory, None)
             return None
+        started = time.monotonic()
+        deadline = base.Deadline(timeout, started)
         expires_at = None if timeout is None else time.time() + timeout
-        return self.bus.replies.call(
+        return self.bus.replies(deadline.remaining()).call(
             target,
             ctxt,
             message,
             lambda body, _box: self._publish_request(
-                target, message, body, retry, mandatory, expires_at
+                target, message, body, retry, mandatory, expires_at, deadline
             ),
             timeout,
             call_monitor_timeout,
             self.allowed_remote_exmods,
+            started=started,
         )
 
     def _publish_request(
@@ -257,6 +273,7 @@ class SqliteDriver(base.Driver):
         retry: int | None,
         mandatory: bool,
         expires_at: float | None,
+        deadline: base.Deadline | None = None,
     ) -> None:
         topic = str(target.topic)
         if target.fanout:
@@ -273,6 +290,7 @@ class SqliteDriver(base.Driver):
             fanout=bool(target.fanout),
             expires_at=expires_at,
             limits=self.disk_limits,
+            deadline=deadline,
         )
         if mandatory and not routed:
             no_route = LookupError(

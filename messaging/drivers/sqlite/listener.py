@@ -75,6 +75,7 @@ class SqliteSource:
         self._lock = threading.Lock()  # the buffer, and fetching into it
         self._buffer: collections.deque[StoredMessage] = collections.deque()
         self._stopped = False
+        self._failing = False
         self._own_queue = own_queue
         if own_queue is not None:
             self.bus.keeper.lease(own_queue, driver.settings.transient_queue_ttl)
@@ -103,6 +104,7 @@ class SqliteSource:
                 seen = watcher.generation
                 try:
                     self._buffer.extend(self._fetch())
+                    self._recovered()
                     if self._buffer:
                         return self._buffer.popleft()
                     wait = remaining
@@ -113,12 +115,31 @@ class SqliteSource:
                             until_return = max(0.0, returns - time.time())
                             wait = until_return if wait is None else min(wait, until_return)
                 except TransportDriverError as exc:
-                    LOG.warning("Cannot take messages from %s: %s", ", ".join(self.queues), exc)
+                    self._failed(exc)
                     wait = ERROR_PAUSE if remaining is None else min(remaining, ERROR_PAUSE)
             if remaining is not None and remaining <= 0:
                 return None
             watcher.wait(seen, wait, lambda: self._stopped)
         return None
+
+    def _failed(self, error: TransportDriverError) -> None:
+        # One ERROR when taking starts failing, not one every ERROR_PAUSE.
+        where = ", ".join(self.queues)
+        if self._failing:
+            LOG.debug("Still cannot take messages from %s: %s", where, error)
+            return
+        self._failing = True
+        LOG.error(
+            "Cannot take messages from %s: %s; trying again every %.1f s until it works",
+            where,
+            error,
+            ERROR_PAUSE,
+        )
+
+    def _recovered(self) -> None:
+        if self._failing:
+            self._failing = False
+            LOG.warning("Taking messages from %s again", ", ".join(self.queues))
 
     def ack(self, stored: StoredMessage) -> None:
         """Delete a claimed message; nothing for a request (removed when taken)."""

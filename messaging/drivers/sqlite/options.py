@@ -14,7 +14,9 @@ convention for sqlite URLs:
 - ``sqlite://`` or ``sqlite:///``: the ``database`` option, by default
   ``$XDG_STATE_HOME/messaging/bus.db`` (``~/.local/state/messaging/bus.db``).
 
-The directory of the file is created if needed. A URL with a host, a path
+The directory of the file is created if needed, readable by its owner only
+(0700), as is the file (0600): a bus holds pending notifications and RPC
+arguments. A URL with a host, a path
 naming a directory, ``:memory:`` (which other processes could not share) or a
 directory that cannot be created is an ``InvalidTransportURL`` that says why.
 """
@@ -41,6 +43,7 @@ __all__ = [
     "SqliteSettings",
     "database_path",
     "default_database",
+    "make_private_dirs",
     "register_sqlite_opts",
     "shown_url",
     "sqlite_opts",
@@ -99,6 +102,13 @@ _TTL_HELP = (
     "Seconds the fanout queue of an RPC server or the reply queue of a client lives after "
     "its process stops renewing it (it renews it every third of this while alive)."
 )
+_PUBLISH_TIMEOUT_HELP = (
+    "Seconds a send may take, tries again included (the database locked by another "
+    "process, the disk full), before it fails with MessageDeliveryFailure, whatever its "
+    "retry says: a notification sent with the default retry (forever) gives up after this "
+    "long. A call's send is bounded by the call's timeout too. The equivalent of "
+    "RabbitMQ's publish_confirm_timeout."
+)
 _PREFETCH_HELP = (
     "How many notifications a listener takes at once; each is delivered again if the "
     "listener's process dies before acknowledging it."
@@ -140,6 +150,7 @@ def sqlite_opts() -> list[cfg.Opt]:
         ),
         cfg.FloatOpt("transient_queue_ttl", default=60.0, min=1.0, help=_TTL_HELP),
         cfg.IntOpt("prefetch", default=16, min=1, max=10_000, help=_PREFETCH_HELP),
+        cfg.FloatOpt("publish_timeout", default=30.0, min=0.001, help=_PUBLISH_TIMEOUT_HELP),
     ]
 
 
@@ -168,6 +179,7 @@ class SqliteSettings:
     synchronous: str = "normal"
     transient_queue_ttl: float = 60.0
     prefetch: int = 16
+    publish_timeout: float = 30.0
 
     def __post_init__(self) -> None:
         problems = []
@@ -177,7 +189,13 @@ class SqliteSettings:
             problems.append(
                 f"synchronous {self.synchronous!r} is not one of {', '.join(SYNCHRONOUS_MODES)}"
             )
-        positive = ("visibility_timeout", "poll_interval", "transient_queue_ttl", "prefetch")
+        positive = (
+            "visibility_timeout",
+            "poll_interval",
+            "transient_queue_ttl",
+            "prefetch",
+            "publish_timeout",
+        )
         problems += [f"{name} must be above 0" for name in positive if getattr(self, name) <= 0]
         nonnegative = ("max_bytes", "max_messages", "busy_timeout")
         problems += [
@@ -205,6 +223,26 @@ class SqliteSettings:
 def shown_url(url: TransportURL) -> str:
     """``url`` for messages: without passwords, its path not percent-encoded."""
     return urllib.parse.unquote(url.redacted())
+
+
+def make_private_dirs(directory: str) -> None:
+    """Create ``directory`` and any missing parent, each readable by its owner only (0700).
+
+    Existing directories keep their mode.
+    """
+    missing = []
+    while directory and not os.path.isdir(directory):
+        missing.append(directory)
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            break
+        directory = parent
+    for name in reversed(missing):
+        try:
+            os.mkdir(name, 0o700)
+        except FileExistsError:
+            if not os.path.isdir(name):
+                raise
 
 
 def database_path(url: TransportURL, settings: SqliteSettings) -> str:
@@ -243,7 +281,7 @@ def database_path(url: TransportURL, settings: SqliteSettings) -> str:
         )
     directory = os.path.dirname(path)
     try:
-        os.makedirs(directory, exist_ok=True)
+        make_private_dirs(directory)
     except OSError as exc:
         raise InvalidTransportURL(
             str(url),

@@ -39,13 +39,14 @@ class ReplyQueue(ReplyWaiters):
         bus: the bus the queue lives on.
         ttl: seconds the queue outlives its process.
         limits: the bounds replies are decoded with.
+        busy: bounds the wait for another process's write when declaring the queue.
     """
 
-    def __init__(self, bus: Bus, ttl: float, limits: Limits) -> None:
+    def __init__(self, bus: Bus, ttl: float, limits: Limits, busy: float | None = None) -> None:
         super().__init__(f"reply_{uuid.uuid4().hex}", limits)
         self._bus = bus
         self._closed = False
-        bus.keeper.lease(Declaration(self.queue_name), ttl)
+        bus.keeper.lease(Declaration(self.queue_name), ttl, busy)
         self._thread = threading.Thread(
             target=self._run, name="messaging-sqlite-replies", daemon=True
         )

@@ -25,12 +25,17 @@ Tables (the model is RabbitMQ's, as the other drivers use it):
 
 from __future__ import annotations
 
+import logging
+import os
 import sqlite3
+import stat
 import time
 
 from messaging.exceptions import TransportDriverError
 
 __all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "connect"]
+
+LOG = logging.getLogger(__name__)
 
 #: "msgb" in ASCII: marks a file as a messaging bus.
 APPLICATION_ID = 0x6D736762
@@ -100,10 +105,15 @@ def connect(path: str, busy_timeout: float, synchronous: str = "normal") -> sqli
     The connection is in autocommit mode (transactions are begun explicitly) and
     may be used from any thread, one at a time.
 
+    A file created here is readable and writable by its owner only (0600); sqlite
+    gives its ``-wal`` and ``-shm`` files the same mode. An existing file keeps its
+    mode (a warning says so when any local user can read it).
+
     Raises:
-        TransportDriverError: the file cannot be opened, is not a sqlite database,
-            belongs to another application, or has a newer schema version.
+        TransportDriverError: the file cannot be opened or written, is not a sqlite
+            database, belongs to another application, or has a newer schema version.
     """
+    _create_private(path)
     try:
         conn = sqlite3.connect(
             path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
@@ -111,11 +121,43 @@ def connect(path: str, busy_timeout: float, synchronous: str = "normal") -> sqli
     except sqlite3.Error as exc:
         raise TransportDriverError(f"Cannot open the sqlite bus {path!r}: {exc}") from exc
     try:
+        _check_access(path)
         _setup(conn, path, synchronous)
     except BaseException:
         conn.close()
         raise
     return conn
+
+
+def _create_private(path: str) -> None:
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise TransportDriverError(
+            f"Cannot create the sqlite bus {path!r}: {exc.strerror or exc}"
+        ) from exc
+
+
+def _check_access(path: str) -> None:
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        raise TransportDriverError(f"Cannot open the sqlite bus {path!r}: {exc}") from exc
+    if not os.access(path, os.R_OK | os.W_OK):
+        raise TransportDriverError(
+            f"The sqlite bus {path!r} is not readable and writable by this process "
+            f"(mode {stat.filemode(mode)}, owner uid {os.stat(path).st_uid}, this process "
+            f"uid {os.geteuid()}): senders and listeners both write to it"
+        )
+    if mode & stat.S_IROTH:
+        LOG.warning(
+            "The sqlite bus %s is readable by every local user (mode %s): they can read its "
+            "pending notifications and RPC arguments; chmod o-r it",
+            path,
+            stat.filemode(mode),
+        )
 
 
 def _setup(conn: sqlite3.Connection, path: str, synchronous: str) -> None:

@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -40,13 +41,35 @@ from dataclasses import dataclass
 from messaging.drivers.sqlite import schema
 from messaging.exceptions import MessageDeliveryFailure, TransportDriverError
 
-__all__ = ["Declaration", "Limits", "Store", "StoredMessage"]
+__all__ = ["Declaration", "Limits", "Store", "StoreError", "StoredMessage"]
 
 LOG = logging.getLogger(__name__)
 
 _LIVE = "(expires_at IS NULL OR expires_at > :now)"
 _LIVE_QUEUE = "(q.lease_until IS NULL OR q.lease_until > :now)"
 _COLUMNS = "id, queue, body, deliveries"
+
+
+class StoreError(TransportDriverError):
+    """The database failed an operation.
+
+    Attributes:
+        code: sqlite's name for the error (``SQLITE_BUSY``, ``SQLITE_FULL``...), or "".
+    """
+
+    def __init__(self, message: str, code: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+
+    @property
+    def lasting(self) -> bool:
+        """Whether trying again cannot help: the file cannot be written (read-only...)."""
+        return self.code.startswith(("SQLITE_READONLY", "SQLITE_PERM", "SQLITE_AUTH"))
+
+    @property
+    def disk_full(self) -> bool:
+        """Whether the disk (or the file's size limit) is full."""
+        return self.code == "SQLITE_FULL" or "EFBIG" in str(self)
 
 
 @dataclass(frozen=True)
@@ -156,6 +179,7 @@ class Store:
         on_visible: Callable[[], None] | None = None,
     ) -> None:
         self.path = path
+        self.busy_timeout = busy_timeout
         self._conn = schema.connect(path, busy_timeout, synchronous)
         self._lock = threading.Lock()
         self._on_visible = on_visible or (lambda: None)
@@ -172,24 +196,35 @@ class Store:
             yield self._conn
 
     @contextlib.contextmanager
-    def _transaction(self, what: str) -> Iterator[sqlite3.Connection]:
+    def _transaction(self, what: str, busy: float | None = None) -> Iterator[sqlite3.Connection]:
         with self._lock, self._errors(what):
-            self._conn.execute("BEGIN IMMEDIATE")
+            shorter = busy is not None and busy < self.busy_timeout
+            if shorter:
+                self._conn.execute(f"PRAGMA busy_timeout = {int(max(busy or 0.0, 0.001) * 1000)}")
             try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._conn
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+                self._conn.execute("COMMIT")
+            finally:
+                if shorter:
+                    self._conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
 
     @contextlib.contextmanager
     def _errors(self, what: str) -> Iterator[None]:
         if self._closed:
-            raise TransportDriverError(f"The sqlite bus {self.path} is closed ({what})")
+            raise StoreError(f"The sqlite bus {self.path} is closed ({what})")
         try:
             yield
         except sqlite3.Error as exc:
-            raise TransportDriverError(f"sqlite bus {self.path}: {what} failed: {exc}") from exc
+            code = str(getattr(exc, "sqlite_errorname", ""))
+            text = f"sqlite bus {self.path}: {what} failed: {exc}"
+            if code == "SQLITE_FULL":
+                text += f" ({_free_space(self.path)})"
+            raise StoreError(text, code) from exc
 
     def close(self) -> None:
         """Close the connection; later calls raise ``TransportDriverError``."""
@@ -200,15 +235,22 @@ class Store:
 
     # -- topology -------------------------------------------------------------------------
 
-    def declare(self, declarations: Sequence[Declaration], lease_until: float | None) -> None:
+    def declare(
+        self,
+        declarations: Sequence[Declaration],
+        lease_until: float | None,
+        busy: float | None = None,
+    ) -> None:
         """Create queues and bindings that do not exist; renew the lease of transient ones.
 
         Args:
             declarations: the queues and their bindings.
             lease_until: None for durable queues; else the wall-clock time until
                 which the (transient) queues live unless renewed.
+            busy: seconds to wait for another process's write transaction, if
+                shorter than the store's busy timeout.
         """
-        with self._transaction("declaring queues") as conn:
+        with self._transaction("declaring queues", busy) as conn:
             for declaration in declarations:
                 self._declare(conn, declaration, lease_until, time.time())
 
@@ -258,6 +300,7 @@ class Store:
         declare: Declaration | None = None,
         expires_at: float | None = None,
         limits: Limits | None = None,
+        busy: float | None = None,
     ) -> int:
         """Store a copy of ``body`` in every live queue bound to ``routing_key`` in ``exchange``.
 
@@ -272,13 +315,15 @@ class Store:
                 of a notification declares its default queue).
             expires_at: wall-clock time after which unconsumed copies are dropped.
             limits: the disk bound to enforce; None for none (replies).
+            busy: seconds to wait for another process's write transaction, if
+                shorter than the store's busy timeout.
 
         Returns:
             How many queues got a copy.
 
         Raises:
             MessageDeliveryFailure: the disk bound would be passed (nothing stored).
-            TransportDriverError: the database failed (locked past the busy timeout...).
+            StoreError: the database failed (locked past the busy timeout, disk full...).
         """
         now = time.time()
         size = len(body.encode("utf-8"))
@@ -291,7 +336,8 @@ class Store:
             "expires": expires_at,
         }
         kind = "direct" if exchange == "" else ("fanout" if fanout else "topic")
-        with self._transaction(f"publishing to {exchange!r} with key {routing_key!r}") as conn:
+        what = f"publishing to {exchange!r} with key {routing_key!r}"
+        with self._transaction(what, busy) as conn:
             if declare is not None:
                 self._declare(conn, declare, None, now)
             routed = conn.execute(_insert_sql(kind), values).rowcount
@@ -497,3 +543,12 @@ class Store:
         with self._reading("reading dead letters") as conn:
             rows = conn.execute("SELECT queue, body, reason FROM dead_letters ORDER BY id")
             return [(str(q), str(b), str(r)) for q, b, r in rows]
+
+
+def _free_space(path: str) -> str:
+    """How much room the file system of ``path`` has left, for an error message."""
+    try:
+        stats = os.statvfs(os.path.dirname(path) or ".")
+    except OSError as exc:
+        return f"free space unknown: {exc.strerror or exc}"
+    return f"{stats.f_bavail * stats.f_frsize} bytes free on the disk holding it"

@@ -148,6 +148,9 @@ class StompConnection:
         self._declaring: set[str] = set()
         self._receipts: dict[str, _Receipt] = {}
         self._connected = threading.Event()
+        # Notified when a connection is made or its login refused (under self._lock).
+        self._changed = threading.Condition(self._lock)
+        self._last_error = ""
         self._connect_answer = threading.Event()
         self._connect_error: str | None = None
         self._flavor_known = threading.Event()
@@ -174,10 +177,20 @@ class StompConnection:
         """The destination flavor: configured, or learnt from the broker's CONNECTED frame.
 
         Waits up to ``timeout`` for the first connection; ``generic`` if it does not come.
+
+        Raises:
+            BrokerRefusal: the broker refused the login (credentials, virtual host);
+                the error quotes it.
         """
         if self.settings.flavor != "auto":
             return self.settings.flavor
-        if not self._flavor_known.wait(timeout):
+        with self._changed:
+            self._changed.wait_for(
+                lambda: self._flavor_known.is_set() or self.refused is not None, timeout
+            )
+            if not self._flavor_known.is_set() and self.refused is not None:
+                raise self.refused
+        if not self._flavor_known.is_set():
             LOG.warning(
                 "No connection to %s within %ss: assuming a generic STOMP broker "
                 "(set [messaging_stomp] flavor to be sure)",
@@ -213,9 +226,11 @@ class StompConnection:
             try:
                 self._connect()
                 failures = 0
-                self.refused = None
             except Exception as exc:
-                self.refused = login_refusal(f"the login to {self.settings.redacted}", str(exc))
+                with self._changed:
+                    self._last_error = f"{type(exc).__name__}: {exc}"
+                    self.refused = login_refusal(f"the login to {self.settings.redacted}", str(exc))
+                    self._changed.notify_all()
                 failures += 1
                 delay = self.settings.backoff(failures)
                 LOG.warning(
@@ -257,7 +272,11 @@ class StompConnection:
         conn = self._new_stomp(hello)
         self._connect_answer.clear()
         self._connect_error = None
-        conn.connect(self.settings.username, self.settings.password, wait=False)
+        try:
+            conn.connect(self.settings.username, self.settings.password, wait=False)
+        except stomp.exception.ConnectFailedException:
+            # stomp.py's exception says nothing: find out what the hosts answer.
+            raise ConnectionError(f"cannot connect: {self._unreachable()}") from None
         if not self._connect_answer.wait(self.settings.connect_timeout):
             self._drop(conn)
             raise _Refused(f"no CONNECTED frame within {self.settings.connect_timeout}s")
@@ -267,6 +286,17 @@ class StompConnection:
                 f"{hello} refused: {self._connect_error}", worth_another_try(self._connect_error)
             )
         return conn
+
+    def _unreachable(self) -> str:
+        """What each host answers to a TCP connection, for an error message."""
+        answers = []
+        for host, port in self.settings.hosts:
+            try:
+                socket.create_connection((host, port), self.settings.connect_timeout).close()
+                answers.append(f"{host}:{port} accepts TCP connections")
+            except OSError as exc:
+                answers.append(f"{host}:{port}: {exc.strerror or type(exc).__name__}")
+        return "; ".join(answers)
 
     def _connect(self) -> None:
         self._disconnect()
@@ -303,6 +333,8 @@ class StompConnection:
                 )
                 self._subscribe_frame(sub, receipt=name)
             self._connected.set()
+            self.refused = None
+            self._changed.notify_all()
         self._flavor_known.set()
         if self.generation > 1:
             LOG.info(
@@ -447,20 +479,47 @@ class StompConnection:
         receipt = self._receipts[name] = _Receipt(what, subscription, queue)
         return name, receipt
 
-    def _wait(self, receipt: _Receipt) -> None:
-        """Wait for a receipt.
+    def _wait(self, receipt: _Receipt, deadline: base.Deadline | None = None) -> None:
+        """Wait for a receipt, ``send_timeout`` at most (and until ``deadline``).
 
         Raises:
             BrokerRefusal: the broker refused it for good.
             ConnectionError: no receipt in time, or another error.
         """
         what = receipt.what
-        if not receipt.event.wait(self.settings.send_timeout):
-            raise ConnectionError(f"no RECEIPT for {what} within {self.settings.send_timeout}s")
+        limit = self.settings.send_timeout
+        if deadline is not None:
+            limit = deadline.remaining(limit) or 0.0
+        if not receipt.event.wait(limit):
+            raise ConnectionError(f"no RECEIPT for {what} within {limit:g}s")
         if receipt.refusal is not None:
             raise receipt.refusal
         if receipt.error is not None:
             raise ConnectionError(f"{what}: {receipt.error}")
+
+    def _wait_connected(self, deadline: base.Deadline) -> None:
+        """Return once connected; raise at once if the broker refuses the login.
+
+        Raises:
+            BrokerRefusal: the broker refused the last login attempt.
+            ConnectionError: not connected within ``connect_timeout`` (or the deadline).
+        """
+        limit = deadline.remaining(self.settings.connect_timeout)
+        with self._changed:
+            self._changed.wait_for(
+                lambda: (
+                    self._connected.is_set() or self.refused is not None or self._closing.is_set()
+                ),
+                limit,
+            )
+            if self._connected.is_set():
+                return
+            if self.refused is not None:
+                raise self.refused
+            last = self._last_error or "no attempt finished yet"
+        raise ConnectionError(
+            f"not connected to {self.settings.redacted} within {limit:g} s (last attempt: {last})"
+        )
 
     def subscribe(self, sub: Subscription) -> None:
         """Subscribe now (waiting for the broker's receipt) and after every reconnection.
@@ -556,53 +615,60 @@ class StompConnection:
         headers: dict[str, str],
         retry: int | None,
         before: Callable[[], None] | None = None,
+        deadline: base.Deadline | None = None,
     ) -> None:
         """Send and wait for the broker's receipt, on a new connection as ``retry`` allows.
+
+        Tries stop at ``publish_timeout`` (or ``deadline``, if earlier), whatever
+        ``retry`` says.
 
         Args:
             destination: where to.
             body: the JSON text.
             headers: extra SEND headers.
-            retry: oslo's retry count (None or -1: forever).
+            retry: oslo's retry count (None or -1: as long as ``publish_timeout`` allows).
             before: run first on each attempt (declarations).
+            deadline: an earlier bound (a call's timeout).
 
         Raises:
-            MessageDeliveryFailure: no receipt in the allowed attempts, or an ERROR.
+            MessageDeliveryFailure: no receipt in the tries allowed, or an ERROR.
             BrokerRefusal: the broker refused the send, a declaration before it,
-                or the login, in a way that retrying cannot heal.
+                or the login, in a way that retrying cannot heal (at once).
         """
-        allowed = base.attempts(retry)
-        tries = 0
+        bound = (deadline or base.Deadline(None)).within(self.settings.publish_timeout)
+        tries = base.Attempts(retry, bound)
         while True:
-            tries += 1
+            tries.begin()
             try:
                 if self._closing.is_set():
                     raise MessageDeliveryFailure(
                         f"The connection to {self.settings.redacted} is closed"
                     )
-                if self.refused is not None and not self._connected.is_set():
-                    raise self.refused
-                if not self._connected.wait(self.settings.connect_timeout):
-                    raise ConnectionError(f"not connected to {self.settings.redacted}")
+                self._wait_connected(bound)
                 if before is not None:
                     before()
                 with self._lock:
                     if not self._connected.is_set():
                         raise ConnectionError("the connection dropped")
                     name, receipt = self._expect(f"SEND {destination}")
-                    self._conn.send(
-                        destination,
-                        body,
-                        content_type="application/json",
-                        headers={**headers, "receipt": name},
-                    )
-                self._wait(receipt)
+                    try:
+                        self._conn.send(
+                            destination,
+                            body,
+                            content_type="application/json",
+                            headers={**headers, "receipt": name},
+                        )
+                    except (OSError, stomp.exception.StompException) as exc:
+                        raise ConnectionError(
+                            f"the connection dropped while sending ({type(exc).__name__}: {exc})"
+                        ) from exc
+                self._wait(receipt, bound)
                 return
             except (ConnectionError, OSError, stomp.exception.StompException) as exc:
-                if tries >= allowed:
+                if not tries.another():
                     raise MessageDeliveryFailure(
-                        f"Unable to send to {destination} on {self.settings.redacted} after "
-                        f"{tries} tries: {exc}"
+                        f"Unable to send to {destination} on {self.settings.redacted} "
+                        f"{tries.spent()}: {exc}"
                     ) from exc
                 LOG.warning("Sending to %s failed (%s); trying again", destination, exc)
                 self._wake.set()

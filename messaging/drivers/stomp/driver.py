@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -57,7 +58,12 @@ class StompDriver(base.Driver):
         self.connection: StompConnection = REGISTRY.acquire(
             self._key, lambda: StompConnection(self.settings)
         )
-        flavor = self.connection.flavor(self.settings.connect_timeout)
+        try:
+            flavor = self.connection.flavor(self.settings.connect_timeout)
+        except BaseException:
+            self._released = True
+            REGISTRY.release(self._key)
+            raise
         self.destinations = Destinations(
             flavor, self.settings.prefetch_count, self.settings.reply_queue_expiry
         )
@@ -174,11 +180,13 @@ class StompDriver(base.Driver):
             wire.check_size(body, self.limits, what)
             self.connection.send(destination, body, headers, retry)
             return None
+        started = time.monotonic()
+        deadline = base.Deadline(timeout, started)
         replies, reply_to = self.connection.replies(self.destinations.new_reply, self.limits)
 
         def send(body: str, _box: Any) -> None:
             wire.check_size(body, self.limits, what)
-            self.connection.send(destination, body, headers, retry)
+            self.connection.send(destination, body, headers, retry, deadline=deadline)
 
         return replies.call(
             target,
@@ -189,6 +197,7 @@ class StompDriver(base.Driver):
             call_monitor_timeout,
             self.allowed_remote_exmods,
             reply_address=reply_to,
+            started=started,
         )
 
     def send_reply(self, reply_to: str, msg_id: str, body: str) -> None:

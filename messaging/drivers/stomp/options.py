@@ -93,6 +93,16 @@ def stomp_opts() -> list[cfg.Opt]:
             "send is tried again on a new connection.",
         ),
         cfg.FloatOpt(
+            "publish_timeout",
+            default=30.0,
+            min=0.001,
+            help="Seconds a send may take, tries on new connections included, before it "
+            "fails with MessageDeliveryFailure, whatever its retry says: a notification sent "
+            "with the default retry (forever) gives up after this long. A call's send is "
+            "bounded by the call's timeout too. The equivalent of RabbitMQ's "
+            "publish_confirm_timeout.",
+        ),
+        cfg.FloatOpt(
             "reconnect_interval",
             default=1.0,
             min=0.01,
@@ -150,6 +160,7 @@ class StompSettings:
     prefetch_count: int = 64
     connect_timeout: float = 5.0
     send_timeout: float = 10.0
+    publish_timeout: float = 30.0
     reconnect_interval: float = 1.0
     reconnect_interval_max: float = 30.0
     reply_queue_expiry: float = 1800.0
