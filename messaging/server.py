@@ -146,9 +146,11 @@ class MessageHandlingServer(abc.ABC):
                 self._finish()  # a restart after stop() without wait()
             try:
                 listener = self._create_listener()
-            except (InvalidTarget, NotImplementedError):
-                raise
             except Exception as exc:
+                # Nothing runs: stop() and wait() must not wait for a start that failed.
+                self._set_state("stopped", waited=True)
+                if isinstance(exc, InvalidTarget | NotImplementedError):
+                    raise
                 raise ServerListenError(getattr(self, "target", None), exc) from exc
             size = override_pool_size or self.conf.executor_thread_pool_size
             self._after_start()

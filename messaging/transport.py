@@ -260,7 +260,7 @@ class TransportURL:
             hosts.append(TransportHost(hostname, port, username, password))
         with_creds = sum(1 for h in hosts if h.username is not None)
         if 0 < with_creds < len(hosts):
-            LOG.warning("Some hosts of transport URL %s have credentials and some do not", url)
+            LOG.warning("Some hosts of transport URL %s have credentials and some do not", shown)
         query: dict[str, str] = {}
         for key, values in urllib.parse.parse_qs(query_text).items():
             query[key] = ",".join(values)

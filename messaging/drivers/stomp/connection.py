@@ -44,7 +44,7 @@ from messaging.drivers.stomp.options import StompSettings
 from messaging.drivers.stomp.refusals import login_refusal, refusal_of
 from messaging.exceptions import BrokerRefusal, MessageDeliveryFailure
 
-__all__ = ["REGISTRY", "Delivery", "StompConnection", "Subscription"]
+__all__ = ["PASSCODES", "REGISTRY", "Delivery", "PasscodeFilter", "StompConnection", "Subscription"]
 
 LOG = logging.getLogger(__name__)
 stomp: Any = stomp_untyped
@@ -52,6 +52,52 @@ stomp: Any = stomp_untyped
 CLOSED_REMEMBERED = 1024
 #: Seconds a refused declaration is remembered: sends needing it fail at once meanwhile.
 REFUSAL_MEMORY = 60.0
+
+
+class PasscodeFilter(logging.Filter):
+    """Masks passwords in the records of stomp.py's logger (``stomp.py``).
+
+    stomp.py logs every frame it sends at DEBUG, the CONNECT frame's ``passcode``
+    header included (its own masking expects a space after the colon, which it
+    never writes). This filter, installed on that logger when the driver is
+    imported, replaces the value of any ``passcode:`` header, and any password a
+    connection of this process uses (as it is, as STOMP escapes it and as a repr
+    shows it), with ``****``.
+    """
+
+    _HEADER = re.compile(r"(passcode:).*?(?=\\n|\\r|['\"\n]|$)")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._secrets: set[str] = set()
+
+    def add(self, password: str) -> None:
+        """Mask ``password`` too, in every form a stomp.py record may show it."""
+        if len(password) < 3:  # shorter ones would mask half of every line
+            return
+        escaped = (
+            password.replace("\\", "\\\\")
+            .replace(":", "\\c")
+            .replace("\n", "\\n")
+            .replace("\r", "\\r")
+        )
+        for form in (password, escaped):
+            self._secrets.update({form, repr(form)[1:-1], repr(form.encode())[2:-1]})
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Mask the record's message; never drops a record."""
+        message = record.getMessage()
+        masked = self._HEADER.sub(r"\1****", message)
+        for secret in sorted(self._secrets, key=len, reverse=True):
+            masked = masked.replace(secret, "****")
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
+
+
+#: The filter on stomp.py's logger.
+PASSCODES = PasscodeFilter()
+logging.getLogger("stomp.py").addFilter(PASSCODES)
 
 
 @dataclass(frozen=True, eq=False)
@@ -132,6 +178,7 @@ class StompConnection:
 
     def __init__(self, settings: StompSettings) -> None:
         self.settings = settings
+        PASSCODES.add(settings.password)
         self.generation = 0
         self.version = settings.stomp_version
         self.server = ""
