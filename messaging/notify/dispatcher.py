@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from messaging.excerpt import excerpt, log_exception
 from messaging.serializer import NoOpSerializer, Serializer
 
 if TYPE_CHECKING:
@@ -38,11 +39,12 @@ Callback = tuple["NotificationFilter | None", Callable[..., Any]]
 
 
 def describe(message: IncomingMessage) -> str:
-    """Identify a notification in a log line without its payload."""
+    """Identify a notification in a log line without its payload (each field bounded)."""
     body = message.message
     return (
-        f"{body.get('event_type')!r} ({body.get('priority')}, message_id {body.get('message_id')}, "
-        f"publisher {body.get('publisher_id')!r})"
+        f"{excerpt(body.get('event_type'), 200)} ({excerpt(body.get('priority'), 50)}, "
+        f"message_id {excerpt(body.get('message_id'), 80)}, "
+        f"publisher {excerpt(body.get('publisher_id'), 200)})"
     )
 
 
@@ -105,7 +107,9 @@ class NotificationDispatcher:
         callbacks = self._callbacks.get(priority)
         if callbacks is None:
             LOG.warning(
-                "No endpoint handles priority %r; acknowledging %s", priority, describe(incoming)
+                "No endpoint handles priority %s; acknowledging %s",
+                excerpt(priority, 50),
+                describe(incoming),
             )
             return NotificationResult.HANDLED
         for rule, method in callbacks:
@@ -147,7 +151,9 @@ class BatchNotificationDispatcher(NotificationDispatcher):
             priority, user = self._extract(message)
             if priority not in self._callbacks:
                 LOG.warning(
-                    "No endpoint handles priority %r; acknowledging %s", priority, describe(message)
+                    "No endpoint handles priority %s; acknowledging %s",
+                    excerpt(priority, 50),
+                    describe(message),
                 )
                 continue
             groups.setdefault(priority, []).append((message, user))
@@ -161,7 +167,8 @@ class BatchNotificationDispatcher(NotificationDispatcher):
                 try:
                     result = method(selected)
                 except Exception as exc:
-                    LOG.exception(
+                    log_exception(
+                        LOG,
                         "An endpoint failed on a batch of %d %s notifications; requeueing them",
                         len(members),
                         priority,

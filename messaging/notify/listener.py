@@ -13,6 +13,7 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from messaging.excerpt import excerpt, log_exception
 from messaging.notify.dispatcher import (
     BatchNotificationDispatcher,
     NotificationDispatcher,
@@ -112,7 +113,7 @@ class NotificationServerBase(MessageHandlingServer):
                 "Notification %s was not handled and this listener does not allow requeue "
                 "(allow_requeue=False): it is acknowledged and will not come again. Body: %s",
                 describe(message),
-                mask_secrets(message.message),
+                excerpt(mask_secrets(message.message), 1000),
             )
             message.acknowledge()
 
@@ -185,7 +186,9 @@ class NotificationServer(NotificationServerBase):
             try:
                 result = self.dispatcher.dispatch(message)
             except Exception as exc:
-                LOG.exception("An endpoint failed to handle notification %s", describe(message))
+                log_exception(
+                    LOG, "An endpoint failed to handle notification %s", describe(message)
+                )
                 result = NotificationResult.REQUEUE
                 error = exc
             self._settle(message, result == NotificationResult.REQUEUE, error)
@@ -203,7 +206,7 @@ class BatchNotificationServer(NotificationServerBase):
         try:
             failed = self.dispatcher.dispatch_batch_failures(incoming)
         except Exception as exc:
-            LOG.exception("Failed to dispatch a batch of %d notifications", len(incoming))
+            log_exception(LOG, "Failed to dispatch a batch of %d notifications", len(incoming))
             failed = dict.fromkeys(incoming, exc)
         for message in incoming:
             self._settle(message, message in failed, failed.get(message))

@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from messaging.exceptions import ExpectedException, NoSuchMethod
+from messaging.excerpt import excerpt, log_exception
 from messaging.rpc.dispatcher import PingEndpoint, RPCAccessPolicyBase, RPCDispatcher
 from messaging.server import MessageHandlingServer
 from messaging.transport import NotificationTransport
@@ -67,23 +68,25 @@ class RPCServer(MessageHandlingServer):
             result = self.dispatcher.dispatch(message)
         except ExpectedException as exc:
             failure = exc.exc_info[1] or exc
-            LOG.debug("Expected exception during handling of %s: %r", method, failure)
+            LOG.debug(
+                "Expected exception during handling of %s: %s", excerpt(method), excerpt(failure)
+            )
         except NoSuchMethod as exc:
             failure = exc
             if exc.method.endswith("_ignore_errors"):
-                LOG.debug("No such method %s (ignored)", exc.method)
+                LOG.debug("No such method %s (ignored)", excerpt(exc.method))
             else:
-                LOG.exception("Exception during message handling")
+                log_exception(LOG, "Exception during message handling")
         except Exception as exc:
             failure = exc
-            LOG.exception("Exception during message handling")
+            log_exception(LOG, "Exception during message handling")
         try:
             if failure is not None:
                 message.reply(failure=failure)
             else:
                 message.reply(result)
         except Exception:
-            LOG.exception("Can not send reply for message %s", method)
+            log_exception(LOG, "Can not send reply for message %s", excerpt(method))
 
 
 def get_rpc_server(

@@ -14,6 +14,7 @@ import json
 import logging
 import queue
 import random
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -378,3 +379,54 @@ def test_a_deadline_takes_the_earlier_bound() -> None:
     assert remaining is not None and remaining <= 0.5
     assert Deadline(None).remaining() is None
     assert Deadline(None).remaining(3.0) == 3.0
+
+
+# --- log lines carry bounded excerpts -----------------------------------------------------------
+
+
+class FailingEndpoint:
+    def __init__(self) -> None:
+        self.called: queue.Queue[str] = queue.Queue()
+
+    def info(self, ctxt: Any, publisher_id: str, event_type: str, payload: Any, md: Any) -> None:
+        self.called.put(event_type[:10])
+        raise RuntimeError(f"cannot handle {payload['blob']}")
+
+    def fail(self, ctxt: Any, blob: str) -> None:
+        raise ValueError(blob)
+
+
+def test_an_endpoint_failing_on_a_large_message_logs_bounded_lines(
+    bounded_conf: cfg.ConfigOpts, caplog: pytest.LogCaptureFixture
+) -> None:
+    bounded_conf.set_override("max_message_size", 0)
+    blob = "x" * 1_000_000
+    transport = messaging.get_rpc_transport(bounded_conf, "fake://")
+    endpoint = FailingEndpoint()
+    listener = messaging.get_notification_listener(
+        transport, [messaging.Target(topic="t")], [endpoint], executor="threading"
+    )
+    server = messaging.get_rpc_server(
+        transport, messaging.Target(topic="r", server="s"), [endpoint], executor="threading"
+    )
+    listener.start()
+    server.start()
+    try:
+        notifier = messaging.Notifier(transport, "p", driver="messagingv2", topics=["t"])
+        notifier.info({}, "e" * 100_000, {"blob": blob})
+        assert endpoint.called.get(timeout=10) == "eeeeeeeeee"
+        client = messaging.get_rpc_client(transport, messaging.Target(topic="r"), timeout=10)
+        with pytest.raises(ValueError):
+            client.call({}, "fail", blob=blob)
+    finally:
+        listener.stop()
+        server.stop()
+        listener.wait()
+        server.wait()
+        transport.cleanup()
+    logged = [caplog.handler.format(record) for record in caplog.records]
+    assert any("was not handled" in line for line in logged)
+    assert any("Exception during message handling" in line for line in logged)
+    assert max(len(line) for line in logged) < 5000
+    cut = [line for line in logged if re.search(r"\(10000\d\d characters in all\)", line)]
+    assert len(cut) == 2, "the two tracebacks were not cut"
