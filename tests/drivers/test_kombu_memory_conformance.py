@@ -14,11 +14,13 @@ through its exchange to every queue bound with its key.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import kombu
 from kombu.transport import memory
+from oslo_config import cfg
 
 import messaging
 from messaging.drivers.base import Capabilities
@@ -161,3 +163,36 @@ class TestKombuMemoryNotifications(KombuMemoryBroker, KombuGiveBackChecks):
 
 class TestKombuMemoryRPC(KombuMemoryBroker, RPCConformance):
     """RPC on ``kombu+memory://``."""
+
+
+def test_a_listener_holds_at_most_prefetch_bytes() -> None:
+    transport = messaging.get_notification_transport(
+        cfg.ConfigOpts(), "kombu+memory://?prefetch_count=64&prefetch_bytes=5000"
+    )
+    try:
+        listener: Any = transport.listen_for_notifications(
+            [(messaging.Target(topic="kombu-bytes"), "info")]
+        )
+        notifier = messaging.Notifier(transport, "p", driver="messagingv2", topics=["kombu-bytes"])
+        for n in range(10):
+            notifier.info({}, "e", {"n": n, "blob": "x" * 1500})
+        first = listener.poll_one(timeout=10)
+        assert first is not None
+        consumer = listener.source
+        # About 1.7 kB each: the consumer stops taking once it holds more than 5000 bytes.
+        deadline = time.monotonic() + 10
+        while consumer._buffered_bytes <= 5000 and time.monotonic() < deadline:
+            time.sleep(0.01)  # the consumer's thread takes them: poll its buffer, bounded
+        held = consumer._buffered_bytes
+        time.sleep(0.3)  # it stays there: nothing more is taken
+        assert held == consumer._buffered_bytes
+        assert 5000 < held < 5000 + 2000
+        assert memory.Channel.queues["kombu-bytes.info"].qsize() > 0
+        first.acknowledge()
+        listener.cleanup()
+    finally:
+        transport.cleanup()
+        wait_for_closing_consumers(10)
+        memory.Channel.queues.clear()
+        memory.Channel.events.clear()
+        memory.Transport.global_state.clear()

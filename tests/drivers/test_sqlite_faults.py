@@ -132,6 +132,7 @@ def test_a_full_disk_fails_a_default_send_after_publish_timeout_and_listeners_re
             transport.cleanup()
 
 
+@pytest.mark.filterwarnings("ignore:Using fork:DeprecationWarning")  # eventlet, imported by others
 def test_a_bus_file_this_process_cannot_write_is_refused_when_the_transport_is_made() -> None:
     # Not under pytest's tmp_path, which only its owner may enter.
     directory = Path(tempfile.mkdtemp(prefix="messaging-read-only-"))
@@ -249,3 +250,29 @@ def test_a_bus_any_local_user_can_read_is_warned_about(
     path.chmod(0o644)
     messaging.get_notification_transport(make_conf(), f"sqlite:///{path}").cleanup()
     assert "readable by every local user (mode -rw-r--r--)" in caplog.text
+
+
+def test_a_listener_takes_at_most_prefetch_bytes_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "bus.db"
+    transport = messaging.get_notification_transport(
+        make_conf(), f"sqlite:///{path}?prefetch=16&prefetch_bytes=5000"
+    )
+    try:
+        listener = transport.listen_for_notifications([(messaging.Target(topic="t"), "info")])
+        notifier = messaging.Notifier(transport, "p", driver="messagingv2", topics=["t"])
+        for n in range(10):
+            notifier.info({}, "e", {"n": n, "blob": "x" * 1500})
+        first = listener.poll_one(timeout=WAIT)
+        assert first is not None
+        with contextlib.closing(sqlite3.connect(path)) as conn:
+            sizes = [
+                row[0]
+                for row in conn.execute("SELECT size FROM messages WHERE claimed_by IS NOT NULL")
+            ]
+        # About 1.7 kB each: two fit in 5000 bytes, where prefetch alone takes all ten.
+        assert len(sizes) == 2, sizes
+        assert sum(sizes) <= 5000
+        first.acknowledge()
+        listener.cleanup()
+    finally:
+        transport.cleanup()

@@ -33,7 +33,8 @@ A transport without topic exchanges gets direct ones (every key the driver
 uses is exact, so they route alike).
 
 Options: the URL query. The driver's own are ``prefetch_count`` (unacknowledged
-messages a listener may hold, default 64), ``connect_timeout`` (5 s), the
+messages a listener may hold, default 64), ``prefetch_bytes`` (16 MiB: a listener
+holding more than this takes no more from the broker), ``connect_timeout`` (5 s), the
 reconnection backoff ``interval_start`` (1 s), ``interval_step`` (2 s) and
 ``interval_max`` (30 s), and ``publish_timeout`` (30 s: how long a send may try,
 whatever its ``retry``; a call's send is bounded by the call's timeout too). A

@@ -93,6 +93,8 @@ class Consumer:
         subscriptions: what to declare and consume.
         label: names the thread (``messaging-kombu-<label>``) and log lines.
         prefetch: how many unacknowledged messages it may hold (0: no limit).
+        prefetch_bytes: while the messages waiting in it add up to more bytes than
+            this, it takes no more from the broker (0: no limit).
         no_ack: let the broker forget messages as it delivers them.
         on_delivery: called on the consumer's thread for each message instead
             of keeping it for :meth:`take` (with ``no_ack``).
@@ -106,6 +108,7 @@ class Consumer:
         label: str,
         *,
         prefetch: int = 0,
+        prefetch_bytes: int = 0,
         no_ack: bool = False,
         on_delivery: Callable[[Delivery], None] | None = None,
         delete_on_close: Sequence[str] = (),
@@ -115,11 +118,13 @@ class Consumer:
         self.queue_names = list(dict.fromkeys(s.queue.name for s in self.subscriptions))
         self.label = label
         self.prefetch = prefetch
+        self.prefetch_bytes = prefetch_bytes
         self.no_ack = no_ack
         self.on_delivery = on_delivery
         self.delete_on_close = list(delete_on_close)
         self.error: BaseException | None = None
         self._buffer: collections.deque[Delivery] = collections.deque()
+        self._buffered_bytes = 0
         self._cond = threading.Condition()
         self._stopped = False
         self._ops: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
@@ -157,7 +162,9 @@ class Consumer:
                 if remaining is not None and remaining <= 0:
                     return None
                 self._cond.wait(remaining)
-            return self._buffer.popleft()
+            delivery = self._buffer.popleft()
+            self._buffered_bytes -= len(delivery.body)
+            return delivery
 
     def ack(self, delivery: Delivery) -> None:
         """Acknowledge a delivery (on the consumer's thread, soon)."""
@@ -253,6 +260,10 @@ class Consumer:
 
     def _drain(self) -> None:
         assert self._connection is not None
+        if self._full():
+            # Enough waits here already: what is not taken stays with the broker.
+            self._closing.wait(TICK)
+            return
         interval = self.link.settings.poll_interval
         if interval is None:
             with contextlib.suppress(TimeoutError):  # socket.timeout: nothing came
@@ -262,12 +273,15 @@ class Consumer:
         # then wait a random while. Polling again at once after a message would
         # let the busiest consumer of a queue take everything; waits of one
         # length would keep consumers in step, the same one always first.
-        while not self._closing.is_set():
+        while not self._closing.is_set() and not self._full():
             try:
                 self._connection.drain_events(timeout=0)
             except TimeoutError:
                 break
         self._closing.wait(min(TICK, interval * random.uniform(0.5, 1.5)))
+
+    def _full(self) -> bool:
+        return bool(self.prefetch_bytes) and self._buffered_bytes > self.prefetch_bytes
 
     def _run_ops(self) -> None:
         while True:
@@ -295,6 +309,7 @@ class Consumer:
         self._unsettled.add(delivery)
         with self._cond:
             self._buffer.append(delivery)
+            self._buffered_bytes += len(delivery.body)
             self._cond.notify()
 
     def _settle(self, delivery: Delivery, requeue: bool) -> None:
@@ -342,6 +357,7 @@ class Consumer:
         self._channel = None
         with self._cond:
             self._buffer.clear()
+            self._buffered_bytes = 0
         connection = self._connection
         if connection is not None:
             try:
@@ -385,4 +401,5 @@ class Consumer:
             with self._cond:
                 self._stopped = True
                 self._buffer.clear()
+                self._buffered_bytes = 0
                 self._cond.notify_all()

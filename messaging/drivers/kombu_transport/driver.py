@@ -302,7 +302,12 @@ class KombuDriver(base.Driver):
         delete_on_close: Sequence[str] = (),
     ) -> Consumer:
         consumer = Consumer(
-            self.link, subs, label, prefetch=prefetch, delete_on_close=delete_on_close
+            self.link,
+            subs,
+            label,
+            prefetch=prefetch,
+            prefetch_bytes=self.settings.prefetch_bytes,
+            delete_on_close=delete_on_close,
         )
         try:
             if not consumer.wait_ready(SETUP_WAIT):

@@ -9,7 +9,7 @@ between ``;``-separated URLs) and the transport options
 
 The query holds two kinds of parameters:
 
-- the driver's own (:data:`DRIVER_OPTIONS`): ``prefetch_count``,
+- the driver's own (:data:`DRIVER_OPTIONS`): ``prefetch_count``, ``prefetch_bytes``,
   ``connect_timeout``, the reconnection backoff ``interval_start``,
   ``interval_step``, ``interval_max``, and ``publish_timeout`` (how long a send
   may try, whatever its ``retry``);
@@ -75,6 +75,7 @@ def _by_look(text: str) -> Any:
 #: The driver's own query parameters (not passed to kombu), with their defaults.
 DRIVER_OPTIONS: dict[str, float] = {
     "prefetch_count": 64,
+    "prefetch_bytes": 16 * 1024 * 1024,
     "connect_timeout": 5.0,
     "interval_start": 1.0,
     "interval_step": 2.0,
@@ -99,6 +100,7 @@ EXTRA_TRANSPORT_OPTIONS: dict[str, tuple[str, ...]] = {
 #: How query values are converted, by option name; others go by their look.
 OPTION_TYPES: dict[str, Callable[[str], Any]] = {
     "prefetch_count": int,
+    "prefetch_bytes": int,
     "connect_timeout": float,
     "interval_start": float,
     "interval_step": float,
@@ -259,6 +261,8 @@ class KombuSettings:
         exchange_type: the type of the topic exchanges (``direct`` where the
             transport has no topic exchanges).
         prefetch_count: how many unacknowledged messages a listener may hold.
+        prefetch_bytes: while the messages a listener holds add up to more bytes,
+            it takes no more from the broker (0: no bound).
         connect_timeout: seconds to establish a connection.
         interval_start: the first wait before reconnecting, in seconds.
         interval_step: what each further wait adds.
@@ -278,6 +282,7 @@ class KombuSettings:
     capabilities: Capabilities = field(default_factory=Capabilities)
     exchange_type: str = "topic"
     prefetch_count: int = 64
+    prefetch_bytes: int = 16 * 1024 * 1024
     connect_timeout: float = 5.0
     interval_start: float = 1.0
     interval_step: float = 2.0
@@ -327,6 +332,10 @@ class KombuSettings:
             raise InvalidTransportURL(
                 str(url), f"prefetch_count must be at least 1 in transport URL {shown!r}"
             )
+        if driver["prefetch_bytes"] < 0:
+            raise InvalidTransportURL(
+                str(url), f"prefetch_bytes must not be negative in transport URL {shown!r}"
+            )
         if driver["publish_timeout"] <= 0:
             raise InvalidTransportURL(
                 str(url), f"publish_timeout must be above 0 in transport URL {shown!r}"
@@ -344,6 +353,7 @@ class KombuSettings:
             capabilities=capabilities,
             exchange_type=exchange_type,
             prefetch_count=int(driver["prefetch_count"]),
+            prefetch_bytes=int(driver["prefetch_bytes"]),
             connect_timeout=float(driver["connect_timeout"]),
             interval_start=float(driver["interval_start"]),
             interval_step=float(driver["interval_step"]),

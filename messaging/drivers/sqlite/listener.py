@@ -72,6 +72,7 @@ class SqliteSource:
         self.consumer = consumer_id()
         self._visible_for = driver.settings.visibility_timeout
         self._prefetch = driver.settings.prefetch
+        self._prefetch_bytes = driver.settings.prefetch_bytes
         self._lock = threading.Lock()  # the buffer, and fetching into it
         self._buffer: collections.deque[StoredMessage] = collections.deque()
         self._stopped = False
@@ -85,7 +86,9 @@ class SqliteSource:
     def _fetch(self) -> list[StoredMessage]:
         if self.rpc:
             return self.bus.store.take(self.queues, 1)
-        return self.bus.store.claim(self.queues, self.consumer, self._visible_for, self._prefetch)
+        return self.bus.store.claim(
+            self.queues, self.consumer, self._visible_for, self._prefetch, self._prefetch_bytes
+        )
 
     def take(self, timeout: float | None) -> StoredMessage | None:
         """The next message; None after ``timeout`` or once stopped."""

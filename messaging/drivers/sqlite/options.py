@@ -102,6 +102,10 @@ _TTL_HELP = (
     "Seconds the fanout queue of an RPC server or the reply queue of a client lives after "
     "its process stops renewing it (it renews it every third of this while alive)."
 )
+_PREFETCH_BYTES_HELP = (
+    "Bound on the bytes of the notifications a listener takes at once (prefetch bounds "
+    "their number); one is always taken, however large. 0: no bound."
+)
 _PUBLISH_TIMEOUT_HELP = (
     "Seconds a send may take, tries again included (the database locked by another "
     "process, the disk full), before it fails with MessageDeliveryFailure, whatever its "
@@ -150,6 +154,7 @@ def sqlite_opts() -> list[cfg.Opt]:
         ),
         cfg.FloatOpt("transient_queue_ttl", default=60.0, min=1.0, help=_TTL_HELP),
         cfg.IntOpt("prefetch", default=16, min=1, max=10_000, help=_PREFETCH_HELP),
+        cfg.IntOpt("prefetch_bytes", default=16 * _MIB, min=0, help=_PREFETCH_BYTES_HELP),
         cfg.FloatOpt("publish_timeout", default=30.0, min=0.001, help=_PUBLISH_TIMEOUT_HELP),
     ]
 
@@ -179,6 +184,7 @@ class SqliteSettings:
     synchronous: str = "normal"
     transient_queue_ttl: float = 60.0
     prefetch: int = 16
+    prefetch_bytes: int = 16 * _MIB
     publish_timeout: float = 30.0
 
     def __post_init__(self) -> None:
@@ -197,7 +203,7 @@ class SqliteSettings:
             "publish_timeout",
         )
         problems += [f"{name} must be above 0" for name in positive if getattr(self, name) <= 0]
-        nonnegative = ("max_bytes", "max_messages", "busy_timeout")
+        nonnegative = ("max_bytes", "max_messages", "busy_timeout", "prefetch_bytes")
         problems += [
             f"{name} must not be negative" for name in nonnegative if getattr(self, name) < 0
         ]

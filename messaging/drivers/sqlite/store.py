@@ -127,11 +127,11 @@ def _peek_sql(queues: int) -> str:
     # One ordered index range per queue (queue, id), merged: the cost is the
     # claimed rows at the head of each queue plus ``limit``, whatever the backlog.
     parts = [
-        f"SELECT id FROM (SELECT id FROM messages WHERE queue = :q{index} "
+        f"SELECT id, size FROM (SELECT id, size FROM messages WHERE queue = :q{index} "
         f"AND visible_at <= :now AND {_LIVE} ORDER BY id LIMIT :limit)"
         for index in range(queues)
     ]
-    return f"SELECT id FROM ({' UNION ALL '.join(parts)}) ORDER BY id LIMIT :limit"
+    return f"SELECT id, size FROM ({' UNION ALL '.join(parts)}) ORDER BY id LIMIT :limit"
 
 
 @functools.cache
@@ -378,23 +378,41 @@ class Store:
 
     @staticmethod
     def _candidates(
-        conn: sqlite3.Connection, queues: Sequence[str], now: float, limit: int
+        conn: sqlite3.Connection,
+        queues: Sequence[str],
+        now: float,
+        limit: int,
+        max_bytes: int = 0,
     ) -> list[int]:
         params: dict[str, object] = {f"q{index}": name for index, name in enumerate(queues)}
         params.update(now=now, limit=limit)
-        return [row[0] for row in conn.execute(_peek_sql(len(queues)), params)]
+        ids: list[int] = []
+        total = 0
+        for message_id, size in conn.execute(_peek_sql(len(queues)), params):
+            total += size
+            if ids and max_bytes and total > max_bytes:
+                break  # the first message is always taken, however large
+            ids.append(message_id)
+        return ids
 
     def claim(
-        self, queues: Sequence[str], consumer: str, visible_for: float, limit: int
+        self,
+        queues: Sequence[str],
+        consumer: str,
+        visible_for: float,
+        limit: int,
+        max_bytes: int = 0,
     ) -> list[StoredMessage]:
         """Claim up to ``limit`` visible messages of ``queues``, oldest first.
 
         They stay stored, invisible for ``visible_for`` seconds, until acknowledged,
         requeued or released with the claim token (``consumer``, ``deliveries``).
+        With ``max_bytes``, the claimed bodies add up to at most that many bytes
+        (always one message at least).
         """
         now = time.time()
         with self._reading("looking for messages") as conn:
-            ids = self._candidates(conn, queues, now, limit)
+            ids = self._candidates(conn, queues, now, limit, max_bytes)
         if not ids:
             return []
         sql = (
