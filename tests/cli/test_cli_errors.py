@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
+from tests.brokers import require_service
 from tests.cli.conftest import RUN_TIMEOUT, Cli, Result
 
 FAKE = "fake://"
@@ -165,3 +167,46 @@ def test_call_to_nobody_is_undeliverable(fake_cli: Cli) -> None:
     # fake:// lives in one process: the call cannot reach any server.
     result = fake_cli.run("call", "--topic", "nobody", "--timeout", "5", "m")
     assert_one_line_error(result, 6, "no server listens on topic 'nobody'")
+
+
+REFUSED = {
+    "stomp": ("stomp://guest:wrong-password@127.0.0.1:61613/", 61613, "Access refused"),
+    "kombu+redis": (
+        "kombu+redis://nobody:wrong-password@127.0.0.1:6379/15",
+        6379,
+        "invalid username-password",
+    ),
+    "rabbit": ("rabbit://guest:wrong-password@127.0.0.1:5672/", 5672, "ACCESS_REFUSED"),
+}
+
+
+@pytest.mark.broker
+@pytest.mark.parametrize("command", ["call", "ping"])
+@pytest.mark.parametrize(
+    "driver",
+    [
+        "stomp",
+        "kombu+redis",
+        pytest.param(
+            "rabbit",
+            marks=pytest.mark.xfail(
+                strict=False,
+                reason="RabbitMQ retries a refused login until the call's timeout (exit 4); "
+                "lead's fix, issue 13",
+            ),
+        ),
+    ],
+)
+def test_refused_credentials_are_exit_code_5_at_once(
+    cli_env: dict[str, str], tmp_path: Path, driver: str, command: str
+) -> None:
+    url, port, words = REFUSED[driver]
+    require_service("127.0.0.1", port, driver)
+    cli = Cli(cli_env, url, cwd=tmp_path)
+    started = time.monotonic()
+    args = ("call", "--timeout", "3", "m") if command == "call" else ("ping", "--timeout", "3")
+    result = cli.run(*args)
+    # The guide: 5, the broker could not be reached (not 4, a timeout), and at once.
+    assert_one_line_error(result, 5, words)
+    assert time.monotonic() - started < 3
+    assert "wrong-password" not in result.stderr
