@@ -19,11 +19,11 @@ def stomp_log(caplog: pytest.LogCaptureFixture) -> logging.Logger:
 def test_the_passcode_header_is_masked_whatever_the_password(
     stomp_log: logging.Logger, caplog: pytest.LogCaptureFixture
 ) -> None:
-    frame = [b"CONNECT\n", b"login:guest\n", b"passcode:an0ther one\n", b"host:h\n", b"\n"]
+    frame = [b"CONNECT\n", b"login:alice\n", b"passcode:an0ther one\n", b"host:h\n", b"\n"]
     stomp_log.debug("sending frame: %s", clean_lines(frame))  # stomp.py's own call
     assert "an0ther" not in caplog.text
     assert "passcode:****" in caplog.text
-    assert "login:guest" in caplog.text and "host:h" in caplog.text
+    assert "login:alice" in caplog.text and "host:h" in caplog.text
 
 
 def test_a_known_password_is_masked_in_every_form(
