@@ -182,21 +182,7 @@ REFUSED = {
 
 @pytest.mark.broker
 @pytest.mark.parametrize("command", ["call", "ping"])
-@pytest.mark.parametrize(
-    "driver",
-    [
-        "stomp",
-        "kombu+redis",
-        pytest.param(
-            "rabbit",
-            marks=pytest.mark.xfail(
-                strict=False,
-                reason="RabbitMQ retries a refused login until the call's timeout (exit 4); "
-                "lead's fix, issue 13",
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("driver", ["stomp", "kombu+redis", "rabbit"])
 def test_refused_credentials_are_exit_code_5_at_once(
     cli_env: dict[str, str], tmp_path: Path, driver: str, command: str
 ) -> None:
