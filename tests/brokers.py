@@ -204,16 +204,18 @@ def rabbit4_url(vhost: str) -> str:
     )
 
 
-def rabbit_publish_raw(vhost: str, queue: str, bodies: Sequence[str | bytes]) -> None:
+def rabbit_publish_raw(
+    vhost: str, queue: str, bodies: Sequence[str | bytes], port: int = RABBIT_PORT
+) -> None:
     """Publish ``bodies`` as they are to ``queue`` of ``vhost`` with py-amqp, confirmed.
 
     What a peer without this library (or an attacker) could put in a queue; it
-    returns once the broker has confirmed every body.
+    returns once the broker (on ``port`` of this host) has confirmed every body.
     """
     import amqp
 
     connection = amqp.Connection(
-        f"{RABBIT_HOST}:{RABBIT_PORT}", userid="guest", password="guest", virtual_host=vhost
+        f"{RABBIT_HOST}:{port}", userid="guest", password="guest", virtual_host=vhost
     )
     connection.connect()
     try:

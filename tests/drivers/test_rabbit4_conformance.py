@@ -10,17 +10,29 @@ ones (``rabbit_auto_quorum``).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import ClassVar
 
 import pytest
 
 import messaging
 from messaging.drivers.base import Capabilities
-from tests.brokers import rabbit4_url, rabbit4_vhost, require_rabbitmq4
-from tests.drivers.conformance import DriverHarness, NotificationConformance, RPCConformance
+from tests.brokers import (
+    closed_port,
+    rabbit4_url,
+    rabbit4_vhost,
+    rabbit_publish_raw,
+    require_rabbitmq4,
+)
+from tests.drivers.conformance import (
+    WRONG_PASSWORD,
+    DriverHarness,
+    NotificationConformance,
+    RPCConformance,
+)
+from tests.drivers.test_rabbit_conformance import RABBIT_KNOWN_FAILURES
 from tests.drivers.test_rabbit_resilience import make_conf
-from tests.rabbitmq_nodes import rabbitmqctl
+from tests.rabbitmq_nodes import RABBIT4, rabbitmqctl
 
 pytestmark = pytest.mark.broker
 
@@ -47,8 +59,23 @@ class Rabbit4Broker(DriverHarness):
     def setup_broker(self) -> None:
         require_rabbitmq4()
 
+    known_failures: ClassVar[dict[str, str]] = RABBIT_KNOWN_FAILURES
+
     def transport_url(self) -> str:
         return rabbit4_url(_VHOST[-1])
+
+    def inject_raw(
+        self, transport: messaging.Transport, topic: str, rpc: bool, bodies: Sequence[str]
+    ) -> None:
+        queue = topic if rpc else f"{topic}.info"
+        rabbit_publish_raw(_VHOST[-1], queue, bodies, port=RABBIT4.amqp_port)
+
+    def refused_url(self) -> str:
+        return rabbit4_url(_VHOST[-1]).replace("guest:guest@", f"guest:{WRONG_PASSWORD}@")
+
+    def unreachable_url(self, publish_timeout: float) -> str:
+        url = rabbit4_url(_VHOST[-1]).replace(f":{RABBIT4.amqp_port}/", f":{closed_port()}/")
+        return f"{url}?publish_confirm_timeout={publish_timeout}"
 
 
 class TestRabbit4Notifications(Rabbit4Broker, NotificationConformance):

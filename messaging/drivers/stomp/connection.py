@@ -223,11 +223,9 @@ class StompConnection:
     def flavor(self, timeout: float) -> str:
         """The destination flavor: configured, or learnt from the broker's CONNECTED frame.
 
-        Waits up to ``timeout`` for the first connection; ``generic`` if it does not come.
-
-        Raises:
-            BrokerRefusal: the broker refused the login (credentials, virtual host);
-                the error quotes it.
+        Waits up to ``timeout`` for the first connection (not past a refused
+        login, which sends and listeners then raise at once); ``generic`` if it
+        does not come.
         """
         if self.settings.flavor != "auto":
             return self.settings.flavor
@@ -235,14 +233,13 @@ class StompConnection:
             self._changed.wait_for(
                 lambda: self._flavor_known.is_set() or self.refused is not None, timeout
             )
-            if not self._flavor_known.is_set() and self.refused is not None:
-                raise self.refused
+            refused = self.refused
         if not self._flavor_known.is_set():
             LOG.warning(
-                "No connection to %s within %ss: assuming a generic STOMP broker "
+                "No connection to %s (%s): assuming a generic STOMP broker "
                 "(set [messaging_stomp] flavor to be sure)",
                 self.settings.redacted,
-                timeout,
+                refused if refused is not None else f"none within {timeout}s",
             )
             return "generic"
         return "rabbitmq" if self.server.lower().startswith("rabbitmq") else "generic"

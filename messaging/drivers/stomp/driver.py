@@ -58,12 +58,7 @@ class StompDriver(base.Driver):
         self.connection: StompConnection = REGISTRY.acquire(
             self._key, lambda: StompConnection(self.settings)
         )
-        try:
-            flavor = self.connection.flavor(self.settings.connect_timeout)
-        except BaseException:
-            self._released = True
-            REGISTRY.release(self._key)
-            raise
+        flavor = self.connection.flavor(self.settings.connect_timeout)
         self.destinations = Destinations(
             flavor, self.settings.prefetch_count, self.settings.reply_queue_expiry
         )
