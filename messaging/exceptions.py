@@ -111,20 +111,22 @@ class BrokerRefusal(MessageDeliveryFailure):
 
 
 class MessageTooLarge(MessageDeliveryFailure):
-    """A message is larger than ``[DEFAULT] max_message_size``; it was not sent.
+    """A message is larger than ``[DEFAULT] max_message_size``, or the broker's limit; not sent.
 
     Attributes:
         size: the size of the encoded message, in bytes.
         limit: the bound it is above.
     """
 
-    def __init__(self, what: str, size: int, limit: int) -> None:
+    def __init__(self, what: str, size: int, limit: int, bound: str | None = None) -> None:
         self.size = size
         self.limit = limit
-        super().__init__(
-            f"{what} is {size} bytes, more than max_message_size = {limit} bytes "
-            "([DEFAULT] option); it was not sent"
+        above = (
+            f"max_message_size = {limit} bytes ([DEFAULT] option)"
+            if bound is None
+            else f"{bound} of {limit} bytes"
         )
+        super().__init__(f"{what} is {size} bytes, more than {above}; it was not sent")
 
 
 class MessageSerializationError(MessagingException, TypeError):

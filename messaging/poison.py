@@ -31,14 +31,11 @@ so there is nothing to count.
 from __future__ import annotations
 
 import collections
-import heapq
-import itertools
 import os
 import socket
 import threading
 import time
 import traceback
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -49,7 +46,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PARKING_QUEUE",
-    "DelayedCalls",
     "HandlingFailure",
     "LocalAttempts",
     "ParkedMessage",
@@ -260,77 +256,3 @@ class LocalAttempts:
         if key is not None:
             with self._lock:
                 self._counts.pop(key, None)
-
-
-class DelayedCalls:
-    """Runs calls after a delay on one thread of its own, started on first use.
-
-    Args:
-        name: the thread's name.
-    """
-
-    def __init__(self, name: str) -> None:
-        self._name = name
-        self._heap: list[tuple[float, int, Callable[[], None]]] = []
-        self._order = itertools.count()
-        self._cond = threading.Condition()
-        self._thread: threading.Thread | None = None
-        self._stopped = False
-
-    def call_later(self, delay: float, fn: Callable[[], None]) -> None:
-        """Call ``fn()`` in ``delay`` seconds (at once when stopped: nothing waits then)."""
-        with self._cond:
-            if self._stopped:
-                run_now = True
-            else:
-                run_now = False
-                heapq.heappush(self._heap, (time.monotonic() + delay, next(self._order), fn))
-                if self._thread is None:
-                    self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
-                    self._thread.start()
-                self._cond.notify()
-        if run_now:
-            fn()
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._stopped and (not self._heap or self._heap[0][0] > time.monotonic()):
-                    wait = self._heap[0][0] - time.monotonic() if self._heap else None
-                    self._cond.wait(wait)
-                if self._stopped:
-                    return
-                _when, _n, fn = heapq.heappop(self._heap)
-            try:
-                fn()
-            except Exception:
-                import logging
-
-                logging.getLogger(__name__).exception("A delayed requeue failed")
-
-    def pending(self) -> int:
-        """How many calls wait."""
-        with self._cond:
-            return len(self._heap)
-
-    def stop(self) -> int:
-        """Stop the thread and drop the calls not made yet (bounded wait).
-
-        Returns:
-            How many were dropped. The listener's messages they would have
-            requeued go back to the broker when the listener closes.
-        """
-        with self._cond:
-            self._stopped = True
-            dropped, self._heap = len(self._heap), []
-            thread = self._thread
-            self._cond.notify_all()
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(10)
-        return dropped
-
-    def restart(self) -> None:
-        """Accept calls again after :meth:`stop` (a server started anew)."""
-        with self._cond:
-            self._stopped = False
-            self._thread = None

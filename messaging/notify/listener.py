@@ -13,6 +13,7 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from messaging.delayed import DelayedCalls
 from messaging.excerpt import excerpt, log_exception
 from messaging.notify.dispatcher import (
     BatchNotificationDispatcher,
@@ -21,7 +22,7 @@ from messaging.notify.dispatcher import (
     describe,
 )
 from messaging.notify.drivers.log import mask_secrets
-from messaging.poison import DelayedCalls, HandlingFailure, LocalAttempts, PoisonPolicy
+from messaging.poison import HandlingFailure, LocalAttempts, PoisonPolicy
 from messaging.server import MessageHandlingServer
 from messaging.transport import RPCTransport
 
@@ -74,7 +75,7 @@ class NotificationServerBase(MessageHandlingServer):
 
         register_notification_opts(self.conf)
         self._policy = PoisonPolicy.from_conf(self.conf, NOTIFICATIONS_GROUP)
-        self._delayed = DelayedCalls(f"messaging-requeue-{id(self):x}")
+        self._delayed = DelayedCalls(f"messaging-requeue-{id(self):x}", "A delayed requeue")
         self._local_attempts = LocalAttempts()
         if isinstance(transport, RPCTransport):
             LOG.warning(

@@ -14,8 +14,9 @@ import pytest
 
 import messaging
 from messaging.conf import NOTIFICATIONS_GROUP
+from messaging.delayed import DelayedCalls
 from messaging.drivers import memory
-from messaging.poison import DelayedCalls, HandlingFailure, LocalAttempts, PoisonPolicy
+from messaging.poison import HandlingFailure, LocalAttempts, PoisonPolicy
 from tests.unit.listener_support import TIMEOUT, make_conf, notifier, transport
 
 TOPIC = "poison"

@@ -316,6 +316,12 @@ class AmqpConnection:
             except CONNECTION_ERRORS as exc:
                 with self.io_lock:
                     self._lost(exc)
+            except Exception as exc:
+                # Anything else (a channel error nobody owns, a fault in this code):
+                # the connection starts afresh, and everything on it is restored.
+                LOG.exception("[%s] Unexpected error on the AMQP connection", self.connection_name)
+                with self.io_lock:
+                    self._lost(exc)
         with self.io_lock:
             self._shutdown()
 
@@ -527,6 +533,9 @@ class AmqpConnection:
             except CONNECTION_ERRORS as exc:
                 self._lost(exc)
                 return False
+            except Exception:
+                # One observer's fault must not keep the others from their connection.
+                LOG.exception("[%s] Could not restore %r", self.connection_name, observer)
         self._flush_out()
         waiting, self._waiting = self._waiting, []
         self._commands.extendleft(reversed(waiting))

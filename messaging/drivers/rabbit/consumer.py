@@ -7,6 +7,9 @@ out on the connection's I/O thread. After a reconnection everything is
 declared and consumed again; deliveries of the old connection that were not
 acknowledged are dropped from the local buffer, since the broker delivers them
 again (at-least-once), and an acknowledgement of an old delivery is a no-op.
+The same holds when the broker closes only the subscription's channel (its
+consumer timeout, an unknown delivery tag): the subscription logs why and
+consumes again on a new channel.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ class Delivery:
     """A message as the broker delivered it.
 
     Attributes:
-        generation: the connection generation it came on.
+        generation: the subscription's channel generation it came on.
         channel: the channel it came on (acks must go there).
         delivery_tag: the broker's tag for it.
         body: the raw body.
@@ -316,9 +319,10 @@ class Subscription:
             declarer.all(self.exchanges, self.queues, self.bindings)
             declarer.close()
             channel = conn.channel()
+            channel.on_broker_close = self._on_channel_closed
             if self.prefetch:
                 channel.basic_qos(0, self.prefetch, False)
-            self._generation = generation
+            self._generation += 1
             self._channel = channel
             self._consumer_tags = []
             self._queue_of = {}
@@ -361,6 +365,29 @@ class Subscription:
         self._channel = None
         self._ready.set()
         self._settled.set()
+
+    def _on_channel_closed(self, error: amqp.exceptions.AMQPError) -> None:
+        # Called while frames are read; consuming starts again once the read is over.
+        self._channel = None
+        self._unsettled.clear()
+        if self._closed:
+            return
+        timed_out = "timed out" in str(error) or "timeout" in str(error)
+        LOG.error(
+            "The broker closed the channel consuming %s: %s%s; consuming again on a new "
+            "channel (what was not acknowledged is delivered again)",
+            [q.name for q in self.queues],
+            error,
+            " (a message was handled for longer than the broker's consumer_timeout)"
+            if timed_out
+            else "",
+        )
+        conn = self.connection.amqp_connection
+        self.connection.post(lambda: self._consume_again(conn))
+
+    def _consume_again(self, conn: amqp.Connection | None) -> None:
+        if conn is not None and conn is self.connection.amqp_connection and self._channel is None:
+            self.on_connected(conn, self.connection.generation)
 
     def on_connection_lost(self, error: BaseException) -> None:
         """Drop the channel and the deliveries not yet taken (the broker sends them again)."""

@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from messaging import wire
+from messaging import delayed, wire
 from messaging.drivers import base
 from messaging.drivers.delivered import DecodingListener
 from messaging.drivers.pool import ConnectionRegistry, process_id
@@ -31,7 +31,7 @@ from messaging.drivers.rabbit.parking import ParkingSubscription
 from messaging.drivers.rabbit.publisher import Publication, Publisher, amqp_properties
 from messaging.drivers.rabbit.reply import ReplyRouter
 from messaging.drivers.replies import describe_request
-from messaging.exceptions import InvalidTarget, MessageUndeliverable
+from messaging.exceptions import InvalidTarget, MessageTooLarge, MessageUndeliverable
 
 if TYPE_CHECKING:
     import queue
@@ -350,22 +350,23 @@ class RabbitDriver(base.Driver):
         The worker does not wait for the broker's confirm: the caller's wait ends
         with the reply itself, so the worker is free at once. A reply queue that
         does not exist (yet, or any more) is retried every 0.25 s, on a timer, for
-        ``kombu_missing_consumer_retry_timeout`` seconds, then given up with an
-        error log; so is any other failure to publish it, logged at once.
+        ``kombu_missing_consumer_retry_timeout`` seconds (the retries of every
+        reply share one scheduler thread), then given up with an error log. A
+        reply above the broker's size limit is replaced by that error, which the
+        caller then gets; any other failure to publish it is logged at once.
         """
         spec = topology.reply_publish(self.settings, reply_q)
         mandatory = self._reply_mandatory
         deadline = time.monotonic() + self.settings.kombu_missing_consumer_retry_timeout
         encoded = body.encode("utf-8")
         properties = self._reply_properties
+        replaced: list[BaseException] = []  # the reply became its size error (once)
 
         def failed(error: BaseException) -> None:
             if isinstance(error, MessageUndeliverable):
                 if not heartbeat and time.monotonic() < deadline:
                     LOG.debug("No reply queue %s yet; retrying the reply %s", reply_q, msg_id)
-                    retry = threading.Timer(REPLY_RETRY_INTERVAL, send)
-                    retry.daemon = True
-                    retry.start()
+                    delayed.shared().call_later(REPLY_RETRY_INTERVAL, send)
                     return
                 LOG.error(
                     "The reply %s failed to send after %d seconds due to a missing queue (%s). "
@@ -375,9 +376,16 @@ class RabbitDriver(base.Driver):
                     reply_q,
                 )
                 return
+            if isinstance(error, MessageTooLarge) and not heartbeat and not replaced:
+                LOG.error("%s; replying with that error", error)
+                replaced.append(error)
+                send(wire.encode_reply(msg_id, failure=wire.serialize_failure(error)).encode())
+                return
             LOG.error("Could not send the reply to %s on %s: %s", msg_id, reply_q, error)
 
-        def send() -> None:
+        def send(body: bytes | None = None) -> None:
+            nonlocal encoded
+            encoded = body or encoded
             try:
                 self.broker.publisher.publish_then(
                     Publication(spec.exchange, spec.routing_key, encoded, properties, mandatory),

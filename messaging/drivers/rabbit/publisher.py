@@ -10,12 +10,20 @@ A message not yet confirmed when the connection drops is published again
 after reconnecting (at-least-once), unless its ``retry`` budget of
 connection attempts is spent, in which case its caller gets
 :class:`~messaging.exceptions.MessageDeliveryFailure`.
+
+When the broker closes the publishing channel (it does so for a message above
+its ``max_message_size``: 16 MiB on RabbitMQ 4, 128 MiB on 3.x, and discards
+what followed on the channel), the messages not yet confirmed go again on a
+new channel, except the ones above the limit the broker named, which fail with
+:class:`~messaging.exceptions.MessageTooLarge`; larger messages fail at once
+from then on, without reaching the broker.
 """
 
 from __future__ import annotations
 
 import collections
 import functools
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -35,6 +43,7 @@ from messaging.drivers.rabbit.refusals import DeclarationRefused
 from messaging.exceptions import (
     BrokerRefusal,
     MessageDeliveryFailure,
+    MessageTooLarge,
     MessageUndeliverable,
     TransportDriverError,
 )
@@ -48,6 +57,11 @@ __all__ = ["Outcome", "Publication", "Publisher", "amqp_properties"]
 LOG = green.hand_over_logs(__name__)
 #: Seconds a refused destination is remembered: messages to it fail at once meanwhile.
 REFUSAL_MEMORY = 60.0
+#: Broker closes of the publishing channel in a row, with no confirm between them,
+#: after which the messages it keeps refusing fail instead of going again.
+CLOSES_WITHOUT_PROGRESS = 3
+# RabbitMQ's words (3.x and 4.x) when a message is above its max_message_size.
+_SIZE_REFUSAL = re.compile(r"message size (\d+) is larger than configured max size (\d+)")
 
 #: How a publication ended: confirmed, or failed with an error. A thread may
 #: wait for it; its callback is told on the application's side.
@@ -119,6 +133,8 @@ class Publisher:
         self._in_flight_lock = threading.Condition()
         # Destinations whose declaration the broker refused for good, until when.
         self._refused: dict[tuple[str, str], tuple[float, BrokerRefusal]] = {}
+        self.size_limit: int | None = None  # the broker's max_message_size, once it refused one
+        self._closes_in_a_row = 0
         connection.add_observer(self)
 
     # -- any thread ------------------------------------------------------------------------
@@ -251,6 +267,7 @@ class Publisher:
     def _ensure_channel(self, conn: amqp.Connection) -> amqp.Channel:
         if self._channel is None or not self._channel.is_open:
             channel = conn.channel()
+            channel.on_broker_close = self._on_channel_closed
             channel.confirm_select()
             channel.events["basic_ack"].add(self._on_ack)
             channel.events["basic_nack"].add(self._on_nack)
@@ -281,9 +298,12 @@ class Publisher:
             self._waiting.append(publication)
             return
         try:
-            channel = self._ensure_channel(conn)
             self._declare(conn, publication)
+            channel = self._ensure_channel(conn)  # after: a declaration waits for the broker
             message = self._message(publication)
+            if self.size_limit is not None and len(message.body) > self.size_limit:
+                _fail(publication, self._too_large(publication, len(message.body)))
+                return
             tag = self._next_tag
             self._next_tag += 1
             self._unconfirmed[tag] = publication
@@ -305,12 +325,8 @@ class Publisher:
             if refused.closes_connection and refused.__cause__ is not None:
                 raise refused.__cause__ from None  # the broker closed the connection: reconnect
         except amqp.exceptions.ChannelError as exc:
-            # The broker closed the channel (a declaration it refused...): fail this
-            # message, and send what was waiting on that channel again on a new one.
-            self._unconfirmed = collections.OrderedDict(
-                (t, p) for t, p in self._unconfirmed.items() if p is not publication
-            )
-            self._channel = None
+            # The broker closed the declaring channel: this message fails (the
+            # publishing channel has an owner, which hears of its own closes).
             _fail(
                 publication,
                 TransportDriverError(
@@ -318,12 +334,77 @@ class Publisher:
                 ),
                 exc,
             )
-            self._republish_unconfirmed()
         except CONNECTION_ERRORS:
             # Lost before it was written: it waits for the next connection.
             if not publication.outcome.done and publication not in self._unconfirmed.values():
                 self._waiting.append(publication)
             raise
+        except Exception as exc:
+            # Whatever else went wrong, its sender hears of it: never a message
+            # that is neither sent nor failed.
+            LOG.exception("Publishing a message to %s failed", publication.describe())
+            self._unconfirmed = collections.OrderedDict(
+                (t, p) for t, p in self._unconfirmed.items() if p is not publication
+            )
+            _fail(
+                publication,
+                TransportDriverError(
+                    f"Could not publish the message to {publication.describe()}: {exc!r}"
+                ),
+                exc,
+            )
+
+    def _too_large(self, publication: Publication, size: int) -> MessageTooLarge:
+        return MessageTooLarge(
+            f"The message to {publication.describe()}",
+            size,
+            self.size_limit or 0,
+            bound="the broker's limit (max_message_size on RabbitMQ)",
+        )
+
+    def _on_channel_closed(self, error: amqp.exceptions.AMQPError) -> None:
+        # Called while frames are read: the channel is gone, and the broker
+        # discarded what followed the refused message on it. What was not
+        # confirmed goes again on a new channel, once the read is over.
+        self._channel = None
+        self._declared.clear()
+        pending = list(self._unconfirmed.values())
+        self._unconfirmed.clear()
+        match = _SIZE_REFUSAL.search(str(error))
+        self._closes_in_a_row += 1
+        if match:
+            self.size_limit = int(match.group(2))
+        elif self._closes_in_a_row >= CLOSES_WITHOUT_PROGRESS:
+            # Refused again and again for a reason this driver cannot read: fail
+            # what it keeps refusing rather than sending it forever.
+            for publication in pending:
+                _fail(
+                    publication,
+                    TransportDriverError(
+                        f"The broker refused the message to {publication.describe()} "
+                        f"{self._closes_in_a_row} times in a row: {error}"
+                    ),
+                    error,
+                )
+            pending = []
+        LOG.error(
+            "The broker closed the publishing channel: %s; the %d messages not yet "
+            "confirmed go again on a new channel%s",
+            error,
+            len(pending),
+            f", except those above its limit of {self.size_limit} bytes" if match else "",
+        )
+        self.connection.post(lambda: self._write_all(pending))
+
+    def _write_all(self, pending: list[Publication]) -> None:
+        for index, publication in enumerate(pending):
+            publication.returned = None
+            try:
+                self._write(publication)
+            except BaseException:
+                # Lost again: the others wait for the next connection.
+                self._waiting.extend(p for p in pending[index + 1 :] if not p.outcome.done)
+                raise
 
     def _message(self, publication: Publication) -> amqp.Message:
         properties = amqp_properties(publication.properties)
@@ -357,13 +438,8 @@ class Publisher:
                 self._declarer.bind(publication.binding)
             self._declared.add(("queue", queue.name))
 
-    def _republish_unconfirmed(self) -> None:
-        pending = list(self._unconfirmed.values())
-        self._unconfirmed.clear()
-        for publication in pending:
-            self._write(publication)
-
     def _settle(self, tag: int, multiple: bool, ok: bool) -> None:
+        self._closes_in_a_row = 0
         tags = [t for t in self._unconfirmed if t <= tag] if multiple else [tag]
         for t in tags:
             publication = self._unconfirmed.pop(t, None)
@@ -422,14 +498,7 @@ class Publisher:
         pending = list(self._unconfirmed.values()) + self._waiting
         self._unconfirmed.clear()
         self._waiting = []
-        for index, publication in enumerate(pending):
-            publication.returned = None
-            try:
-                self._write(publication)
-            except BaseException:
-                # Lost again (or refused for good): the others wait for the next connection.
-                self._waiting.extend(p for p in pending[index + 1 :] if not p.outcome.done)
-                raise
+        self._write_all(pending)
 
     def on_connection_lost(self, error: BaseException) -> None:
         """Forget the channel; unconfirmed messages will go again after reconnecting."""

@@ -7,18 +7,32 @@ unpatched modules: :class:`NativeConnection` is a py-amqp connection whose
 transport connects, and wraps TLS, with :func:`messaging.green.natives`. In a
 process that is not monkey-patched those are the ordinary modules and nothing
 changes.
+
+Its channels are :class:`ReportingChannel`: when the broker closes a channel
+(a message above its size limit, a consumer timeout, an unknown delivery tag),
+the channel's owner is told and opens a new one, instead of py-amqp silently
+reopening the channel without its consumers or its confirm mode.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import amqp
+import amqp.exceptions
+import amqp.spec
 import amqp.transport
 
 from messaging.green import natives
 
-__all__ = ["NativeConnection", "NativeSSLTransport", "NativeTCPTransport", "wrap_tls"]
+__all__ = [
+    "NativeConnection",
+    "NativeSSLTransport",
+    "NativeTCPTransport",
+    "ReportingChannel",
+    "wrap_tls",
+]
 
 
 class _NativeConnect:
@@ -88,8 +102,44 @@ def wrap_tls(
     return context.wrap_socket(sock, server_hostname=server_hostname, do_handshake_on_connect=False)
 
 
+class ReportingChannel(amqp.Channel):  # type: ignore[misc]
+    """A channel that tells its owner when the broker closes it.
+
+    py-amqp answers a broker's ``channel.close`` by reopening the channel under
+    the same number and raising the error from whatever read the frame, which
+    may be another channel's wait: the error reaches the wrong code, and the
+    reopened channel has lost its consumers and its confirm mode. A channel
+    with an owner (``on_broker_close`` set) is closed for good instead, and the
+    owner is called with the broker's error, on the I/O thread, in the middle
+    of reading frames: it must not wait for the broker there (it posts its
+    recovery). A channel without one keeps py-amqp's behaviour, which
+    synchronous declarations rely on.
+
+    Attributes:
+        on_broker_close: called with the broker's error when it closes the channel.
+    """
+
+    on_broker_close: Callable[[amqp.exceptions.AMQPError], None] | None = None
+
+    def _on_close(self, reply_code: int, reply_text: str, class_id: int, method_id: int) -> None:
+        owner = self.on_broker_close
+        connection = self.connection
+        if owner is None or connection is None or connection.is_closing or self.is_closing:
+            super()._on_close(reply_code, reply_text, class_id, method_id)
+            return
+        self.send_method(amqp.spec.Channel.CloseOk)
+        self.on_broker_close = None
+        self.collect()  # closed: its number is free, and it is no longer open
+        error = amqp.exceptions.error_for_code(
+            reply_code, reply_text, (class_id, method_id), amqp.exceptions.ChannelError
+        )
+        owner(error)
+
+
 class NativeConnection(amqp.Connection):  # type: ignore[misc]
-    """A py-amqp connection whose transport uses native sockets."""
+    """A py-amqp connection whose transport uses native sockets, with reporting channels."""
+
+    Channel = ReportingChannel
 
     def Transport(  # noqa: N802 (py-amqp's name)
         self,
@@ -112,3 +162,12 @@ class NativeConnection(amqp.Connection):  # type: ignore[misc]
             socket_settings=socket_settings,
             **kwargs,
         )
+
+    def on_inbound_method(
+        self, channel_id: int, method_sig: Any, payload: Any, content: Any
+    ) -> Any:
+        """Dispatch a method to its channel; drop one for a channel closed meanwhile."""
+        channels = self.channels
+        if channels is not None and channel_id not in channels:
+            return None
+        return super().on_inbound_method(channel_id, method_sig, payload, content)
