@@ -244,3 +244,70 @@ def test_a_malformed_notification_is_logged_whole_and_the_next_one_handled(
     channel = raw.channel()
     assert channel.queue_declare(f"{topic}.info", passive=True).message_count == 0
     raw.close()
+
+
+def test_notifications_awaiting_their_confirm_are_bounded_in_bytes() -> None:
+    """With the broker away, a notifier holds at most notification_pipeline_bytes of them."""
+    bound = 4 * 1024 * 1024
+    url = DOWN_URL + f"?publish_confirm_timeout=0.3&notification_pipeline_bytes={bound}"
+    transport = messaging.get_notification_transport(make_conf(), url)
+    payload = "x" * (1024 * 1024)
+    target = messaging.Target(topic="t")
+    try:
+        publisher = transport.driver.broker.publisher  # type: ignore[attr-defined]
+        for n in range(3):  # 3 MiB and a little: room for all three
+            transport.send_notification(target, {}, {"n": n, "p": payload}, 2.0, None)
+        with pytest.raises(messaging.MessageDeliveryFailure, match=r"bytes\) have awaited"):
+            for n in range(3, 10):
+                transport.send_notification(target, {}, {"n": n, "p": payload}, 2.0, None)
+        assert publisher._in_flight == 3
+        assert publisher._in_flight_bytes <= bound
+    finally:
+        transport.cleanup()
+
+
+def test_a_reply_retried_many_times_uses_one_scheduler_thread(vhost: str) -> None:
+    """2,000 replies to a missing queue: their retries share one thread."""
+    transport = messaging.get_rpc_transport(
+        make_conf(), rabbit_url(vhost) + "?kombu_missing_consumer_retry_timeout=1"
+    )
+    before = {t.ident for t in threading.enumerate()}
+    try:
+        for n in range(2000):
+            transport.driver.send_reply(f"reply_{uuid.uuid4().hex}", f"m{n}", '{"x": 1}', False)
+        from messaging import delayed
+
+        deadline = time.monotonic() + 10
+        while delayed.shared().pending() < 100 and time.monotonic() < deadline:
+            time.sleep(0.01)  # the first tries come back as returned messages
+        started = [t for t in threading.enumerate() if t.ident not in before]
+        assert delayed.shared().pending() >= 100
+        assert len(started) <= 3, [t.name for t in started]
+    finally:
+        transport.cleanup()
+
+
+def test_a_cleaned_up_transport_deletes_its_reply_queue(vhost: str) -> None:
+    transport = messaging.get_rpc_transport(make_conf(), rabbit_url(vhost))
+    try:
+        reply_queue = transport.driver.broker.replies.queue_name  # type: ignore[attr-defined]
+        assert reply_queue in _queues(vhost)
+    finally:
+        transport.cleanup()
+    assert reply_queue not in _queues(vhost)
+
+
+def _queues(vhost: str) -> set[str]:
+    import shutil
+    import subprocess
+
+    ctl = shutil.which("rabbitmqctl")
+    assert ctl is not None
+    listed = subprocess.run(
+        [ctl, "-q", "list_queues", "-p", vhost, "name"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return set(listed.stdout.split())

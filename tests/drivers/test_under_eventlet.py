@@ -48,6 +48,7 @@ RABBIT_OTHERS = [
     "test_rabbit_tls.py",
     "test_rabbit4_conformance.py",
     "test_rabbit_poison.py",
+    "test_rabbit_faults.py",
 ]
 
 RUNS = (

@@ -272,6 +272,11 @@ class AmqpConnection:
         return self._last_failure
 
     @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called: nothing more is sent on it."""
+        return bool(self._closing.is_set())
+
+    @property
     def connected(self) -> bool:
         """Whether the connection is up now."""
         return self._connected.is_set()

@@ -61,10 +61,14 @@ class BrokerConnections:
     Args:
         settings: the settings of the first transport that opened it.
         url: the transport URL.
+        limits: the bounds of the first transport that opened it (replies decoded).
     """
 
-    def __init__(self, settings: RabbitSettings, url: TransportURL) -> None:
+    def __init__(
+        self, settings: RabbitSettings, url: TransportURL, limits: wire.Limits = wire.DEFAULT_LIMITS
+    ) -> None:
         self.settings = settings
+        self.limits = limits
         self.publishing = AmqpConnection(settings, url.hosts, url.virtual_host, "publish")
         self.consuming = AmqpConnection(settings, url.hosts, url.virtual_host, "consume")
         self.publisher = Publisher(self.publishing, compression=settings.kombu_compression)
@@ -77,7 +81,7 @@ class BrokerConnections:
         with self._reply_lock:
             if self._replies is None:
                 spec = topology.reply_queue(self.settings, uuid.uuid4().hex)
-                router = ReplyRouter(self.consuming, spec)
+                router = ReplyRouter(self.consuming, spec, self.limits)
                 try:
                     router.subscription.wait_ready(SETUP_WAIT)
                 except Exception:
@@ -153,7 +157,7 @@ class RabbitDriver(base.Driver):
                 self._pid = process_id()
                 self._listeners = base.OpenListeners()
                 self._broker = REGISTRY.acquire(
-                    self._key, lambda: BrokerConnections(self.settings, self.url)
+                    self._key, lambda: BrokerConnections(self.settings, self.url, self.limits)
                 )
             return self._broker
 
@@ -207,7 +211,12 @@ class RabbitDriver(base.Driver):
         if depth > 0 and base.attempts(retry) == float("inf"):
             # Retried until confirmed anyway: waiting for each confirm would only
             # make the caller pay a broker round trip per notification.
-            publisher.publish_async(publication, depth, self.settings.publish_confirm_timeout)
+            publisher.publish_async(
+                publication,
+                depth,
+                self.settings.publish_confirm_timeout,
+                self.settings.notification_pipeline_bytes,
+            )
         else:
             publisher.publish(publication, timeout=self.settings.publish_confirm_timeout)
 
@@ -383,11 +392,18 @@ class RabbitDriver(base.Driver):
                 return
             LOG.error("Could not send the reply to %s on %s: %s", msg_id, reply_q, error)
 
+        publisher = self.broker.publisher  # retries too: never reopened after cleanup
+
         def send(body: bytes | None = None) -> None:
             nonlocal encoded
             encoded = body or encoded
+            if publisher.connection.closed:
+                LOG.error(
+                    "The reply %s to %s is given up: the connection is closed", msg_id, reply_q
+                )
+                return
             try:
-                self.broker.publisher.publish_then(
+                publisher.publish_then(
                     Publication(spec.exchange, spec.routing_key, encoded, properties, mandatory),
                     failed,
                 )

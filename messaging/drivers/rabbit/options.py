@@ -4,12 +4,12 @@ The options live in ``[messaging_rabbit]``. Each one is also read from
 oslo.messaging's ``[oslo_messaging_rabbit]`` (and from oslo's older names where
 oslo kept them), so an oslo.messaging configuration file works unchanged; a value
 in our group wins. Names, types, defaults and bounds are oslo.messaging 18.x's.
-Three options are ours and have no oslo equivalent:
+Four options are ours and have no oslo equivalent:
 
 - ``notification_pipeline_depth``: how many notifications sent with the default
   ``retry`` (forever) may await the broker's confirm at once, so that a stream of
   notifications does not pay one broker round trip each (oslo waits for every
-  confirm).
+  confirm); ``notification_pipeline_bytes``: how many bytes of them.
 - ``publish_confirm_timeout``: how long a publish waits for the broker's
   publisher confirm.
 - ``rabbit_auto_quorum``: on RabbitMQ 4 and later, declare as quorum queues the
@@ -173,6 +173,12 @@ _PIPELINE_HELP = (
     "again until confirmed, failures are logged, and Notifier.flush() or the transport's "
     "cleanup waits for them. 0 waits for each confirm, as oslo.messaging does (ours)."
 )
+_PIPELINE_BYTES_HELP = (
+    "How many bytes of notification bodies may await the broker's confirm at once (see "
+    "notification_pipeline_depth), so that memory stays bounded however large the "
+    "notifications while the broker is slow or away; a sender waits beyond that. 0: no "
+    "bound but the count (ours)."
+)
 _AUTO_QUORUM_HELP = (
     "On RabbitMQ 4 and later (the version the broker announces on each connection), "
     "declare as quorum queues the queues that the other options leave transient (not "
@@ -301,6 +307,7 @@ def rabbit_opts() -> list[cfg.Opt]:
         ),
         opt(b, "rabbit_stream_fanout", False, _STREAM_HELP),
         opt(i, "notification_pipeline_depth", 1000, _PIPELINE_HELP, min=0),
+        opt(i, "notification_pipeline_bytes", 32 * 1024 * 1024, _PIPELINE_BYTES_HELP, min=0),
         opt(f, "publish_confirm_timeout", 30.0, _CONFIRM_TIMEOUT_HELP, min=0.001),
         opt(b, "rabbit_auto_quorum", True, _AUTO_QUORUM_HELP),
     ]
@@ -403,6 +410,7 @@ class RabbitSettings:
     processname: str = field(default_factory=_process_name)
     rabbit_stream_fanout: bool = False
     notification_pipeline_depth: int = 1000
+    notification_pipeline_bytes: int = 32 * 1024 * 1024
     publish_confirm_timeout: float = 30.0
     rabbit_auto_quorum: bool = True
 
@@ -507,6 +515,7 @@ def _problems(s: RabbitSettings) -> list[str]:
         "kombu_reconnect_delay": 0,
         "kombu_reconnect_splay": 0,
         "notification_pipeline_depth": 0,
+        "notification_pipeline_bytes": 0,
     }
     for name, low in lowest.items():
         value = getattr(s, name)

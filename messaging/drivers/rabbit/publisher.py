@@ -129,6 +129,7 @@ class Publisher:
         self._waiting: list[Publication] = []  # submitted while disconnected
         self._declarer: Declarer | None = None
         self._in_flight = 0  # messages handed over by publish_async, not yet settled
+        self._in_flight_bytes = 0  # and the size of their bodies
         self._in_flight_waiters = 0
         self._in_flight_lock = threading.Condition()
         # Destinations whose declaration the broker refused for good, until when.
@@ -190,12 +191,16 @@ class Publisher:
         publication.outcome.callback = settled
         self._send(publication)
 
-    def publish_async(self, publication: Publication, depth: int, timeout: float) -> None:
+    def publish_async(
+        self, publication: Publication, depth: int, timeout: float, max_bytes: int = 0
+    ) -> None:
         """Hand a message over without waiting for its confirm; failures are logged.
 
-        At most ``depth`` messages await their confirm at once: beyond that the
-        caller waits (up to ``timeout``) for room. The message is kept and sent
-        again until the broker confirms it or its retry budget is spent.
+        At most ``depth`` messages, and ``max_bytes`` bytes of them (0: no byte
+        bound), await their confirm at once: beyond that the caller waits (up
+        to ``timeout``) for room. One message alone may exceed ``max_bytes``.
+        The message is kept and sent again until the broker confirms it or its
+        retry budget is spent.
 
         Raises:
             MessageDeliveryFailure: no room freed up within ``timeout``.
@@ -203,15 +208,24 @@ class Publisher:
                 within the last :data:`REFUSAL_MEMORY` seconds.
         """
         self._raise_if_refused(publication)
+        size = len(publication.body)
+
+        def room() -> bool:
+            return self._in_flight < depth and (
+                not max_bytes or not self._in_flight or self._in_flight_bytes + size <= max_bytes
+            )
+
         with self._in_flight_lock:
-            if self._in_flight >= depth:
-                self._wait_in_flight(depth - 1, time.monotonic() + timeout)
-                if self._in_flight >= depth:
+            if not room():
+                self._wait_in_flight(room, time.monotonic() + timeout)
+                if not room():
                     raise MessageDeliveryFailure(
-                        f"{self._in_flight} messages have awaited the broker's confirm for "
-                        f"{timeout} s; not sending more to {publication.describe()}"
+                        f"{self._in_flight} messages ({self._in_flight_bytes} bytes) have awaited "
+                        f"the broker's confirm for {timeout} s; not sending more to "
+                        f"{publication.describe()}"
                     )
             self._in_flight += 1
+            self._in_flight_bytes += size
         publication.outcome.callback = lambda outcome: self._async_done(outcome, publication)
         self._send(publication)
 
@@ -229,11 +243,11 @@ class Publisher:
                 raise refusal
             self._refused.pop(publication.destination, None)
 
-    def _wait_in_flight(self, at_most: int, deadline: float | None) -> None:
+    def _wait_in_flight(self, done: Callable[[], bool], deadline: float | None) -> None:
         # Called with _in_flight_lock held.
         self._in_flight_waiters += 1
         try:
-            while self._in_flight > at_most:
+            while not done():
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return
@@ -244,6 +258,7 @@ class Publisher:
     def _async_done(self, outcome: Outcome, publication: Publication) -> None:
         with self._in_flight_lock:
             self._in_flight -= 1
+            self._in_flight_bytes -= len(publication.body)
             if self._in_flight_waiters:
                 self._in_flight_lock.notify_all()
         if outcome.error is not None:
@@ -259,7 +274,7 @@ class Publisher:
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._in_flight_lock:
-            self._wait_in_flight(0, deadline)
+            self._wait_in_flight(lambda: not self._in_flight, deadline)
             return self._in_flight
 
     # -- the I/O thread ----------------------------------------------------------------------

@@ -4,13 +4,16 @@ Every RPC client of a process that calls through the same broker shares one
 reply queue (``reply_<uuid hex>``), consumed on the shared connection. Each
 reply is handed to the thread waiting for its ``_msg_id``
 (:class:`~messaging.drivers.replies.ReplyWaiters`); a reply nobody waits for
-any more (its caller timed out) is logged and dropped.
+any more (its caller timed out) is logged and dropped. The reply queue is
+deleted when its router closes (the last transport of the process on that
+broker cleaned up), rather than left on the broker until it expires.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from messaging import wire
 from messaging.drivers.rabbit.consumer import Delivery, Subscription
 from messaging.drivers.replies import ReplyWaiters
 
@@ -27,17 +30,26 @@ class ReplyRouter(ReplyWaiters):
     Args:
         connection: the shared consuming connection.
         spec: the reply queue.
+        limits: the bounds on the replies it decodes.
     """
 
-    def __init__(self, connection: AmqpConnection, spec: QueueSpec) -> None:
-        super().__init__(spec.name)
+    def __init__(
+        self, connection: AmqpConnection, spec: QueueSpec, limits: wire.Limits = wire.DEFAULT_LIMITS
+    ) -> None:
+        super().__init__(spec.name, limits)
         self.subscription = Subscription(
-            connection, [], [spec], [], no_ack=True, on_delivery=self._on_delivery
+            connection,
+            [],
+            [spec],
+            [],
+            no_ack=True,
+            on_delivery=self._on_delivery,
+            delete_on_close=[spec.name],
         )
 
     def _on_delivery(self, delivery: Delivery) -> None:
         self.deliver(delivery.body)
 
     def close(self) -> None:
-        """Stop consuming the reply queue."""
+        """Stop consuming the reply queue and delete it."""
         self.subscription.close()
