@@ -73,6 +73,7 @@ OSLO_DEFAULTS: dict[str, tuple[type[cfg.Opt], Any]] = {
 }
 OUR_OPTIONS = {
     "notification_pipeline_depth": 1000,
+    "notification_pipeline_bytes": 32 * 1024 * 1024,
     "publish_confirm_timeout": 30.0,
     "rabbit_auto_quorum": True,
 }
