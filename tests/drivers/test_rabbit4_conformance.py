@@ -30,7 +30,6 @@ from tests.drivers.conformance import (
     NotificationConformance,
     RPCConformance,
 )
-from tests.drivers.test_rabbit_conformance import RABBIT_KNOWN_FAILURES
 from tests.drivers.test_rabbit_resilience import make_conf
 from tests.rabbitmq_nodes import RABBIT4, rabbitmqctl
 
@@ -58,8 +57,6 @@ class Rabbit4Broker(DriverHarness):
 
     def setup_broker(self) -> None:
         require_rabbitmq4()
-
-    known_failures: ClassVar[dict[str, str]] = RABBIT_KNOWN_FAILURES
 
     def transport_url(self) -> str:
         return rabbit4_url(_VHOST[-1])

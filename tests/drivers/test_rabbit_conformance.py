@@ -30,19 +30,6 @@ from tests.drivers.conformance import (
 pytestmark = pytest.mark.broker
 
 RABBIT_CAPABILITIES = Capabilities(requeue=True, pools=True, fanout=True, rpc=True)
-#: What the RabbitMQ driver does not do yet (issue 13, its I/O thread).
-RABBIT_KNOWN_FAILURES = {
-    "test_refused_credentials_fail_a_notification_at_once": (
-        "RabbitMQ hands a notification sent with the default retry to its pipeline and "
-        "returns; a refused login fails it there (logged), not in the caller; lead, issue 13"
-    ),
-    "test_a_notification_to_an_unreachable_broker_gives_up_within_its_bound": (
-        "RabbitMQ retries a pipelined notification (default retry) forever instead of giving "
-        "it up after publish_confirm_timeout; lead's fix, issue 13"
-    ),
-}
-
-
 _VHOST: list[str] = []
 
 
@@ -61,8 +48,6 @@ class RabbitBroker(DriverHarness):
     """The local RabbitMQ, on this module's virtual host."""
 
     capabilities: ClassVar[Capabilities | None] = RABBIT_CAPABILITIES
-
-    known_failures: ClassVar[dict[str, str]] = RABBIT_KNOWN_FAILURES
 
     def setup_broker(self) -> None:
         require_rabbitmq()

@@ -39,6 +39,7 @@ from tests.brokers import (
     unavailable,
 )
 from tests.drivers.test_rabbit_resilience import Counter, make_conf
+from tests.faultproxy import FaultProxy
 
 pytestmark = pytest.mark.broker
 TIMEOUT = 30.0
@@ -317,3 +318,27 @@ def test_an_exception_in_the_io_code_ends_in_a_reconnect(
             )
     finally:
         transport.cleanup()
+
+
+def test_a_silent_broker_holds_no_sender_past_its_timeout(broker: Broker) -> None:
+    """A broker that stops answering (socket open): a cast that must declare fails in time."""
+    port = int(broker.url.split("@127.0.0.1:")[1].split("/")[0])
+    vhost = broker.url.rsplit("/", 1)[1]
+    with FaultProxy(port) as proxy:
+        url = proxy.url(vhost) + "?publish_confirm_timeout=1&heartbeat_timeout_threshold=4"
+        transport = messaging.get_rpc_transport(make_conf(), url)
+        try:
+            with rpc_server(transport, f"faults-{uuid.uuid4().hex[:8]}") as client:
+                assert client.call({}, "echo", value=1) == 1
+                proxy.freeze()
+                started = time.monotonic()
+                new_topic = messaging.RPCClient(
+                    transport, messaging.Target(topic=f"new-{uuid.uuid4().hex[:8]}")
+                )
+                with pytest.raises(messaging.MessageDeliveryFailure):
+                    new_topic.cast({}, "echo", value=2)  # declares: waits for the broker
+                assert time.monotonic() - started < 1 + 2
+                proxy.thaw()
+                assert client.call({}, "echo", value=3) == 3
+        finally:
+            transport.cleanup()

@@ -15,8 +15,9 @@ import pytest
 from oslo_config import cfg
 
 import messaging
-from tests.brokers import RABBIT_HOST, rabbit_url, rabbit_vhost
+from tests.brokers import RABBIT_HOST, RABBIT_PORT, rabbit_url, rabbit_vhost
 from tests.drivers.test_rabbit_resilience import Counter, make_conf
+from tests.faultproxy import FaultProxy
 
 pytestmark = pytest.mark.broker
 # Port 1 on loopback refuses connections at once: a broker that is down.
@@ -76,16 +77,39 @@ def test_a_broker_that_is_down_fails_a_notification_with_finite_retry() -> None:
 
 
 def test_unconfirmed_notifications_are_reported_at_cleanup(
+    vhost: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with FaultProxy(RABBIT_PORT) as proxy:
+        url = proxy.url(vhost) + "?publish_confirm_timeout=0.5"
+        transport = messaging.get_notification_transport(make_conf(), url)
+        notifier = messaging.Notifier(transport, "frozen", driver="messagingv2", topics=["t"])
+        notifier.info({}, "frozen.test", {"n": 0})
+        assert notifier.flush(30) == 0  # connected
+        proxy.freeze()  # a broker that stops answering: nothing is confirmed
+        for n in range(1, 6):
+            notifier.info({}, "frozen.test", {"n": n})  # retry -1: handed over, not lost
+        assert notifier.flush(0.2) == 5
+        with caplog.at_level(logging.ERROR):
+            transport.cleanup()
+    assert "5 notifications were still unconfirmed" in caplog.text
+
+
+def test_a_notification_while_the_broker_is_down_waits_its_bound_and_is_reported(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    url = DOWN_URL + "?publish_confirm_timeout=0.5"
-    transport = messaging.get_notification_transport(make_conf(), url)
-    notifier = messaging.Notifier(transport, "down", driver="messagingv2", topics=["t"])
-    notifier.info({}, "down.test", {"n": 1})  # retry -1: handed over, not lost
-    assert notifier.flush(0.2) == 1
-    with caplog.at_level(logging.ERROR):
+    transport = messaging.get_notification_transport(
+        make_conf(), DOWN_URL + "?publish_confirm_timeout=0.5"
+    )
+    try:
+        notifier = messaging.Notifier(transport, "down", driver="messagingv2", topics=["t"])
+        started = time.monotonic()
+        with caplog.at_level(logging.ERROR):
+            notifier.info({}, "down.test", {"n": 1})
+        assert time.monotonic() - started < 0.5 + 2
+        assert "Could not send notification down.test" in caplog.text
+        assert notifier.flush(0) == 0  # nothing left behind unreported
+    finally:
         transport.cleanup()
-    assert "1 notifications were still unconfirmed" in caplog.text
 
 
 def test_call_to_a_topic_nobody_serves_is_undeliverable_with_at_least_once(vhost: str) -> None:
@@ -246,24 +270,27 @@ def test_a_malformed_notification_is_logged_whole_and_the_next_one_handled(
     raw.close()
 
 
-def test_notifications_awaiting_their_confirm_are_bounded_in_bytes() -> None:
-    """With the broker away, a notifier holds at most notification_pipeline_bytes of them."""
+def test_notifications_awaiting_their_confirm_are_bounded_in_bytes(vhost: str) -> None:
+    """With the broker silent, a notifier holds at most notification_pipeline_bytes of them."""
     bound = 4 * 1024 * 1024
-    url = DOWN_URL + f"?publish_confirm_timeout=0.3&notification_pipeline_bytes={bound}"
-    transport = messaging.get_notification_transport(make_conf(), url)
     payload = "x" * (1024 * 1024)
     target = messaging.Target(topic="t")
-    try:
-        publisher = transport.driver.broker.publisher  # type: ignore[attr-defined]
-        for n in range(3):  # 3 MiB and a little: room for all three
-            transport.send_notification(target, {}, {"n": n, "p": payload}, 2.0, None)
-        with pytest.raises(messaging.MessageDeliveryFailure, match=r"bytes\) have awaited"):
-            for n in range(3, 10):
+    with FaultProxy(RABBIT_PORT) as proxy:
+        url = proxy.url(vhost) + f"?publish_confirm_timeout=0.3&notification_pipeline_bytes={bound}"
+        transport = messaging.get_notification_transport(make_conf(), url)
+        try:
+            transport.send_notification(target, {}, {"n": -1}, 2.0, None)
+            assert transport.flush(30) == 0  # connected
+            proxy.freeze()
+            publisher = transport.driver.broker.publisher  # type: ignore[attr-defined]
+            for n in range(3):  # 3 MiB and a little: room for all three
                 transport.send_notification(target, {}, {"n": n, "p": payload}, 2.0, None)
-        assert publisher._in_flight == 3
-        assert publisher._in_flight_bytes <= bound
-    finally:
-        transport.cleanup()
+            with pytest.raises(messaging.MessageDeliveryFailure, match=r"bytes\) have awaited"):
+                transport.send_notification(target, {}, {"n": 3, "p": payload}, 2.0, None)
+            assert publisher._in_flight == 3
+            assert publisher._in_flight_bytes <= bound
+        finally:
+            transport.cleanup()
 
 
 def test_a_reply_retried_many_times_uses_one_scheduler_thread(vhost: str) -> None:

@@ -29,7 +29,6 @@ from tests.drivers.conformance import (
     NotificationConformance,
     RPCConformance,
 )
-from tests.drivers.test_rabbit_conformance import RABBIT_KNOWN_FAILURES
 
 pytestmark = pytest.mark.broker
 
@@ -53,8 +52,6 @@ class QuorumRabbitBroker(DriverHarness):
     capabilities: ClassVar[Capabilities | None] = Capabilities(
         requeue=True, pools=True, fanout=True, rpc=True
     )
-
-    known_failures: ClassVar[dict[str, str]] = RABBIT_KNOWN_FAILURES
 
     def setup_broker(self) -> None:
         require_rabbitmq()

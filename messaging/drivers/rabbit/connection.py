@@ -40,7 +40,7 @@ from messaging.drivers.pool import process_id
 from messaging.drivers.rabbit.frames import FrameReader, reader_for
 from messaging.drivers.rabbit.options import ssl_options_for_host
 from messaging.drivers.rabbit.refusals import login_refusal
-from messaging.drivers.rabbit.sockets import NativeConnection
+from messaging.drivers.rabbit.sockets import NativeConnection, bound_blocking_reads
 
 if TYPE_CHECKING:
     from messaging.drivers.rabbit.options import RabbitSettings
@@ -61,6 +61,10 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     EOFError,
 )
 DEFAULT_PORT = 5672
+#: Seconds a synchronous method waits for its answer when heartbeats are off.
+ANSWER_TIMEOUT = 60.0
+#: Seconds a closing connection waits for the broker's ``close-ok``.
+CLOSE_TIMEOUT = 2.0
 _IDLE_TICK = 1.0
 _FLUSH_FRAMES = 64
 
@@ -445,6 +449,11 @@ class AmqpConnection:
             if self._conn is conn and conn.heartbeat:
                 conn.heartbeat_tick(rate=self.settings.heartbeat_rate)
 
+    def _answer_timeout(self) -> float:
+        # How long a synchronous method may wait for the broker's answer: as long
+        # as the broker stays silent before heartbeats count it as dead.
+        return float(self.settings.heartbeat_timeout_threshold) or ANSWER_TIMEOUT
+
     def _heartbeat_tick(self) -> float:
         threshold = float(self.settings.heartbeat_timeout_threshold)
         if threshold <= 0:
@@ -492,6 +501,7 @@ class AmqpConnection:
             ssl=ssl_options_for_host(settings, host.hostname or "localhost") or False,
             heartbeat=settings.heartbeat_timeout_threshold,
             connect_timeout=max(1.0, float(settings.rabbit_interval_max)),
+            write_timeout=self._answer_timeout(),
             client_properties={
                 "capabilities": {
                     "authentication_failure_close": True,
@@ -525,6 +535,7 @@ class AmqpConnection:
                 observer.on_connect_failed(failure)
             return False
         self._conn = conn
+        bound_blocking_reads(conn, self._answer_timeout())
         self._hold_writes(conn)
         self._reader = reader_for(conn)
         self._last_failure = None
@@ -591,6 +602,8 @@ class AmqpConnection:
         self._connected.clear()
         if conn is not None:
             try:
+                # A broker that does not answer the goodbye is not waited for long.
+                bound_blocking_reads(conn, min(CLOSE_TIMEOUT, self._answer_timeout()))
                 conn.close()
             except Exception:
                 self._close_quietly(conn)

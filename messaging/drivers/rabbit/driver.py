@@ -208,9 +208,11 @@ class RabbitDriver(base.Driver):
         )
         depth = self.settings.notification_pipeline_depth
         publisher = self.broker.publisher
-        if depth > 0 and base.attempts(retry) == float("inf"):
+        if depth > 0 and base.attempts(retry) == float("inf") and publisher.connection.connected:
             # Retried until confirmed anyway: waiting for each confirm would only
-            # make the caller pay a broker round trip per notification.
+            # make the caller pay a broker round trip per notification. While the
+            # connection is down the caller waits instead (up to the timeout), so
+            # that a refused login or a broker that stays away reaches it.
             publisher.publish_async(
                 publication,
                 depth,

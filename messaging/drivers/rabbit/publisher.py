@@ -172,8 +172,22 @@ class Publisher:
 
     def _send(self, publication: Publication) -> None:
         write = lambda: self._write(publication)  # noqa: E731
-        if not self.connection.try_direct(write):
+        # Directly from the caller's thread only when nothing waits for the
+        # broker's answer (a channel to open, a destination to declare): such a
+        # wait belongs on the I/O thread, bounded there, not in a caller that
+        # has its own timeout.
+        if not (self._ready_for(publication) and self.connection.try_direct(write)):
             self.connection.post(write)
+
+    def _ready_for(self, publication: Publication) -> bool:
+        channel = self._channel
+        if channel is None or not channel.is_open:
+            return False
+        exchange, queue = publication.exchange, publication.queue
+        declared = self._declared
+        return (
+            exchange is None or not exchange.name or ("exchange", exchange.name) in declared
+        ) and (queue is None or ("queue", queue.name) in declared)
 
     def publish_then(
         self, publication: Publication, on_failure: Callable[[BaseException], None]
@@ -289,7 +303,6 @@ class Publisher:
             channel.events["basic_return"].add(self._on_return)
             self._channel = channel
             self._next_tag = 1
-            self._declared.clear()
         return self._channel
 
     def _write(self, publication: Publication) -> None:

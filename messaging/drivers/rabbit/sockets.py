@@ -8,6 +8,12 @@ transport connects, and wraps TLS, with :func:`messaging.green.natives`. In a
 process that is not monkey-patched those are the ordinary modules and nothing
 changes.
 
+py-amqp waits for the broker's answer to a synchronous method (a declaration,
+opening a channel) with a blocking read that has no end: a broker that stops
+answering without closing the socket would hold the I/O thread forever, and
+its heartbeats with it. :func:`bound_blocking_reads` gives those reads a
+bound, past which the connection counts as lost and is replaced.
+
 Its channels are :class:`ReportingChannel`: when the broker closes a channel
 (a message above its size limit, a consumer timeout, an unknown delivery tag),
 the channel's owner is told and opens a new one, instead of py-amqp silently
@@ -31,6 +37,7 @@ __all__ = [
     "NativeSSLTransport",
     "NativeTCPTransport",
     "ReportingChannel",
+    "bound_blocking_reads",
     "wrap_tls",
 ]
 
@@ -171,3 +178,27 @@ class NativeConnection(amqp.Connection):  # type: ignore[misc]
         if channels is not None and channel_id not in channels:
             return None
         return super().on_inbound_method(channel_id, method_sig, payload, content)
+
+
+def bound_blocking_reads(conn: amqp.Connection, seconds: float) -> None:
+    """Make py-amqp's blocking reads on ``conn`` fail after ``seconds`` without data.
+
+    Raises (from the read):
+        TimeoutError: nothing arrived for ``seconds`` while py-amqp waited.
+    """
+    transport = conn.transport
+    sock = conn.sock
+    recv = transport._quick_recv
+    select = natives().select.select
+    pending = getattr(sock, "pending", None)  # TLS: bytes decrypted, not yet read
+
+    def bounded_recv(n: int) -> Any:
+        if not (pending is not None and pending()):
+            readable, _, _ = select([sock], [], [], seconds)
+            if not readable:
+                raise TimeoutError(
+                    f"the broker sent nothing for {seconds:g} s while an answer was awaited"
+                )
+        return recv(n)
+
+    transport._quick_recv = bounded_recv
