@@ -140,9 +140,14 @@ def _deeper_than(text: str | bytes, limit: int) -> bool:
     A scan of the brackets outside strings, in C-speed steps; the common case
     (no more opening brackets than ``limit``) costs two counts.
     """
-    data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
-    if data.count(b"[") + data.count(b"{") <= limit:
-        return False
+    if isinstance(text, str):
+        if text.count("[") + text.count("{") <= limit:
+            return False  # counted on the text: no encoding for the common case
+        data = text.encode("utf-8", "surrogatepass")
+    else:
+        data = text
+        if data.count(b"[") + data.count(b"{") <= limit:
+            return False
     # Inside strings, backslashes pair up from the left; what is left of a
     # string once its escapes are gone has no quote, so quotes split strings off.
     data = data.replace(_ESCAPED_BACKSLASH, b"").replace(_ESCAPED_QUOTE, b"")

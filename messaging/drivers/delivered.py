@@ -182,9 +182,9 @@ class DeliveredNotification(base.IncomingMessage, Generic[D]):
         self._delivery = delivery
         self._unique_id = decoded.unique_id
         self._settled = False
-        source = listener.source
-        if isinstance(source, ParkingSource):
-            self.previous_attempts = source.attempts(delivery)
+        parking = listener.parking
+        if parking is not None:
+            self.previous_attempts = parking.attempts(delivery)
 
     def acknowledge(self) -> None:
         """Acknowledge once; the notification now counts as seen."""
@@ -203,8 +203,8 @@ class DeliveredNotification(base.IncomingMessage, Generic[D]):
 
     def park(self, failure: HandlingFailure) -> bool:
         """Park once, where the source can."""
-        source = self._listener.source
-        if self._settled or not isinstance(source, ParkingSource):
+        source = self._listener.parking
+        if self._settled or source is None:
             return False
         if not source.park(self._delivery, failure):
             return False
@@ -276,6 +276,10 @@ class DecodingListener(base.Listener, Generic[D]):
     ) -> None:
         super().__init__(batch_size, batch_timeout)
         self.source = source
+        # Whether the source can park, found once (a protocol check costs every message).
+        self.parking: ParkingSource[D] | None = (
+            source if isinstance(source, ParkingSource) else None
+        )
         self.replies = replies
         self.rpc = rpc
         self.dedup = base.DuplicateFilter()

@@ -127,6 +127,7 @@ class Subscription:
         # Delivery tags of this channel not yet acknowledged or requeued, in
         # delivery order; True once acknowledged by the listener, not yet sent.
         self._unsettled: collections.OrderedDict[int, bool] = collections.OrderedDict()
+        self._acked = 0  # how many of them are True
         self.error: BaseException | None = None
         self._refused = False  # a declaration refused for good: not declared again
         connection.add_observer(self)
@@ -226,7 +227,9 @@ class Subscription:
         if requeue is None:
             # Acknowledged at the end of the I/O round, together with the others:
             # one ``multiple`` ack covers a run of consecutive deliveries.
-            self._unsettled[tag] = True
+            if not self._unsettled[tag]:
+                self._unsettled[tag] = True
+                self._acked += 1
             self.connection.at_round_end(self._flush_acks)
         else:
             del self._unsettled[tag]
@@ -236,7 +239,7 @@ class Subscription:
     def _flush_acks(self) -> None:
         channel = self._channel
         unsettled = self._unsettled
-        if channel is None or not channel.is_open or not unsettled:
+        if channel is None or not channel.is_open or not self._acked:
             return
         last, count = 0, 0
         for tag, acked in unsettled.items():
@@ -245,13 +248,17 @@ class Subscription:
             last, count = tag, count + 1
         for _ in range(count):
             unsettled.popitem(last=False)
+        self._acked -= count
         if count:
             self.connection.write_buffered(lambda: channel.basic_ack(last, multiple=count > 1))
+        if not self._acked:
+            return
         # Acknowledged after a delivery still being handled: one by one, now, so
         # that a slow handler does not hold back the others (and the prefetch window).
         for tag in [t for t, acked in unsettled.items() if acked]:
             del unsettled[tag]
             self.connection.write_buffered(functools.partial(channel.basic_ack, tag))
+        self._acked = 0
 
     def _close_on_io_thread(self) -> None:
         self._closed = True
@@ -314,6 +321,7 @@ class Subscription:
             return
         self.error = None  # a login refused earlier, now accepted
         self._unsettled.clear()
+        self._acked = 0
         try:
             declarer = Declarer(conn)
             declarer.all(self.exchanges, self.queues, self.bindings)
@@ -370,6 +378,7 @@ class Subscription:
         # Called while frames are read; consuming starts again once the read is over.
         self._channel = None
         self._unsettled.clear()
+        self._acked = 0
         if self._closed:
             return
         timed_out = "timed out" in str(error) or "timeout" in str(error)
@@ -393,6 +402,7 @@ class Subscription:
         """Drop the channel and the deliveries not yet taken (the broker sends them again)."""
         self._channel = None
         self._unsettled.clear()
+        self._acked = 0
 
     def on_connect_failed(self, error: BaseException) -> None:
         """Consuming starts after the next successful connection; waiters stop waiting.

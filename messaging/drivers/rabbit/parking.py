@@ -75,7 +75,9 @@ def attempts_of(delivery: Delivery) -> int:
     Our own count of the copies (``x-messaging-attempts``) plus the broker's for
     this copy: ``x-delivery-count`` on quorum queues, else 1 if ``redelivered``.
     """
-    headers = _headers(delivery)
+    headers = delivery.properties.get("application_headers")
+    if not headers:  # the common case: a first delivery from a classic queue
+        return 1 if delivery.redelivered else 0
     ours = _int(headers.get(ATTEMPTS_HEADER))
     theirs = _int(headers.get("x-delivery-count")) or (1 if delivery.redelivered else 0)
     return ours + theirs
