@@ -28,11 +28,14 @@ __all__ = [
     "REQUIRE_BROKERS_ENV",
     "brokers_required",
     "closed_port",
+    "cluster_url",
+    "cluster_vhost",
     "rabbit4_url",
     "rabbit4_vhost",
     "rabbit_publish_raw",
     "rabbit_url",
     "rabbit_vhost",
+    "require_cluster",
     "require_rabbitmq",
     "require_rabbitmq4",
     "require_service",
@@ -226,3 +229,56 @@ def rabbit_publish_raw(
             channel.basic_publish(message, exchange="", routing_key=queue, mandatory=True)
     finally:
         connection.close()
+
+
+# -- the 3-node RabbitMQ 4 cluster of tests/rabbitmq_nodes.py ------------------------------
+
+
+@functools.cache
+def _cluster_problem() -> str | None:
+    from tests import rabbitmq_nodes
+
+    try:
+        rabbitmq_nodes.ensure_cluster()
+    except (rabbitmq_nodes.NodeError, OSError, subprocess.SubprocessError) as exc:
+        return f"the RabbitMQ 4 cluster could not be made ready: {exc}"
+    return None
+
+
+def require_cluster() -> None:
+    """Start and join the 3-node cluster unless it runs; skip (or fail) if it cannot."""
+    problem = _cluster_problem()
+    if problem is not None:
+        unavailable(problem)
+
+
+@contextlib.contextmanager
+def cluster_vhost(prefix: str = "messaging-cluster") -> Iterator[str]:
+    """A virtual host of its own on the cluster, with guest allowed, deleted afterwards."""
+    from tests import rabbitmq_nodes
+
+    require_cluster()
+    first = rabbitmq_nodes.CLUSTER[0]
+    vhost = f"{prefix}-{uuid.uuid4().hex[:12]}"
+    try:
+        rabbitmq_nodes.rabbitmqctl("add_vhost", vhost, node=first)
+        rabbitmq_nodes.rabbitmqctl(
+            "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*", node=first
+        )
+    except rabbitmq_nodes.NodeError as exc:
+        unavailable(str(exc))
+    try:
+        yield vhost
+    finally:
+        with contextlib.suppress(rabbitmq_nodes.NodeError, subprocess.SubprocessError):
+            rabbitmq_nodes.rabbitmqctl("delete_vhost", vhost, node=first)
+
+
+def cluster_url(vhost: str, ports: Sequence[int] | None = None) -> str:
+    """A transport URL naming every node of the cluster (or ``ports`` of loopback)."""
+    from tests.rabbitmq_nodes import CLUSTER
+
+    hosts = ",".join(
+        f"guest:guest@127.0.0.1:{port}" for port in (ports or [n.amqp_port for n in CLUSTER])
+    )
+    return f"rabbit://{hosts}/{urllib.parse.quote(vhost, safe='')}"

@@ -12,7 +12,12 @@ cluster on loopback. The nodes refuse what RabbitMQ 4.3 refuses by default
 
 A node that is not running is started and left running: by ``.ci/run`` before
 the tests, or by the first test session that needs it; later sessions reuse it.
-Nothing here stops a node except the ``stop`` command.
+Nothing here stops a node except the ``stop`` command and the fault helpers
+(:func:`kill_node`, :func:`restart_node`) that the cluster tests use.
+
+:data:`CLUSTER` is three more nodes of the same chroot, joined into one
+cluster by :func:`ensure_cluster` (quorum queues are replicated on all three):
+the cluster tests kill, restart and cut them off one at a time.
 
 Command line (as root; stdlib only, so it runs before the virtualenv exists)::
 
@@ -20,6 +25,8 @@ Command line (as root; stdlib only, so it runs before the virtualenv exists)::
     python3 -m tests.rabbitmq_nodes status
     python3 -m tests.rabbitmq_nodes stop
     python3 -m tests.rabbitmq_nodes ctl list_queues -p /   # rabbitmqctl on the node
+    python3 -m tests.rabbitmq_nodes ensure-cluster   # start and join the 3-node cluster
+    python3 -m tests.rabbitmq_nodes cluster-status
 """
 
 from __future__ import annotations
@@ -28,7 +35,9 @@ import argparse
 import contextlib
 import fcntl
 import os
+import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -39,13 +48,18 @@ from pathlib import Path
 
 __all__ = [
     "CHROOT",
+    "CLUSTER",
     "EPMD_PORT",
     "RABBIT4",
     "Node",
     "NodeError",
+    "cluster_members",
     "ensure_chroot",
+    "ensure_cluster",
     "ensure_running",
+    "kill_node",
     "rabbitmqctl",
+    "restart_node",
 ]
 
 #: The cached chroot (override with MESSAGING_RABBITMQ4_CHROOT).
@@ -85,11 +99,13 @@ class Node:
         name: the short node name (``rabbit4`` is ``rabbit4@localhost``).
         amqp_port: the AMQP port, on 127.0.0.1.
         dist_port: the Erlang distribution port (nodes of a cluster talk on it).
+        denied: the deprecated features the node refuses.
     """
 
     name: str
     amqp_port: int
     dist_port: int
+    denied: tuple[str, ...] = DENIED_FEATURES
 
     @property
     def nodename(self) -> str:
@@ -124,7 +140,7 @@ class Node:
 
     def rabbitmq_conf(self) -> str:
         """The text of the node's ``rabbitmq.conf``."""
-        denied = "".join(f"deprecated_features.permit.{f} = false\n" for f in DENIED_FEATURES)
+        denied = "".join(f"deprecated_features.permit.{f} = false\n" for f in self.denied)
         return (
             "# Written by tests/rabbitmq_nodes.py\n"
             f"listeners.tcp.default = 127.0.0.1:{self.amqp_port}\n"
@@ -135,6 +151,17 @@ class Node:
 
 #: The single RabbitMQ 4 node of the tests.
 RABBIT4 = Node("rabbit4", 5682, 25692)
+# Observed with 4.0.5 here: once quorum queues exist, a cluster member that
+# denies transient non-exclusive queues fails to boot again after a restart
+# ("failed_to_deny_deprecated_features"), though no such queue exists. The
+# cluster's nodes deny the rest; the single node above covers that denial.
+_CLUSTER_DENIED = tuple(f for f in DENIED_FEATURES if f != "transient_nonexcl_queues")
+#: The three nodes of the tests' cluster; the first is the one the others join.
+CLUSTER = (
+    Node("rabbitc1", 5691, 25701, _CLUSTER_DENIED),
+    Node("rabbitc2", 5692, 25702, _CLUSTER_DENIED),
+    Node("rabbitc3", 5693, 25703, _CLUSTER_DENIED),
+)
 
 
 def _log(message: str) -> None:
@@ -278,15 +305,38 @@ def _write_config(root: Path, node: Node) -> None:
         os.chown(path, uid, gid)
 
 
+#: Times a node is started again when its boot fails (see :func:`_start`).
+BOOT_ATTEMPTS = 3
+
+
 def _start(root: Path, node: Node) -> None:
+    # A cluster member that restarts under load sometimes fails to boot on
+    # 4.0.5 (a check of deprecated features reads the queue table before it is
+    # there: "no_exists, [rabbit_queue, ...]"); started again, it boots.
+    for attempt in range(1, BOOT_ATTEMPTS + 1):
+        if _start_once(root, node):
+            return
+        _log(f"{node.nodename} failed to boot (attempt {attempt} of {BOOT_ATTEMPTS})")
+    raise NodeError(
+        f"{node.nodename} failed to boot {BOOT_ATTEMPTS} times; see {node.startup_log} in {root}"
+    )
+
+
+def _start_once(root: Path, node: Node) -> bool:
+    """Start the node and wait for it; False if its boot failed, so that it may be retried.
+
+    Raises:
+        NodeError: it neither started nor failed within :data:`START_TIMEOUT`.
+    """
     _mount_proc(root)
     _write_config(root, node)
     log = root / node.startup_log.lstrip("/")
     log.parent.mkdir(parents=True, exist_ok=True)
+    offset = log.stat().st_size if log.exists() else 0
     _log(f"starting {node.nodename} (AMQP 127.0.0.1:{node.amqp_port}) in {root}")
     with open(log, "ab") as out:
         # A session of its own: the node outlives the test run that started it.
-        subprocess.Popen(
+        server = subprocess.Popen(
             _in_chroot(root, ["/usr/lib/rabbitmq/bin/rabbitmq-server"], node),
             stdin=subprocess.DEVNULL,
             stdout=out,
@@ -298,13 +348,21 @@ def _start(root: Path, node: Node) -> None:
     while time.monotonic() < deadline:
         if port_open(node.amqp_port):
             rabbitmqctl("await_startup", node=node, root=root, timeout=START_TIMEOUT)
-            return
+            return True
+        if server.poll() is not None and "BOOT FAILED" in _read_from(log, offset):
+            return False
         time.sleep(0.5)
-    tail = log.read_text(errors="replace").strip().splitlines()[-15:]
+    tail = _read_from(log, offset).strip().splitlines()[-15:]
     raise NodeError(
         f"{node.nodename} did not open 127.0.0.1:{node.amqp_port} within {START_TIMEOUT:g} s; "
         f"the end of {log}:\n" + "\n".join(tail)
     )
+
+
+def _read_from(path: Path, offset: int) -> str:
+    with open(path, "rb") as file:
+        file.seek(offset)
+        return file.read().decode(errors="replace")
 
 
 def ensure_running(node: Node = RABBIT4, root: Path = CHROOT) -> bool:
@@ -326,6 +384,68 @@ def ensure_running(node: Node = RABBIT4, root: Path = CHROOT) -> bool:
         return True
 
 
+def cluster_members(node: Node, root: Path = CHROOT) -> set[str]:
+    """The running nodes of the cluster ``node`` is in, as ``node`` sees it."""
+    output = rabbitmqctl("eval", "rabbit_nodes:list_running().", node=node, root=root, timeout=30)
+    return set(re.findall(r"'?([\w-]+@localhost)'?", output))
+
+
+def ensure_cluster(nodes: Sequence[Node] = CLUSTER, root: Path = CHROOT) -> None:
+    """Start the nodes that are not running and join them into one cluster.
+
+    Raises:
+        NodeError: a node could not be started or joined, or the cluster did
+            not show every node running within :data:`START_TIMEOUT`.
+    """
+    first, *others = nodes
+    ensure_running(first, root)
+    for node in others:
+        ensure_running(node, root)
+        if first.nodename in cluster_members(node, root):
+            continue
+        _log(f"joining {node.nodename} to {first.nodename}")
+        rabbitmqctl("stop_app", node=node, root=root)
+        rabbitmqctl("reset", node=node, root=root)
+        rabbitmqctl("join_cluster", first.nodename, node=node, root=root)
+        rabbitmqctl("start_app", node=node, root=root, timeout=START_TIMEOUT)
+    wanted = {n.nodename for n in nodes}
+    deadline = time.monotonic() + START_TIMEOUT
+    while (members := cluster_members(first, root)) != wanted:
+        if time.monotonic() > deadline:
+            raise NodeError(f"the cluster runs {sorted(members)}, not {sorted(wanted)}")
+        time.sleep(0.5)
+
+
+def _beam_pid(node: Node, root: Path) -> int:
+    pid_file = root / f"var/lib/rabbitmq/mnesia/{node.nodename}.pid"
+    try:
+        return int(pid_file.read_text().strip())
+    except (OSError, ValueError) as exc:
+        raise NodeError(f"no pid for {node.nodename} in {pid_file}: {exc}") from exc
+
+
+def kill_node(node: Node, root: Path = CHROOT) -> None:
+    """Kill ``node``'s Erlang VM with SIGKILL (a crash: no goodbye to clients or peers)."""
+    pid = _beam_pid(node, root)
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while port_open(node.amqp_port, timeout=0.2) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def restart_node(node: Node, root: Path = CHROOT, graceful: bool = True) -> None:
+    """Stop ``node`` (gracefully, or not if it is down already) and start it again.
+
+    The node comes back into its cluster by itself; this returns once it
+    accepts connections and has started its applications.
+    """
+    if graceful and port_open(node.amqp_port):
+        rabbitmqctl("stop", node=node, root=root, timeout=START_TIMEOUT)
+    with _locked(root):
+        if not port_open(node.amqp_port):
+            _start(root, node)
+
+
 def stop(node: Node = RABBIT4, root: Path = CHROOT) -> None:
     """Stop ``node`` (only this command stops a node)."""
     with _locked(root):
@@ -336,7 +456,9 @@ def stop(node: Node = RABBIT4, root: Path = CHROOT) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """The command line (see the module's docstring)."""
     parser = argparse.ArgumentParser(prog="python3 -m tests.rabbitmq_nodes")
-    parser.add_argument("command", choices=["ensure", "status", "stop", "ctl"])
+    parser.add_argument(
+        "command", choices=["ensure", "status", "stop", "ctl", "ensure-cluster", "cluster-status"]
+    )
     parser.add_argument("args", nargs="*", help="rabbitmqctl arguments (ctl)")
     options = parser.parse_args(argv)
     try:
@@ -346,6 +468,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 _log(f"{RABBIT4.nodename} started in {time.monotonic() - started:.1f} s")
             else:
                 _log(f"{RABBIT4.nodename} is running on 127.0.0.1:{RABBIT4.amqp_port}")
+        elif options.command == "ensure-cluster":
+            started = time.monotonic()
+            ensure_cluster()
+            names = ", ".join(n.nodename for n in CLUSTER)
+            _log(f"cluster of {names} ready after {time.monotonic() - started:.1f} s")
+        elif options.command == "cluster-status":
+            print(sorted(cluster_members(CLUSTER[0])))
         elif options.command == "status":
             print(rabbitmqctl("status"))
         elif options.command == "stop":
