@@ -99,6 +99,7 @@ def _default_opts() -> list[cfg.Opt]:
 def _notification_opts() -> list[cfg.Opt]:
     from oslo_config import cfg
 
+    from messaging.notify.outbox import outbox_opts
     from messaging.poison import poison_opts
 
     def alias(name: str) -> list[cfg.DeprecatedOpt]:
@@ -137,6 +138,7 @@ def _notification_opts() -> list[cfg.Opt]:
             help="YAML file of notification routing rules, for the routing driver.",
         ),
         *_with_alias(poison_opts(), alias),
+        *_with_alias(outbox_opts(), alias),
     ]
 
 

@@ -9,6 +9,8 @@ URL's scheme through stevedore (namespace ``messaging.drivers``) and wrap it in 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 import urllib.parse
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -16,12 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 from messaging import _plugins
 from messaging.exceptions import DriverLoadFailure, InvalidTarget, InvalidTransportURL
+from messaging.target import Target
 
 if TYPE_CHECKING:
     from oslo_config import cfg
 
     from messaging.drivers.base import Capabilities, Driver, Listener
-    from messaging.target import Target
+    from messaging.notify.outbox import Outbox, OutboxSettings
 
 __all__ = [
     "NotificationTransport",
@@ -37,6 +40,10 @@ __all__ = [
 ]
 
 LOG = logging.getLogger(__name__)
+#: Seconds the outbox's thread waits for the confirms of one round.
+OUTBOX_CONFIRM_TIMEOUT = 30.0
+#: Seconds a transport's cleanup lets its outbox send what waits.
+OUTBOX_CLEANUP_TIMEOUT = 10.0
 DRIVER_NAMESPACE = "messaging.drivers"
 
 
@@ -279,6 +286,8 @@ class Transport:
     def __init__(self, driver: Driver) -> None:
         self.conf = driver.conf
         self._driver = driver
+        self._outbox: Outbox | None = None
+        self._outbox_lock = threading.Lock()
 
     @property
     def driver(self) -> Driver:
@@ -327,10 +336,37 @@ class Transport:
         version: float,
         retry: int | None = None,
     ) -> None:
-        """Send a notification through the driver."""
+        """Send a notification through the driver, or put it in the outbox if there is one.
+
+        Raises:
+            OutboxFull: the outbox is full and refuses the newest notification.
+        """
         if not target.topic:
             raise InvalidTarget("A topic is required to send", target)
+        outbox = self._outbox
+        if outbox is not None:
+            outbox.put(str(target.topic), ctxt, message, version, retry)
+            return
         self._driver.send_notification(target, ctxt, message, version, retry)
+
+    def use_outbox(self, settings: OutboxSettings) -> None:
+        """Send notifications through an outbox from now on (once; later calls keep the first).
+
+        See :mod:`messaging.notify.outbox`.
+        """
+        from messaging.notify.outbox import Outbox
+
+        with self._outbox_lock:
+            if self._outbox is not None:
+                return
+            driver = self._driver
+
+            def send(
+                topic: str, ctxt: Any, message: dict[str, Any], v: float, r: int | None
+            ) -> None:
+                driver.send_notification(Target(topic=topic), ctxt, message, v, r)
+
+            self._outbox = Outbox(settings, send, driver.flush, OUTBOX_CONFIRM_TIMEOUT)
 
     def listen(
         self, target: Target, batch_size: int = 1, batch_timeout: float | None = None
@@ -365,13 +401,24 @@ class Transport:
     def flush(self, timeout: float | None = None) -> int:
         """Wait until notifications handed to the driver are confirmed by the broker.
 
+        With an outbox, until the outbox is empty too.
+
         Returns:
-            How many are still unconfirmed after ``timeout`` (0 when all are).
+            How many are still unconfirmed (or in the outbox) after ``timeout``.
         """
-        return self._driver.flush(timeout)
+        outbox = self._outbox
+        if outbox is None:
+            return self._driver.flush(timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        left = outbox.drain(timeout)
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        return left + self._driver.flush(remaining)
 
     def cleanup(self) -> None:
-        """Release the driver's connections and threads."""
+        """Release the driver's connections and threads (sending what the outbox holds first)."""
+        outbox, self._outbox = self._outbox, None
+        if outbox is not None:
+            outbox.close(OUTBOX_CLEANUP_TIMEOUT)
         self._driver.cleanup()
 
 

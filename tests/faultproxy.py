@@ -4,7 +4,9 @@
 connection to ``127.0.0.1:target_port``. :meth:`FaultProxy.freeze` stops
 forwarding in both directions while keeping every socket open (a peer that
 stops answering without closing); :meth:`FaultProxy.thaw` resumes;
-:meth:`FaultProxy.reset` closes every connection abruptly. It uses native
+:meth:`FaultProxy.reset` closes every connection abruptly;
+:meth:`FaultProxy.refuse` closes them and every new one at once (a broker
+that is down), until :meth:`FaultProxy.accept`. It uses native
 threads and sockets, so that it keeps working in a process that eventlet
 monkey-patched.
 """
@@ -39,6 +41,7 @@ class FaultProxy:
         self._flowing = self._threading.Event()
         self._flowing.set()
         self._closed = False
+        self._refusing = False
         self._lock = self._threading.Lock()
         self._sockets: list[Any] = []
         self._start(self._accept)
@@ -57,6 +60,9 @@ class FaultProxy:
                 client, _ = self._listener.accept()
             except OSError:
                 return
+            if self._refusing:
+                client.close()
+                continue
             try:
                 upstream = self._socket.create_connection(("127.0.0.1", self.target_port), 5)
             except OSError:
@@ -98,6 +104,15 @@ class FaultProxy:
         for sock in sockets:
             with contextlib.suppress(OSError):
                 sock.close()
+
+    def refuse(self) -> None:
+        """Close every connection and refuse new ones: a broker that is down."""
+        self._refusing = True
+        self.reset()
+
+    def accept(self) -> None:
+        """Accept connections again after :meth:`refuse`."""
+        self._refusing = False
 
     def close(self) -> None:
         """Stop listening and close every connection."""

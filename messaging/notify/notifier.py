@@ -9,6 +9,7 @@ from typing import Any
 from messaging import _plugins, wire
 from messaging.exceptions import DriverLoadFailure
 from messaging.notify.drivers.base import Driver
+from messaging.notify.outbox import OutboxSettings
 from messaging.serializer import NoOpSerializer, Serializer
 from messaging.transport import RPCTransport, Transport
 
@@ -111,6 +112,9 @@ class Notifier:
                 "Using RPC transport for notifications. Please use get_notification_transport"
             )
         self._drivers = _load_drivers(transport, names, self._topics) if names else []
+        outbox = OutboxSettings.from_group(group)
+        if outbox is not None:
+            transport.use_outbox(outbox)
         if not names:
             LOG.warning(
                 "The Notifier of %s has no driver (set [%s] driver): notifications are discarded",
