@@ -6,7 +6,9 @@ forwarding in both directions while keeping every socket open (a peer that
 stops answering without closing); :meth:`FaultProxy.thaw` resumes;
 :meth:`FaultProxy.reset` closes every connection abruptly;
 :meth:`FaultProxy.refuse` closes them and every new one at once (a broker
-that is down), until :meth:`FaultProxy.accept`. It uses native
+that is down), until :meth:`FaultProxy.accept`. :attr:`FaultProxy.latency`
+delays every chunk forwarded (seconds, each way) and :attr:`FaultProxy.rate`
+caps each direction of each connection (bytes per second; 0: no cap). It uses native
 threads and sockets, so that it keeps working in a process that eventlet
 monkey-patched.
 """
@@ -14,6 +16,7 @@ monkey-patched.
 from __future__ import annotations
 
 import contextlib
+import struct
 from typing import Any
 
 from messaging.green import natives
@@ -32,6 +35,9 @@ class FaultProxy:
         native = natives()
         self._socket = native.socket
         self._threading = native.threading
+        select = native.select.select
+        # A sleep of the calling OS thread, monkey-patched or not.
+        self._sleep = lambda seconds: select([], [], [], seconds)
         self.target_port = target_port
         self._listener = self._socket.socket()
         self._listener.setsockopt(self._socket.SOL_SOCKET, self._socket.SO_REUSEADDR, 1)
@@ -42,6 +48,8 @@ class FaultProxy:
         self._flowing.set()
         self._closed = False
         self._refusing = False
+        self.latency = 0.0
+        self.rate = 0
         self._lock = self._threading.Lock()
         self._sockets: list[Any] = []
         self._start(self._accept)
@@ -81,6 +89,10 @@ class FaultProxy:
                 if not data:
                     break
                 self._flowing.wait()
+                if self.latency:
+                    self._sleep(self.latency)
+                if self.rate:
+                    self._sleep(len(data) / self.rate)
                 sink.sendall(data)
         except OSError:
             pass
@@ -101,7 +113,13 @@ class FaultProxy:
         """Close every forwarded connection at once."""
         with self._lock:
             sockets, self._sockets = self._sockets, []
+        linger = struct.pack("ii", 1, 0)  # close with a reset (RST), not a FIN
         for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(self._socket.SOL_SOCKET, self._socket.SO_LINGER, linger)
+            with contextlib.suppress(OSError):
+                # Wakes the forwarding thread blocked on it (close alone would not).
+                sock.shutdown(self._socket.SHUT_RDWR)
             with contextlib.suppress(OSError):
                 sock.close()
 
