@@ -160,6 +160,7 @@ def run_under_fault(vhost: str, fault: Callable[[messaging.Transport], None], la
     listener.start()
     server.start()
     try:
+        assert_replicated_on_all_nodes(vhost, f"{topic}.info")
         load = Load(
             messaging.Notifier(transport, "cluster", driver="messagingv2", topics=[topic]),
             messaging.RPCClient(rpc, messaging.Target(topic=topic), timeout=CALL_TIMEOUT),
@@ -186,6 +187,16 @@ def run_under_fault(vhost: str, fault: Callable[[messaging.Transport], None], la
             stopping.wait()
         transport.cleanup()
         rpc.cleanup()
+
+
+def assert_replicated_on_all_nodes(vhost: str, queue: str) -> None:
+    listed = rabbitmq_nodes.rabbitmqctl(
+        "list_queues", "-q", "-p", vhost, "name", "type", "members", node=rabbitmq_nodes.CLUSTER[0]
+    )
+    (line,) = [row for row in listed.splitlines() if row.split("\t")[0] == queue]
+    assert "quorum" in line, line
+    for node in rabbitmq_nodes.CLUSTER:
+        assert node.nodename in line, f"{queue} has no replica on {node.nodename}: {line}"
 
 
 def node_in_use(transport: messaging.Transport) -> rabbitmq_nodes.Node:
