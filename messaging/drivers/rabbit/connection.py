@@ -37,6 +37,7 @@ import amqp.exceptions
 
 from messaging import green
 from messaging.drivers.pool import process_id
+from messaging.drivers.rabbit.amqp_internals import missing, warn_once
 from messaging.drivers.rabbit.frames import FrameReader, reader_for
 from messaging.drivers.rabbit.options import ssl_options_for_host
 from messaging.drivers.rabbit.refusals import login_refusal
@@ -358,7 +359,7 @@ class AmqpConnection:
         Messages published one after the other then leave in one ``send()``
         instead of one each. Only for writes that wait for no answer.
         """
-        if self._conn is None or not self._in_round:
+        if self._conn is None or not self._in_round or self._send is None:
             return fn()
         self._holding = True
         try:
@@ -373,6 +374,11 @@ class AmqpConnection:
         # and any other write (a declaration, a channel closing...) sends them
         # first, so that frames always reach the broker in the order they were made.
         transport = conn.transport
+        lacking = missing(transport, ("_write",))
+        if lacking:
+            warn_once("holding writes to send them together", lacking)
+            self._send = None
+            return
         send = self._send = transport._write
         out = self._out
 

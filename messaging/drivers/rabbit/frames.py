@@ -25,6 +25,8 @@ from typing import Any
 import amqp.exceptions
 import amqp.transport
 
+from messaging.drivers.rabbit.amqp_internals import missing, warn_once
+
 __all__ = ["FrameReader", "reader_for"]
 
 _HEADER = struct.Struct(">BHI")
@@ -124,8 +126,15 @@ class FrameReader:
 
 
 def reader_for(conn: amqp.Connection) -> FrameReader | None:
-    """A :class:`FrameReader` for ``conn``, or None when it is not plain TCP."""
+    """A :class:`FrameReader` for ``conn``, or None: py-amqp's own reads are used then.
+
+    None when ``conn`` is not plain TCP, or py-amqp lacks what the reader replaces.
+    """
     transport: Any = conn.transport
     if not isinstance(transport, amqp.transport.TCPTransport):
+        return None
+    lacking = missing(transport, ("_read", "_read_buffer")) + missing(conn, ("on_inbound_frame",))
+    if lacking:
+        warn_once("the bulk frame reader", lacking)
         return None
     return FrameReader(conn)

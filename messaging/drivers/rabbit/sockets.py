@@ -30,6 +30,7 @@ import amqp.exceptions
 import amqp.spec
 import amqp.transport
 
+from messaging.drivers.rabbit.amqp_internals import missing, warn_once
 from messaging.green import natives
 
 __all__ = [
@@ -187,6 +188,10 @@ def bound_blocking_reads(conn: amqp.Connection, seconds: float) -> None:
         TimeoutError: nothing arrived for ``seconds`` while py-amqp waited.
     """
     transport = conn.transport
+    lacking = missing(transport, ("_quick_recv",))
+    if lacking:
+        warn_once("bounding the wait for the broker's answers", lacking)
+        return
     sock = conn.sock
     recv = transport._quick_recv
     select = natives().select.select
