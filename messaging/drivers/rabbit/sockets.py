@@ -198,7 +198,9 @@ def bound_blocking_reads(conn: amqp.Connection, seconds: float) -> None:
     pending = getattr(sock, "pending", None)  # TLS: bytes decrypted, not yet read
 
     def bounded_recv(n: int) -> Any:
-        if not (pending is not None and pending()):
+        # Only a read that would block without end is bounded: one for which
+        # py-amqp set a timeout of its own (drain_events(timeout=0)...) keeps it.
+        if sock.gettimeout() is None and not (pending is not None and pending()):
             readable, _, _ = select([sock], [], [], seconds)
             if not readable:
                 raise TimeoutError(
