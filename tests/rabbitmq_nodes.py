@@ -151,10 +151,11 @@ class Node:
 
 #: The single RabbitMQ 4 node of the tests.
 RABBIT4 = Node("rabbit4", 5682, 25692)
-# Observed with 4.0.5 here: once quorum queues exist, a cluster member that
-# denies transient non-exclusive queues fails to boot again after a restart
-# ("failed_to_deny_deprecated_features"), though no such queue exists. The
-# cluster's nodes deny the rest; the single node above covers that denial.
+# Observed with 4.0.5 here: once the members of a cluster deny transient
+# non-exclusive queues, the feature flag behind that denial stays enabled in
+# the cluster, and a member that restarts runs the flag's check before its
+# queue table is loaded and fails to boot ("no_exists, [rabbit_queue, ...]").
+# The cluster's nodes never deny it (the single node above covers that denial).
 _CLUSTER_DENIED = tuple(f for f in DENIED_FEATURES if f != "transient_nonexcl_queues")
 #: The three nodes of the tests' cluster; the first is the one the others join.
 CLUSTER = (
@@ -310,9 +311,8 @@ BOOT_ATTEMPTS = 3
 
 
 def _start(root: Path, node: Node) -> None:
-    # A cluster member that restarts under load sometimes fails to boot on
-    # 4.0.5 (a check of deprecated features reads the queue table before it is
-    # there: "no_exists, [rabbit_queue, ...]"); started again, it boots.
+    # A node whose boot fails (see the note on _CLUSTER_DENIED for one cause)
+    # is started again a few times before giving up.
     for attempt in range(1, BOOT_ATTEMPTS + 1):
         if _start_once(root, node):
             return

@@ -49,6 +49,9 @@ RABBIT_OTHERS = [
     "test_rabbit4_conformance.py",
     "test_rabbit_poison.py",
     "test_rabbit_faults.py",
+    "test_rabbit_network.py",
+    "test_rabbit_outbox.py",
+    "test_rabbit_cluster.py",
 ]
 
 RUNS = (
