@@ -320,8 +320,7 @@ class Subscription:
         if self._closed or self._refused:
             return
         self.error = None  # a login refused earlier, now accepted
-        self._unsettled.clear()
-        self._acked = 0
+        self._forget_unsettled()
         try:
             declarer = Declarer(conn)
             declarer.all(self.exchanges, self.queues, self.bindings)
@@ -374,11 +373,15 @@ class Subscription:
         self._ready.set()
         self._settled.set()
 
+    def _forget_unsettled(self) -> None:
+        # Their channel is gone: the broker delivers them again.
+        self._unsettled.clear()
+        self._acked = 0
+
     def _on_channel_closed(self, error: amqp.exceptions.AMQPError) -> None:
         # Called while frames are read; consuming starts again once the read is over.
         self._channel = None
-        self._unsettled.clear()
-        self._acked = 0
+        self._forget_unsettled()
         if self._closed:
             return
         timed_out = "timed out" in str(error) or "timeout" in str(error)
@@ -401,8 +404,7 @@ class Subscription:
     def on_connection_lost(self, error: BaseException) -> None:
         """Drop the channel and the deliveries not yet taken (the broker sends them again)."""
         self._channel = None
-        self._unsettled.clear()
-        self._acked = 0
+        self._forget_unsettled()
 
     def on_connect_failed(self, error: BaseException) -> None:
         """Consuming starts after the next successful connection; waiters stop waiting.
