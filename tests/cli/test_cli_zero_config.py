@@ -83,3 +83,21 @@ def test_demo_runs_both_sides_and_exits_0(bare_cli: Cli) -> None:
     assert '[demo] result: "pong"' in out
     # A temporary bus, never the user's: nothing stale can come in.
     assert not default_bus(bare_cli).exists()
+
+
+def test_python_dash_m_messaging_is_the_command(bare_cli: Cli) -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "messaging", "--help"],
+        env=bare_cli.env,
+        cwd=bare_cli.cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "notify" in result.stdout and "demo" in result.stdout
