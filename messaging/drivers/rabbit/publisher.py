@@ -171,23 +171,8 @@ class Publisher:
         self._send(publication)
 
     def _send(self, publication: Publication) -> None:
-        write = lambda: self._write(publication)  # noqa: E731
-        # Directly from the caller's thread only when nothing waits for the
-        # broker's answer (a channel to open, a destination to declare): such a
-        # wait belongs on the I/O thread, bounded there, not in a caller that
-        # has its own timeout.
-        if not (self._ready_for(publication) and self.connection.try_direct(write)):
-            self.connection.post(write)
-
-    def _ready_for(self, publication: Publication) -> bool:
-        channel = self._channel
-        if channel is None or not channel.is_open:
-            return False
-        exchange, queue = publication.exchange, publication.queue
-        declared = self._declared
-        return (
-            exchange is None or not exchange.name or ("exchange", exchange.name) in declared
-        ) and (queue is None or ("queue", queue.name) in declared)
+        if not self.connection.try_direct(lambda: self._write(publication, direct=True)):
+            self.connection.post(lambda: self._write(publication))
 
     def publish_then(
         self, publication: Publication, on_failure: Callable[[BaseException], None]
@@ -223,14 +208,18 @@ class Publisher:
         """
         self._raise_if_refused(publication)
         size = len(publication.body)
-
-        def room() -> bool:
-            return self._in_flight < depth and (
-                not max_bytes or not self._in_flight or self._in_flight_bytes + size <= max_bytes
-            )
-
         with self._in_flight_lock:
-            if not room():
+            if self._in_flight >= depth or (
+                max_bytes and self._in_flight and self._in_flight_bytes + size > max_bytes
+            ):
+
+                def room() -> bool:
+                    return self._in_flight < depth and (
+                        not max_bytes
+                        or not self._in_flight
+                        or self._in_flight_bytes + size <= max_bytes
+                    )
+
                 self._wait_in_flight(room, time.monotonic() + timeout)
                 if not room():
                     raise MessageDeliveryFailure(
@@ -305,7 +294,13 @@ class Publisher:
             self._next_tag = 1
         return self._channel
 
-    def _write(self, publication: Publication) -> None:
+    def _write(self, publication: Publication, direct: bool = False) -> None:
+        """Write a message (on the I/O thread, or ``direct``ly from the caller's thread).
+
+        A direct write that would wait for the broker's answer (a channel to
+        open, a destination to declare) goes to the I/O thread instead: such a
+        wait is bounded there, and does not hold a caller that has its own timeout.
+        """
         if publication.outcome.done:
             return  # withdrawn by its caller (timed out)
         conn = self.connection.amqp_connection  # on the I/O thread: its own connection
@@ -326,8 +321,15 @@ class Publisher:
             self._waiting.append(publication)
             return
         try:
-            self._declare(conn, publication)
-            channel = self._ensure_channel(conn)  # after: a declaration waits for the broker
+            if not self._declare(conn, publication, may_wait=not direct):
+                self.connection.post(lambda: self._write(publication))
+                return
+            channel = self._channel
+            if channel is None or not channel.is_open:
+                if direct:
+                    self.connection.post(lambda: self._write(publication))
+                    return
+                channel = self._ensure_channel(conn)  # after: a declaration waits for the broker
             message = self._message(publication)
             if self.size_limit is not None and len(message.body) > self.size_limit:
                 _fail(publication, self._too_large(publication, len(message.body)))
@@ -448,23 +450,31 @@ class Publisher:
             }
         return _Message(body, **properties)
 
-    def _declare(self, conn: amqp.Connection, publication: Publication) -> None:
+    def _declare(self, conn: amqp.Connection, publication: Publication, may_wait: bool) -> bool:
+        # False, having done nothing, when a declaration is due and may not wait.
+        exchange = publication.exchange
+        declare_exchange = (
+            exchange is not None
+            and bool(exchange.name)
+            and ("exchange", exchange.name) not in self._declared
+        )
+        queue = publication.queue
+        declare_queue = queue is not None and ("queue", queue.name) not in self._declared
+        if not (declare_exchange or declare_queue):
+            return True
+        if not may_wait:
+            return False
         if self._declarer is None:
             self._declarer = Declarer(conn)
-        exchange = publication.exchange
-        if (
-            exchange is not None
-            and exchange.name
-            and ("exchange", exchange.name) not in self._declared
-        ):
+        if declare_exchange and exchange is not None:
             self._declarer.exchange(exchange)
             self._declared.add(("exchange", exchange.name))
-        queue = publication.queue
-        if queue is not None and ("queue", queue.name) not in self._declared:
+        if declare_queue and queue is not None:
             self._declarer.queue(queue)
             if publication.binding is not None:
                 self._declarer.bind(publication.binding)
             self._declared.add(("queue", queue.name))
+        return True
 
     def _settle(self, tag: int, multiple: bool, ok: bool) -> None:
         self._closes_in_a_row = 0
