@@ -15,7 +15,7 @@ import reprlib
 import sys
 import traceback
 
-__all__ = ["EXCERPT_CHARS", "TRACEBACK_LINE", "excerpt", "log_exception"]
+__all__ = ["EXCERPT_CHARS", "TRACEBACK_LINE", "excerpt", "log_exception", "shortened"]
 
 #: How many characters of a body or a repr a log line shows.
 EXCERPT_CHARS = 300
@@ -62,6 +62,25 @@ def excerpt(value: object, limit: int = EXCERPT_CHARS) -> str:
         return repr(text) if raw else text
     shown = repr(text[:limit]) if raw else text[:limit]
     return f"{shown}... ({total} {unit} in all)"
+
+
+def shortened(text: str, limit: int) -> str:
+    """``text`` itself when it has at most ``limit`` characters, else its start and its length.
+
+    Unlike :func:`excerpt`, a text within the bound comes back unchanged (no
+    quotes, no escapes), for log lines whose format readers parse.
+
+    Args:
+        text: the text to bound.
+        limit: how many characters to keep.
+
+    Returns:
+        ``text``, or its first ``limit`` characters followed by
+        ``... (N characters in all)``.
+    """
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text)} characters in all)"
 
 
 def _longest_text(error: BaseException | None) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,7 +15,7 @@ import messaging
 from messaging.drivers.memory import get_broker, reset_brokers
 from messaging.notify import _impl_test
 from messaging.notify.drivers import capture
-from messaging.notify.drivers.log import LogDriver, mask_secrets
+from messaging.notify.drivers.log import EVENT_TYPE_CHARS, LOG_LINE_CHARS, LogDriver, mask_secrets
 from messaging.notify.drivers.noop import NoOpDriver
 
 LOG_PREFIX = "oslo.messaging.notification"
@@ -118,6 +119,31 @@ def test_log_driver_does_not_log_the_context(caplog: pytest.LogCaptureFixture) -
         driver.notify({"auth_token": "ctx-secret"}, message, "INFO", None)
     assert len(caplog.records) == 1
     assert "ctx-secret" not in caplog.text
+
+
+def test_log_driver_bounds_the_line_of_a_large_notification(
+    transport: messaging.Transport, caplog: pytest.LogCaptureFixture
+) -> None:
+    notifier = messaging.Notifier(transport, "p", driver="log")
+    with caplog.at_level(logging.INFO, logger=LOG_PREFIX):
+        notifier.info({}, "big", {"blob": "x" * 5_000_000})
+        notifier.info({}, "e" * 100_000, {"n": 1})
+    big, long_type = [r for r in caplog.records if r.name.startswith(LOG_PREFIX)]
+    text = big.getMessage()
+    assert len(text) < LOG_LINE_CHARS + 100
+    assert '"blob": "xxxxxxxx' in text
+    assert re.search(r"\.\.\. \(500\d{4} characters in all\)$", text), text[-80:]
+    assert long_type.name == f"{LOG_PREFIX}.{'e' * EVENT_TYPE_CHARS}"
+    assert len(long_type.getMessage()) < LOG_LINE_CHARS + 100
+
+
+def test_log_driver_logs_a_notification_within_the_bound_whole(
+    transport: messaging.Transport, caplog: pytest.LogCaptureFixture
+) -> None:
+    payload = {"blob": "y" * (LOG_LINE_CHARS - 1000)}
+    with caplog.at_level(logging.INFO, logger=LOG_PREFIX):
+        messaging.Notifier(transport, "p", driver="log").info({}, "e", payload)
+    assert json.loads(caplog.records[-1].getMessage())["payload"] == payload
 
 
 # --- noop ----------------------------------------------------------------------------------------
