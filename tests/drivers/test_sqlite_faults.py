@@ -3,7 +3,8 @@
 - A full disk: a small tmpfs of the test's own, filled by a file next to the bus
   (mounting needs root; the test is skipped with the reason elsewhere, except in
   CI, where it fails instead). A send with the default retry gives up after
-  ``publish_timeout`` naming the full disk; listeners go on once there is room.
+  ``publish_timeout`` naming the full disk; listeners go on once there is room,
+  and, with the bus's disk reserve, while the disk is still full.
 - A bus file this process cannot write is refused when the transport is made.
 - A bus locked by another process's write does not hold a call past its timeout.
 - The file and the directories the driver creates are readable by their owner only.
@@ -126,6 +127,62 @@ def test_a_full_disk_fails_a_default_send_after_publish_timeout_and_listeners_re
             server.start()
             received = sorted(inbox.received.get(timeout=WAIT) for _ in range(20))
             assert received == list(range(20))
+        finally:
+            server.stop()
+            server.wait()
+            transport.cleanup()
+
+
+def test_listeners_drain_a_full_disk_through_the_reserve_while_sends_fail(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with small_disk(tmp_path, "16m") as disk:
+        reserve = disk / "bus.db-reserve"
+        url = f"sqlite:///{disk}/bus.db?publish_timeout=1&disk_reserve={2 * 1024 * 1024}"
+        transport = messaging.get_notification_transport(make_conf(), url)
+        assert reserve.stat().st_size == 2 * 1024 * 1024
+        assert _mode(reserve) == "-rw-------"
+        inbox = Inbox()
+        server = messaging.get_notification_listener(
+            transport, [messaging.Target(topic="full")], [inbox], executor="threading"
+        )
+        try:
+            server.start()
+            server.stop()
+            server.wait()
+            notifier = messaging.Notifier(
+                transport, "p", driver="messagingv2", topics=["full"], raise_errors=True
+            )
+            # The write-ahead log is not checkpointed yet: taking them needs room.
+            for n in range(200):
+                notifier.info({}, "before.full", {"n": n, "blob": "b" * 1000})
+            fill(disk / "filler")
+            with pytest.raises(messaging.MessageDeliveryFailure, match="disk is full"):
+                notifier.info({}, "on.full", {"n": -1, "blob": "x" * 100_000})
+            server = messaging.get_notification_listener(
+                transport, [messaging.Target(topic="full")], [inbox], executor="threading"
+            )
+            server.start()
+            # Every message is taken and acknowledged with the disk still full.
+            received = sorted(inbox.received.get(timeout=WAIT) for _ in range(200))
+            assert received == list(range(200))
+            deadline = time.monotonic() + WAIT
+            while transport._driver.bus.store.usage()[0] and time.monotonic() < deadline:
+                time.sleep(0.05)  # the last acknowledgements, made after the endpoint returned
+            assert transport._driver.bus.store.usage() == (0, 0)
+            assert reserve.stat().st_size == 0, "the reserve was released"
+            assert "released its 2097152-byte reserve" in caplog.text
+            # Sends leave the room to the listeners, saying why.
+            started = time.monotonic()
+            with pytest.raises(messaging.MessageDeliveryFailure) as caught:
+                notifier.info({}, "still.full", {"n": -2})
+            assert time.monotonic() - started < 1 + 2
+            assert "disk is full" in str(caught.value)
+            assert "2097152-byte disk reserve" in str(caught.value)
+            (disk / "filler").unlink()
+            notifier.info({}, "room.again", {"n": 200})
+            assert inbox.received.get(timeout=WAIT) == 200
+            assert reserve.stat().st_size == 2 * 1024 * 1024, "the reserve is back"
         finally:
             server.stop()
             server.wait()

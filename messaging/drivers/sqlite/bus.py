@@ -5,7 +5,7 @@ Every sqlite transport of a process that names the same file shares one
 forked child, which opens its own): one connection, one watcher thread, one
 keeper thread, and, once a call is made, one reply queue with its thread.
 Settings that belong to the connection (busy timeout, synchronous mode, wake-up
-mode) are those of the first transport that opened the file in the process.
+mode, disk reserve) are those of the first transport that opened the file in the process.
 
 The keeper (:class:`Keeper`) is what makes a dead process's claims and queues
 go away while a living one keeps them: every third of the shortest visibility
@@ -113,6 +113,7 @@ class Keeper:
             for declaration, ttl in leases:
                 self._store.declare([declaration], now + ttl)
             self._store.collect()
+            self._store.reserve.ensure()
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -153,7 +154,11 @@ class Bus:
         self.path = path
         self.limits = limits
         self.store = Store(
-            path, settings.busy_timeout, settings.synchronous, on_visible=self._changed
+            path,
+            settings.busy_timeout,
+            settings.synchronous,
+            on_visible=self._changed,
+            disk_reserve=settings.disk_reserve,
         )
         try:
             self.watcher = ChangeWatcher(path, settings.wakeup, settings.poll_interval)

@@ -113,6 +113,14 @@ _PUBLISH_TIMEOUT_HELP = (
     "long. A call's send is bounded by the call's timeout too. The equivalent of "
     "RabbitMQ's publish_confirm_timeout."
 )
+_DISK_RESERVE_HELP = (
+    "Bytes of disk kept free for listeners in a file next to the bus (<bus>-reserve). On a "
+    "full disk, a listener's write (taking or acknowledging a message) deletes it and goes "
+    "on, so that listeners drain the queues while sends fail; sends then fail at once until "
+    "this much is free again, and the reserve is allocated again once twice this much is "
+    "free. A disk with less than twice this free when the bus is opened goes without. "
+    "0: no reserve (on a full disk, listeners stop taking messages until there is room)."
+)
 _PREFETCH_HELP = (
     "How many notifications a listener takes at once; each is delivered again if the "
     "listener's process dies before acknowledging it."
@@ -156,6 +164,7 @@ def sqlite_opts() -> list[cfg.Opt]:
         cfg.IntOpt("prefetch", default=16, min=1, max=10_000, help=_PREFETCH_HELP),
         cfg.IntOpt("prefetch_bytes", default=16 * _MIB, min=0, help=_PREFETCH_BYTES_HELP),
         cfg.FloatOpt("publish_timeout", default=30.0, min=0.001, help=_PUBLISH_TIMEOUT_HELP),
+        cfg.IntOpt("disk_reserve", default=4 * _MIB, min=0, help=_DISK_RESERVE_HELP),
     ]
 
 
@@ -186,6 +195,7 @@ class SqliteSettings:
     prefetch: int = 16
     prefetch_bytes: int = 16 * _MIB
     publish_timeout: float = 30.0
+    disk_reserve: int = 4 * _MIB
 
     def __post_init__(self) -> None:
         problems = []
@@ -203,7 +213,13 @@ class SqliteSettings:
             "publish_timeout",
         )
         problems += [f"{name} must be above 0" for name in positive if getattr(self, name) <= 0]
-        nonnegative = ("max_bytes", "max_messages", "busy_timeout", "prefetch_bytes")
+        nonnegative = (
+            "max_bytes",
+            "max_messages",
+            "busy_timeout",
+            "prefetch_bytes",
+            "disk_reserve",
+        )
         problems += [
             f"{name} must not be negative" for name in nonnegative if getattr(self, name) < 0
         ]

@@ -21,6 +21,9 @@ Delivery guarantees:
 - The disk bound: a publish that leaves more stored message bytes or messages
   than the publisher's limits is rolled back and raises
   ``MessageDeliveryFailure`` naming the limit and the file.
+- A full disk stops sends, not listeners: a listener's write that fails on a
+  full disk checkpoints the log and uses the bus's disk reserve
+  (:mod:`~messaging.drivers.sqlite.reserve`) before trying once more.
 
 Times in the file are wall-clock (``time.time()``), which the processes of a
 host share; a step of the clock moves the end of claims and leases with it.
@@ -37,8 +40,10 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from messaging.drivers.sqlite import schema
+from messaging.drivers.sqlite.reserve import DiskReserve
 from messaging.exceptions import MessageDeliveryFailure, TransportDriverError
 
 __all__ = ["Declaration", "Limits", "Store", "StoreError", "StoredMessage"]
@@ -48,6 +53,8 @@ LOG = logging.getLogger(__name__)
 _LIVE = "(expires_at IS NULL OR expires_at > :now)"
 _LIVE_QUEUE = "(q.lease_until IS NULL OR q.lease_until > :now)"
 _COLUMNS = "id, queue, body, deliveries"
+
+_T = TypeVar("_T")
 
 
 class StoreError(TransportDriverError):
@@ -166,6 +173,8 @@ class Store:
         synchronous: sqlite's synchronous mode (``normal`` or ``full``).
         on_visible: called after a commit that made messages visible (new,
             requeued or released), to wake this process's waiting listeners.
+        disk_reserve: bytes of disk kept for listeners (see
+            :mod:`~messaging.drivers.sqlite.reserve`); 0 for none.
 
     Raises:
         TransportDriverError: the file cannot be opened or is not a bus.
@@ -177,10 +186,13 @@ class Store:
         busy_timeout: float,
         synchronous: str = "normal",
         on_visible: Callable[[], None] | None = None,
+        disk_reserve: int = 0,
     ) -> None:
         self.path = path
         self.busy_timeout = busy_timeout
         self._conn = schema.connect(path, busy_timeout, synchronous)
+        self.reserve = DiskReserve(path, disk_reserve)
+        self.reserve.ensure()
         self._lock = threading.Lock()
         self._on_visible = on_visible or (lambda: None)
         self._closed = False
@@ -225,6 +237,27 @@ class Store:
             if code == "SQLITE_FULL":
                 text += f" ({_free_space(self.path)})"
             raise StoreError(text, code) from exc
+
+    def _draining(self, write: Callable[[], _T]) -> _T:
+        """Run a listener's ``write``; on a full disk, make room (see the module), run it again."""
+        try:
+            return write()
+        except StoreError as exc:
+            if not exc.disk_full:
+                raise
+        self._checkpoint()
+        if self.reserve.release():
+            self._checkpoint()
+        return write()
+
+    def _checkpoint(self) -> None:
+        # Copies the log into the database and has the next write start the log
+        # again from its beginning: room the file already holds.
+        try:
+            with self._lock:
+                self._conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
+        except sqlite3.Error as exc:
+            LOG.debug("Checkpoint of %s on a full disk failed: %s", self.path, exc)
 
     def close(self) -> None:
         """Close the connection; later calls raise ``TransportDriverError``."""
@@ -337,6 +370,13 @@ class Store:
         }
         kind = "direct" if exchange == "" else ("fanout" if fanout else "topic")
         what = f"publishing to {exchange!r} with key {routing_key!r}"
+        if self.reserve.withheld():
+            raise StoreError(
+                f"sqlite bus {self.path}: {what} refused: the disk is full "
+                f"({_free_space(self.path)}; listeners are using the {self.reserve.size}-byte "
+                f"disk reserve, and sends wait until that much is free: disk_reserve option)",
+                "SQLITE_FULL",
+            )
         with self._transaction(what, busy) as conn:
             if declare is not None:
                 self._declare(conn, declare, None, now)
@@ -420,8 +460,12 @@ class Store:
             f"WHERE id IN ({_marks(len(ids))}) AND visible_at <= ? "
             f"AND (expires_at IS NULL OR expires_at > ?) RETURNING {_COLUMNS}"
         )
-        with self._transaction("claiming messages") as conn:
-            rows = conn.execute(sql, (consumer, now + visible_for, *ids, now, now)).fetchall()
+
+        def write() -> list[tuple[int, str, str, int]]:
+            with self._transaction("claiming messages") as conn:
+                return conn.execute(sql, (consumer, now + visible_for, *ids, now, now)).fetchall()
+
+        rows = self._draining(write)
         return sorted((StoredMessage(*row) for row in rows), key=lambda m: m.id)
 
     def take(self, queues: Sequence[str], limit: int) -> list[StoredMessage]:
@@ -435,8 +479,12 @@ class Store:
             f"DELETE FROM messages WHERE id IN ({_marks(len(ids))}) AND visible_at <= ? "
             f"AND (expires_at IS NULL OR expires_at > ?) RETURNING {_COLUMNS}"
         )
-        with self._transaction("taking messages") as conn:
-            rows = conn.execute(sql, (*ids, now, now)).fetchall()
+
+        def write() -> list[tuple[int, str, str, int]]:
+            with self._transaction("taking messages") as conn:
+                return conn.execute(sql, (*ids, now, now)).fetchall()
+
+        rows = self._draining(write)
         return sorted((StoredMessage(*row) for row in rows), key=lambda m: m.id)
 
     def next_visible(self, queues: Sequence[str]) -> float | None:
@@ -466,16 +514,24 @@ class Store:
 
     def _settle(self, change: str, message: StoredMessage, consumer: str, what: str) -> bool:
         sql = f"{change} WHERE id = ? AND claimed_by = ? AND deliveries = ?"
-        with self._transaction(f"{what} a message") as conn:
-            return conn.execute(sql, (message.id, consumer, message.deliveries)).rowcount == 1
+
+        def write() -> bool:
+            with self._transaction(f"{what} a message") as conn:
+                return conn.execute(sql, (message.id, consumer, message.deliveries)).rowcount == 1
+
+        return self._draining(write)
 
     def release(self, consumer: str) -> int:
         """Make every message ``consumer`` claimed visible again; return how many."""
-        with self._transaction("releasing claimed messages") as conn:
-            count = conn.execute(
-                "UPDATE messages SET visible_at = 0, claimed_by = NULL WHERE claimed_by = ?",
-                (consumer,),
-            ).rowcount
+
+        def write() -> int:
+            with self._transaction("releasing claimed messages") as conn:
+                return conn.execute(
+                    "UPDATE messages SET visible_at = 0, claimed_by = NULL WHERE claimed_by = ?",
+                    (consumer,),
+                ).rowcount
+
+        count = self._draining(write)
         if count:
             self._on_visible()
         return count
@@ -485,20 +541,29 @@ class Store:
         if not consumers:
             return 0
         sql = f"UPDATE messages SET visible_at = ? WHERE claimed_by IN ({_marks(len(consumers))})"
-        with self._transaction("extending claims") as conn:
-            return conn.execute(sql, (time.time() + visible_for, *consumers)).rowcount
+
+        def write() -> int:
+            with self._transaction("extending claims") as conn:
+                return conn.execute(sql, (time.time() + visible_for, *consumers)).rowcount
+
+        return self._draining(write)
 
     def park(self, message: StoredMessage, reason: str, consumer: str | None = None) -> None:
         """Move a message that cannot be handled to ``dead_letters`` (claimed or taken)."""
-        with self._transaction("parking a message") as conn:
-            if consumer is not None:
+
+        def write() -> None:
+            with self._transaction("parking a message") as conn:
+                if consumer is not None:
+                    conn.execute(
+                        "DELETE FROM messages WHERE id = ? AND claimed_by = ?",
+                        (message.id, consumer),
+                    )
                 conn.execute(
-                    "DELETE FROM messages WHERE id = ? AND claimed_by = ?", (message.id, consumer)
+                    "INSERT INTO dead_letters (queue, body, reason, parked_at) VALUES (?, ?, ?, ?)",
+                    (message.queue, message.body, reason, time.time()),
                 )
-            conn.execute(
-                "INSERT INTO dead_letters (queue, body, reason, parked_at) VALUES (?, ?, ?, ?)",
-                (message.queue, message.body, reason, time.time()),
-            )
+
+        self._draining(write)
 
     # -- housekeeping ---------------------------------------------------------------------
 
@@ -508,8 +573,12 @@ class Store:
         Returns:
             How many expired messages were dropped, and the queues deleted.
         """
-        with self._transaction("collecting expired messages and queues") as conn:
-            return self._collect(conn, time.time())
+
+        def write() -> tuple[int, list[str]]:
+            with self._transaction("collecting expired messages and queues") as conn:
+                return self._collect(conn, time.time())
+
+        return self._draining(write)
 
     @staticmethod
     def _collect(conn: sqlite3.Connection, now: float) -> tuple[int, list[str]]:
