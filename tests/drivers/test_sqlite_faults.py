@@ -8,6 +8,7 @@
 - A bus file this process cannot write is refused when the transport is made.
 - A bus locked by another process's write does not hold a call past its timeout.
 - The file and the directories the driver creates are readable by their owner only.
+- Parked messages (the file's dead letters) are bounded in number and bytes.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from oslo_config import cfg
 
 import messaging
 from messaging.drivers.sqlite.options import register_sqlite_opts
+from messaging.drivers.sqlite.store import Store
 from messaging.exceptions import TransportDriverError
 
 #: The bound of every wait, in seconds.
@@ -333,3 +335,75 @@ def test_a_listener_takes_at_most_prefetch_bytes_at_once(tmp_path: Path) -> None
         listener.cleanup()
     finally:
         transport.cleanup()
+
+
+def _park_unreadable(path: Path, url: str, bodies: list[str]) -> None:
+    """Have a listener of ``url`` park ``bodies``, written raw as another process would."""
+    transport = messaging.get_notification_transport(make_conf(), url)
+    try:
+        listener = transport.listen_for_notifications([(messaging.Target(topic="t"), "info")])
+        writer = Store(str(path), busy_timeout=5.0)
+        try:
+            for body in bodies:
+                assert writer.publish("", "t.info", body) == 1
+        finally:
+            writer.close()
+        store = transport._driver.bus.store
+        deadline = time.monotonic() + WAIT
+        while store.usage()[0] and time.monotonic() < deadline:
+            assert listener.poll_one(timeout=0.05) is None  # each is parked, none handed out
+        assert store.usage() == (0, 0)
+        listener.cleanup()
+    finally:
+        transport.cleanup()
+
+
+def test_parked_messages_are_bounded_in_number_the_oldest_dropped_with_an_error(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "bus.db"
+    url = f"sqlite:///{path}?max_parked=5"
+    parked: list[str] = []
+    _park_unreadable(path, url, [f"not json {n}" for n in range(12)])
+    store = Store(str(path), busy_timeout=5.0)
+    try:
+        parked[:] = [body for _queue, body, _reason in store.dead_letters()]
+        assert parked == [f"not json {n}" for n in range(7, 12)], "the newest five stay"
+        assert store.parked_usage() == (5, sum(len(body) for body in parked))
+    finally:
+        store.close()
+    dropped = [r.getMessage() for r in caplog.records if "oldest parked" in r.getMessage()]
+    assert len(dropped) == 7
+    assert "max_parked = 5" in dropped[-1]
+    assert f"it holds 5 parked message(s), {len(''.join(parked))} bytes" in dropped[-1]
+
+
+def test_parked_messages_are_bounded_in_bytes_the_newest_always_kept(tmp_path: Path) -> None:
+    path = tmp_path / "bus.db"
+    url = f"sqlite:///{path}?max_parked_bytes=10000&max_parked=0"
+    bodies = [f"{n:04d}" + "x" * 2996 for n in range(5)] + ["big" + "y" * 20_000]
+    _park_unreadable(path, url, bodies)
+    store = Store(str(path), busy_timeout=5.0)
+    try:
+        assert [body[:4] for _q, body, _r in store.dead_letters()] == ["bigy"]
+        assert store.parked_usage() == (1, 20_003)
+    finally:
+        store.close()
+
+
+def test_a_bus_without_the_count_of_parked_messages_gets_it_when_opened(tmp_path: Path) -> None:
+    path = tmp_path / "bus.db"
+    _park_unreadable(path, f"sqlite:///{path}", ["one", "three"])
+    # As an earlier release left the file: the dead letters without their count.
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        conn.execute("DROP TRIGGER dead_letter_usage_on_insert")
+        conn.execute("DROP TRIGGER dead_letter_usage_on_delete")
+        conn.execute("DROP TABLE dead_letter_usage")
+        conn.execute(
+            "INSERT INTO dead_letters (queue, body, reason, parked_at) VALUES ('q', 'été', 'r', 0)"
+        )
+    store = Store(str(path), busy_timeout=5.0)
+    try:
+        assert store.parked_usage() == (3, len("one") + len("three") + len("été".encode()))
+    finally:
+        store.close()

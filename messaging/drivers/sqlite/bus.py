@@ -5,7 +5,8 @@ Every sqlite transport of a process that names the same file shares one
 forked child, which opens its own): one connection, one watcher thread, one
 keeper thread, and, once a call is made, one reply queue with its thread.
 Settings that belong to the connection (busy timeout, synchronous mode, wake-up
-mode, disk reserve) are those of the first transport that opened the file in the process.
+mode, disk reserve, bound of parked messages) are those of the first transport
+that opened the file in the process.
 
 The keeper (:class:`Keeper`) is what makes a dead process's claims and queues
 go away while a living one keeps them: every third of the shortest visibility
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from messaging.drivers.pool import ConnectionRegistry
 from messaging.drivers.sqlite.store import Declaration, Store
+from messaging.drivers.sqlite.store import Limits as StoreLimits
 from messaging.drivers.sqlite.wakeup import ChangeWatcher
 from messaging.exceptions import TransportDriverError
 from messaging.wire import DEFAULT_LIMITS, Limits
@@ -159,6 +161,7 @@ class Bus:
             settings.synchronous,
             on_visible=self._changed,
             disk_reserve=settings.disk_reserve,
+            parked=StoreLimits(settings.max_parked_bytes, settings.max_parked),
         )
         try:
             self.watcher = ChangeWatcher(path, settings.wakeup, settings.poll_interval)

@@ -121,6 +121,16 @@ _DISK_RESERVE_HELP = (
     "free. A disk with less than twice this free when the bus is opened goes without. "
     "0: no reserve (on a full disk, listeners stop taking messages until there is room)."
 )
+_MAX_PARKED_HELP = (
+    "Bound on the number of parked messages (the file's dead letters: notifications that "
+    "failed max_delivery_attempts times, messages that cannot be decoded). Parking past it "
+    "drops the oldest parked messages, with an ERROR saying how many and what stays. "
+    "0: no bound."
+)
+_MAX_PARKED_BYTES_HELP = (
+    "Bound on the bytes of parked message bodies; parking past it drops the oldest parked "
+    "messages (the newest is always kept), with an ERROR. 0: no bound."
+)
 _PREFETCH_HELP = (
     "How many notifications a listener takes at once; each is delivered again if the "
     "listener's process dies before acknowledging it."
@@ -165,6 +175,8 @@ def sqlite_opts() -> list[cfg.Opt]:
         cfg.IntOpt("prefetch_bytes", default=16 * _MIB, min=0, help=_PREFETCH_BYTES_HELP),
         cfg.FloatOpt("publish_timeout", default=30.0, min=0.001, help=_PUBLISH_TIMEOUT_HELP),
         cfg.IntOpt("disk_reserve", default=4 * _MIB, min=0, help=_DISK_RESERVE_HELP),
+        cfg.IntOpt("max_parked", default=10_000, min=0, help=_MAX_PARKED_HELP),
+        cfg.IntOpt("max_parked_bytes", default=64 * _MIB, min=0, help=_MAX_PARKED_BYTES_HELP),
     ]
 
 
@@ -196,6 +208,8 @@ class SqliteSettings:
     prefetch_bytes: int = 16 * _MIB
     publish_timeout: float = 30.0
     disk_reserve: int = 4 * _MIB
+    max_parked: int = 10_000
+    max_parked_bytes: int = 64 * _MIB
 
     def __post_init__(self) -> None:
         problems = []
@@ -219,6 +233,8 @@ class SqliteSettings:
             "busy_timeout",
             "prefetch_bytes",
             "disk_reserve",
+            "max_parked",
+            "max_parked_bytes",
         )
         problems += [
             f"{name} must not be negative" for name in nonnegative if getattr(self, name) < 0

@@ -20,7 +20,11 @@ Tables (the model is RabbitMQ's, as the other drivers use it):
   ``expires_at`` when an unanswered RPC call request is dropped.
 - ``usage``: one row counting the messages and body bytes stored, kept by
   triggers, for the disk bound.
-- ``dead_letters``: messages that could not be decoded, kept for inspection.
+- ``dead_letters``: messages that could not be decoded or failed too often,
+  kept for inspection; ``dead_letter_usage`` counts them and their body bytes
+  (kept by triggers), for their bound. It was added without a new schema
+  version (an earlier release ignores it, and its parking keeps it up to date):
+  a file that lacks it gets it when opened.
 """
 
 from __future__ import annotations
@@ -180,6 +184,26 @@ def _setup(conn: sqlite3.Connection, path: str, synchronous: str) -> None:
             raise TransportDriverError(f"{path!r} is not a usable sqlite database: {exc}") from exc
 
 
+# Added to files of version 1 that lack them, in the transaction that checks the schema.
+_ADDITIONS = """
+CREATE TABLE IF NOT EXISTS dead_letter_usage (
+    id INTEGER PRIMARY KEY CHECK (id = 0),
+    messages INTEGER NOT NULL,
+    bytes INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO dead_letter_usage (id, messages, bytes)
+    SELECT 0, count(*), total(length(CAST(body AS BLOB))) FROM dead_letters;
+CREATE TRIGGER IF NOT EXISTS dead_letter_usage_on_insert AFTER INSERT ON dead_letters BEGIN
+    UPDATE dead_letter_usage SET messages = messages + 1,
+        bytes = bytes + length(CAST(NEW.body AS BLOB)) WHERE id = 0;
+END;
+CREATE TRIGGER IF NOT EXISTS dead_letter_usage_on_delete AFTER DELETE ON dead_letters BEGIN
+    UPDATE dead_letter_usage SET messages = messages - 1,
+        bytes = bytes - length(CAST(OLD.body AS BLOB)) WHERE id = 0;
+END;
+"""
+
+
 def _check_or_create_schema(conn: sqlite3.Connection, path: str) -> None:
     conn.execute("BEGIN IMMEDIATE")
     try:
@@ -203,6 +227,11 @@ def _check_or_create_schema(conn: sqlite3.Connection, path: str) -> None:
                 f"The sqlite bus {path!r} has schema version {version}, written by a newer "
                 f"release of messaging; this one reads version {SCHEMA_VERSION}"
             )
+        if not conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE name = 'dead_letter_usage_on_delete'"
+        ).fetchone():
+            for statement in _statements(_ADDITIONS):
+                conn.execute(statement)
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")

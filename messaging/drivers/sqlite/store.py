@@ -21,6 +21,9 @@ Delivery guarantees:
 - The disk bound: a publish that leaves more stored message bytes or messages
   than the publisher's limits is rolled back and raises
   ``MessageDeliveryFailure`` naming the limit and the file.
+- Parked messages (``dead_letters``) are bounded by ``parked`` (a
+  :class:`Limits`): parking past it drops the oldest parked messages, with an
+  ERROR that says how many and what the table holds; the newest is always kept.
 - A full disk stops sends, not listeners: a listener's write that fails on a
   full disk checkpoints the log and uses the bus's disk reserve
   (:mod:`~messaging.drivers.sqlite.reserve`) before trying once more.
@@ -175,6 +178,8 @@ class Store:
             requeued or released), to wake this process's waiting listeners.
         disk_reserve: bytes of disk kept for listeners (see
             :mod:`~messaging.drivers.sqlite.reserve`); 0 for none.
+        parked: the bound of the parked messages (``max_parked_bytes`` and
+            ``max_parked``); None for none.
 
     Raises:
         TransportDriverError: the file cannot be opened or is not a bus.
@@ -187,12 +192,14 @@ class Store:
         synchronous: str = "normal",
         on_visible: Callable[[], None] | None = None,
         disk_reserve: int = 0,
+        parked: Limits | None = None,
     ) -> None:
         self.path = path
         self.busy_timeout = busy_timeout
         self._conn = schema.connect(path, busy_timeout, synchronous)
         self.reserve = DiskReserve(path, disk_reserve)
         self.reserve.ensure()
+        self.parked = parked or Limits()
         self._lock = threading.Lock()
         self._on_visible = on_visible or (lambda: None)
         self._closed = False
@@ -549,9 +556,12 @@ class Store:
         return self._draining(write)
 
     def park(self, message: StoredMessage, reason: str, consumer: str | None = None) -> None:
-        """Move a message that cannot be handled to ``dead_letters`` (claimed or taken)."""
+        """Move a message that cannot be handled to ``dead_letters`` (claimed or taken).
 
-        def write() -> None:
+        Past the bound of parked messages, the oldest ones are dropped (logged).
+        """
+
+        def write() -> tuple[int, int, int]:
             with self._transaction("parking a message") as conn:
                 if consumer is not None:
                     conn.execute(
@@ -562,8 +572,44 @@ class Store:
                     "INSERT INTO dead_letters (queue, body, reason, parked_at) VALUES (?, ?, ?, ?)",
                     (message.queue, message.body, reason, time.time()),
                 )
+                return self._bound_parked(conn)
 
-        self._draining(write)
+        dropped, messages, used = self._draining(write)
+        if dropped:
+            LOG.error(
+                "Dropped the %d oldest parked message(s) of the sqlite bus %s to stay within "
+                "max_parked = %d and max_parked_bytes = %d; it holds %d parked message(s), %d "
+                "bytes: look at them and purge what is handled",
+                dropped,
+                self.path,
+                self.parked.max_messages,
+                self.parked.max_bytes,
+                messages,
+                used,
+            )
+
+    def _bound_parked(self, conn: sqlite3.Connection) -> tuple[int, int, int]:
+        # How many were dropped, and how many messages and bytes stay parked.
+        messages, used = conn.execute("SELECT messages, bytes FROM dead_letter_usage").fetchone()
+        if not self._past(self.parked, messages, used):
+            return 0, messages, used
+        max_messages, max_bytes = self.parked.max_messages, self.parked.max_bytes
+        doomed: list[int] = []
+        rows = conn.execute(
+            "SELECT id, length(CAST(body AS BLOB)) FROM dead_letters ORDER BY id LIMIT ?",
+            (messages - 1,),  # never the newest
+        )
+        for row_id, size in rows:
+            if (not max_messages or messages <= max_messages) and (
+                not max_bytes or used <= max_bytes
+            ):
+                break
+            doomed.append(row_id)
+            messages, used = messages - 1, used - size
+        for start in range(0, len(doomed), 500):
+            chunk = doomed[start : start + 500]
+            conn.execute(f"DELETE FROM dead_letters WHERE id IN ({_marks(len(chunk))})", chunk)
+        return len(doomed), messages, used
 
     # -- housekeeping ---------------------------------------------------------------------
 
@@ -624,6 +670,14 @@ class Store:
                     {"queue": queue, "now": time.time()},
                 )
             ]
+
+    def parked_usage(self) -> tuple[int, int]:
+        """How many messages and bytes of their bodies are parked."""
+        with self._reading("reading parked usage") as conn:
+            messages, used = conn.execute(
+                "SELECT messages, bytes FROM dead_letter_usage"
+            ).fetchone()
+        return int(messages), int(used)
 
     def dead_letters(self) -> list[tuple[str, str, str]]:
         """``(queue, body, reason)`` of every parked message, oldest first."""
