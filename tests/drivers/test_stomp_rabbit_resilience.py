@@ -10,6 +10,7 @@ what a stopped listener held runs on CoilMQ as well.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 import queue
@@ -364,3 +365,33 @@ def test_a_reply_sent_while_the_caller_is_disconnected_arrives(vhost: str) -> No
         if serving is not None:
             serving.cleanup()
         caller.cleanup()
+
+
+def test_what_an_rpc_server_holds_unhandled_is_bounded_by_prefetch_fanout_included(
+    vhost: str,
+) -> None:
+    # No server polls the listener: what RabbitMQ sends it waits in its inbox.
+    transport = messaging.get_rpc_transport(cfg.ConfigOpts(), stomp_url(vhost, "?prefetch_count=4"))
+    listener = transport._driver.listen(messaging.Target(topic="held", server="s1"), 1, None)
+    try:
+        for target in (
+            messaging.Target(topic="held", fanout=True),
+            messaging.Target(topic="held"),
+            messaging.Target(topic="held", server="s1"),
+        ):
+            client = messaging.get_rpc_client(transport, target)
+            for n in range(40):
+                client.cast({}, "m", n=n, blob="x" * 1000)
+
+        def unacknowledged() -> list[int]:
+            rows = _ctl("list_queues", "-p", vhost, "messages_unacknowledged").split()
+            return sorted(int(row) for row in rows if row.isdigit())
+
+        wait_until(lambda: unacknowledged() == [4, 4, 4], "4 unacknowledged in each queue")
+        destinations = collections.Counter(
+            delivery.destination for delivery in list(listener._inbox.queue) if delivery
+        )
+        assert sorted(destinations.values()) == [4, 4, 4], destinations
+    finally:
+        listener.cleanup()
+        transport.cleanup()

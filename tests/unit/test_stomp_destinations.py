@@ -42,6 +42,9 @@ def test_rpc_destinations_are_alike_in_both_flavors() -> None:
         assert flavor.fanout("ex", "topic") == "/topic/ex.topic_fanout"
     assert RABBIT.rpc_subscription("ex", "t") == ("/queue/ex.t", {"prefetch-count": "7"})
     assert GENERIC.rpc_subscription("ex", "t") == ("/queue/ex.t", {})
+    # The fanout subscription says its prefetch itself, whatever was subscribed before it.
+    assert RABBIT.fanout_subscription("ex", "t") == ("/topic/ex.t_fanout", {"prefetch-count": "7"})
+    assert GENERIC.fanout_subscription("ex", "t") == ("/topic/ex.t_fanout", {})
 
 
 def test_reply_destinations_are_fresh_topics() -> None:

@@ -111,6 +111,14 @@ class Destinations:
         """Where fanout casts to ``topic`` go; every subscriber gets a copy."""
         return f"/topic/{exchange}.{topic}_fanout"
 
+    def fanout_subscription(self, exchange: str, topic: str) -> tuple[str, dict[str, str]]:
+        """The subscription of a server to the fanout of ``topic``.
+
+        It carries ``prefetch-count`` too: without it, RabbitMQ's plugin gives the
+        subscription the prefetch of the channel's previous one, or none.
+        """
+        return self.fanout(exchange, topic), self._consume()
+
     def new_reply(self) -> tuple[str, dict[str, str], str]:
         """A fresh reply destination for one connection: where, SUBSCRIBE headers, ack mode."""
         name = f"reply_{uuid.uuid4().hex}"

@@ -133,7 +133,7 @@ class StompDriver(base.Driver):
             subscriptions.append(
                 self.destinations.rpc_subscription(exchange, f"{topic}.{target.server}")
             )
-        subscriptions.append((self.destinations.fanout(exchange, topic), {}))
+        subscriptions.append(self.destinations.fanout_subscription(exchange, topic))
         return self._track(StompListener(self, subscriptions, batch_size, batch_timeout, rpc=True))
 
     def send(
