@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import queue
 import socket
+import time
 import urllib.parse
 import uuid
 from collections.abc import Iterator
@@ -164,6 +165,30 @@ def test_a_broker_speaking_only_1_1_is_asked_for_1_1() -> None:
 
 
 # -- failover --------------------------------------------------------------------------------
+
+
+def test_a_send_allowed_one_try_fails_with_the_connection_attempt_not_after_connect_timeout() -> (
+    None
+):
+    # Nothing listens: each connection attempt is refused at once.
+    url = stomp_url(f"127.0.0.1:{closed_port()}", None, flavor="rabbitmq", connect_timeout=10)
+    transport = messaging.get_rpc_transport(make_conf(), url)
+    try:
+        client = messaging.get_rpc_client(transport, messaging.Target(topic="down"))
+        for _ in range(2):  # the first attempt, then while the connection backs off
+            started = time.monotonic()
+            with pytest.raises(MessageDeliveryFailure) as failure:
+                client.prepare(retry=0).cast({}, "anything")
+            assert time.monotonic() - started < 2, "waited for connect_timeout (10 s)"
+            assert "after 1 tries" in str(failure.value)
+            assert "Connection refused" in str(failure.value)
+        # Each retry waits for one more attempt (after the connection's backoff).
+        started = time.monotonic()
+        with pytest.raises(MessageDeliveryFailure, match="after 2 tries"):
+            client.prepare(retry=1).cast({}, "anything")
+        assert time.monotonic() - started < 10
+    finally:
+        transport.cleanup()
 
 
 def test_failover_to_the_second_host_when_the_first_refuses(vhost: str) -> None:

@@ -198,6 +198,11 @@ class StompConnection:
         # Notified when a connection is made or its login refused (under self._lock).
         self._changed = threading.Condition(self._lock)
         self._last_error = ""
+        # Connection attempts that failed, and whether the thread now waits out a
+        # backoff after one (no attempt under way): a send with a finite retry
+        # counts connection attempts (see _wait_connected).
+        self._failed_attempts = 0
+        self._backing_off = False
         self._connect_answer = threading.Event()
         self._connect_error: str | None = None
         self._flavor_known = threading.Event()
@@ -267,6 +272,8 @@ class StompConnection:
                 self._wake.clear()
                 self._give_back_orphans()
                 continue
+            with self._changed:
+                self._backing_off = False
             try:
                 self._connect()
                 failures = 0
@@ -274,6 +281,8 @@ class StompConnection:
                 with self._changed:
                     self._last_error = f"{type(exc).__name__}: {exc}"
                     self.refused = login_refusal(f"the login to {self.settings.redacted}", str(exc))
+                    self._failed_attempts += 1
+                    self._backing_off = True
                     self._changed.notify_all()
                 failures += 1
                 delay = self.settings.backoff(failures)
@@ -541,18 +550,36 @@ class StompConnection:
         if receipt.error is not None:
             raise ConnectionError(f"{what}: {receipt.error}")
 
-    def _wait_connected(self, deadline: base.Deadline) -> None:
+    def _wait_connected(
+        self, deadline: base.Deadline, attempt: bool = False, first: bool = False
+    ) -> None:
         """Return once connected; raise at once if the broker refuses the login.
+
+        Args:
+            deadline: when to stop waiting (at most ``connect_timeout`` from now).
+            attempt: the try of a send with a finite ``retry``, which counts
+                connection attempts: it ends with the next attempt that fails.
+            first: the send's first try: a failed attempt whose backoff is under
+                way counts as its outcome (the send does not wait for the next).
 
         Raises:
             BrokerRefusal: the broker refused the last login attempt.
-            ConnectionError: not connected within ``connect_timeout`` (or the deadline).
+            ConnectionError: not connected within ``connect_timeout`` (or the
+                deadline), or (``attempt``) the connection attempt failed.
         """
         limit = deadline.remaining(self.settings.connect_timeout)
         with self._changed:
+            failed = self._failed_attempts
+
+            def attempt_failed() -> bool:
+                return attempt and ((first and self._backing_off) or self._failed_attempts > failed)
+
             self._changed.wait_for(
                 lambda: (
-                    self._connected.is_set() or self.refused is not None or self._closing.is_set()
+                    self._connected.is_set()
+                    or self.refused is not None
+                    or self._closing.is_set()
+                    or attempt_failed()
                 ),
                 limit,
             )
@@ -561,6 +588,10 @@ class StompConnection:
             if self.refused is not None:
                 raise self.refused
             last = self._last_error or "no attempt finished yet"
+            if attempt_failed():
+                raise ConnectionError(
+                    f"not connected to {self.settings.redacted} (last attempt: {last})"
+                )
         raise ConnectionError(
             f"not connected to {self.settings.redacted} within {limit:g} s (last attempt: {last})"
         )
@@ -688,7 +719,9 @@ class StompConnection:
                     raise MessageDeliveryFailure(
                         f"The connection to {self.settings.redacted} is closed"
                     )
-                self._wait_connected(bound)
+                self._wait_connected(
+                    bound, attempt=tries.allowed != float("inf"), first=tries.tries == 1
+                )
                 if before is not None:
                     before()
                 with self._lock:
