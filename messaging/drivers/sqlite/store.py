@@ -318,8 +318,12 @@ class Store:
 
     def delete_queue(self, name: str) -> int:
         """Delete a queue, its bindings and its messages; return how many messages went."""
-        with self._transaction(f"deleting queue {name}") as conn:
-            return self._delete_queue(conn, name)
+
+        def write() -> int:
+            with self._transaction(f"deleting queue {name}") as conn:
+                return self._delete_queue(conn, name)
+
+        return self._draining(write)
 
     @staticmethod
     def _delete_queue(conn: sqlite3.Connection, name: str) -> int:
