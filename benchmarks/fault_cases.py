@@ -702,7 +702,11 @@ def _rss_kib(field: str) -> int:
 
 
 def case_memory_with_the_broker_silent() -> Row:
-    """5: 1,000 notifications of 100 kB while RabbitMQ 3.10 answers nothing (a frozen proxy)."""
+    """5: 1,000 notifications of 100 kB from 100 threads while RabbitMQ 3.10 answers nothing."""
+    return _memory(100)
+
+
+def _memory(senders: int) -> Row:
     from tests.faultproxy import FaultProxy
 
     with rabbit(3) as (_url, _ctl, vhost), FaultProxy(5672) as proxy, recording(logging.CRITICAL):
@@ -720,20 +724,24 @@ def case_memory_with_the_broker_silent() -> Row:
             failures: list[int] = []
             started = time.monotonic()
 
+            each = 1000 // senders
+
             def sender(first: int) -> None:
-                for n in range(first, first + 10):
+                for n in range(first, first + each):
                     try:
                         notifier.prepare(raise_errors=True).info({}, "e", {"n": n, "p": payload})
                     except messaging.MessagingException:
                         failures.append(n)
 
-            threads = [threading.Thread(target=sender, args=(k * 10,)) for k in range(100)]
+            threads = [threading.Thread(target=sender, args=(k * each,)) for k in range(senders)]
             for thread in threads:
                 thread.start()
             for thread in threads:
                 thread.join(WAIT * 4)
             took = time.monotonic() - started
             peak = _rss_kib("VmHWM:")
+            publisher = transport.driver.broker.publisher  # type: ignore[attr-defined]
+            held, held_bytes = publisher._in_flight, publisher._in_flight_bytes
             proxy.thaw()
         finally:
             transport.cleanup()
@@ -741,9 +749,10 @@ def case_memory_with_the_broker_silent() -> Row:
         "5 1,000 x 100 kB, broker silent",
         "rabbit, RabbitMQ 3.10 behind a frozen proxy",
         f"{1000 - len(failures)} taken into the pipeline, bounded by "
-        "notification_pipeline_bytes (32 MiB), then failed unconfirmed (logged); "
+        f"notification_pipeline_bytes (32 MiB): {held} awaiting their confirms at the end "
+        f"({held_bytes / MiB:.1f} MiB); "
         f"{len(failures)} raised MessageDeliveryFailure to their sender after waiting for room "
-        "(publish_confirm_timeout 2 s); 100 sending threads",
+        f"(publish_confirm_timeout 2 s); {senders} sending thread(s)",
         f"peak RSS {(peak - base) / 1024:.0f} MiB above the start; all ended after {took:.1f} s",
     )
 
