@@ -387,7 +387,7 @@ def test_what_an_rpc_server_holds_unhandled_is_bounded_by_prefetch_fanout_includ
             rows = _ctl("list_queues", "-p", vhost, "messages_unacknowledged").split()
             return sorted(int(row) for row in rows if row.isdigit())
 
-        wait_until(lambda: unacknowledged() == [4, 4, 4], "4 unacknowledged in each queue")
+        wait_until(lambda: unacknowledged() == [4, 4, 4], "4 unacknowledged in each queue", 30.0)
         destinations = collections.Counter(
             delivery.destination for delivery in list(listener._inbox.queue) if delivery
         )
