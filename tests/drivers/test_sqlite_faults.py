@@ -31,7 +31,7 @@ from oslo_config import cfg
 
 import messaging
 from messaging.drivers.sqlite.options import register_sqlite_opts
-from messaging.drivers.sqlite.store import Store
+from messaging.drivers.sqlite.store import Declaration, Store
 from messaging.exceptions import TransportDriverError
 
 #: The bound of every wait, in seconds.
@@ -181,6 +181,10 @@ def test_listeners_drain_a_full_disk_through_the_reserve_while_sends_fail(
             assert time.monotonic() - started < 1 + 2
             assert "disk is full" in str(caught.value)
             assert "2097152-byte disk reserve" in str(caught.value)
+            # Replies still go: the request was taken, its caller waits for the answer.
+            driver: Any = transport.driver
+            driver.bus.store.declare([Declaration("reply_waiting")], time.time() + 60)
+            assert driver.publish("", "reply_waiting", '{"reply": 1}', 0) == 1
             (disk / "filler").unlink()
             notifier.info({}, "room.again", {"n": 200})
             assert inbox.received.get(timeout=WAIT) == 200

@@ -115,11 +115,12 @@ _PUBLISH_TIMEOUT_HELP = (
 )
 _DISK_RESERVE_HELP = (
     "Bytes of disk kept free for listeners in a file next to the bus (<bus>-reserve). On a "
-    "full disk, a listener's write (taking or acknowledging a message) deletes it and goes "
-    "on, so that listeners drain the queues while sends fail; sends then fail at once until "
-    "this much is free again, and the reserve is allocated again once twice this much is "
-    "free. A disk with less than twice this free when the bus is opened goes without. "
-    "0: no reserve (on a full disk, listeners stop taking messages until there is room)."
+    "full disk, a listener's write (taking or acknowledging a message) releases it and goes "
+    "on, so that listeners drain the queues while sends fail; sends (not RPC replies) then "
+    "fail at once until this much is free again, and the reserve is allocated again once "
+    "twice this much is free. A disk with less than twice this free when the bus is opened "
+    "goes without. 0: no reserve (on a full disk, listeners stop taking messages until "
+    "there is room)."
 )
 _MAX_PARKED_HELP = (
     "Bound on the number of parked messages (the file's dead letters: notifications that "

@@ -10,8 +10,9 @@ listener's write fails on a full disk, the store checkpoints the log (so that it
 is reused from its start instead of growing), releases the reserve (truncates
 the file to 0 bytes, logging a WARNING) and tries once more. While the reserve
 is released and the disk has less than ``disk_reserve`` bytes free, sends fail at
-once saying so, so that they do not eat the room the listeners need. The reserve
-is allocated again once the disk has twice its size free.
+once saying so, so that they do not eat the room the listeners need (replies
+excepted: the request was taken, and its caller waits). The reserve is
+allocated again once the disk has twice its size free.
 
 The file is shared by every process of the bus (any one may release it or
 allocate it again); a disk too small for it (less than twice ``disk_reserve``

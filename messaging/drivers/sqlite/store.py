@@ -381,7 +381,9 @@ class Store:
         }
         kind = "direct" if exchange == "" else ("fanout" if fanout else "topic")
         what = f"publishing to {exchange!r} with key {routing_key!r}"
-        if self.reserve.withheld():
+        # Replies (no limits) may use the room: the listener that took the request
+        # used the reserve, and its caller waits for the answer.
+        if limits is not None and self.reserve.withheld():
             raise StoreError(
                 f"sqlite bus {self.path}: {what} refused: the disk is full "
                 f"({_free_space(self.path)}; listeners are using the {self.reserve.size}-byte "
