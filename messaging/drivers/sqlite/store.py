@@ -24,9 +24,7 @@ Delivery guarantees:
 - Parked messages (``dead_letters``) are bounded by ``parked`` (a
   :class:`Limits`): parking past it drops the oldest parked messages, with an
   ERROR that says how many and what the table holds; the newest is always kept.
-- A full disk stops sends, not listeners: a listener's write that fails on a
-  full disk checkpoints the log and uses the bus's disk reserve
-  (:mod:`~messaging.drivers.sqlite.reserve`) before trying once more.
+- A full disk stops sends, not listeners: see :mod:`~messaging.drivers.sqlite.reserve`.
 
 Times in the file are wall-clock (``time.time()``), which the processes of a
 host share; a step of the clock moves the end of claims and leases with it.
@@ -381,8 +379,7 @@ class Store:
         }
         kind = "direct" if exchange == "" else ("fanout" if fanout else "topic")
         what = f"publishing to {exchange!r} with key {routing_key!r}"
-        # Replies (no limits) may use the room: the listener that took the request
-        # used the reserve, and its caller waits for the answer.
+        # Replies (no limits) may use the room: their caller waits for them.
         if limits is not None and self.reserve.withheld():
             raise StoreError(
                 f"sqlite bus {self.path}: {what} refused: the disk is full "
