@@ -4,7 +4,8 @@ Each case of the issue ("No single message or fault silently stops a process")
 is reproduced against the services of this machine, in a process of its own
 (so that a case that hangs is cut off at ``--case-timeout`` and memory figures
 are the case's own), on a fresh virtual host (RabbitMQ) or a fresh file
-(sqlite); a broker setting a case changes is put back as it was::
+(sqlite); a broker setting a case changes is put back as it was (by the case,
+or, when it was cut off, by the parent, which also deletes its virtual hosts)::
 
     python -m benchmarks.fault_cases                 # every case, one table
     python -m benchmarks.fault_cases --only deep     # the cases whose name holds "deep"
@@ -50,6 +51,8 @@ MiB = 1024 * 1024
 #: The bound of every wait inside a case, in seconds.
 WAIT = 45.0
 PASSWORD = "fault-cases-Secret-PW-4711"
+#: Names the virtual hosts of one case's process, so that a case cut off leaves none.
+VHOST_PREFIX_ENV = "FAULT_CASES_VHOST_PREFIX"
 
 
 @dataclass
@@ -102,7 +105,7 @@ def ctl4(*args: str) -> str:
 def rabbit(version: int) -> Iterator[tuple[str, Callable[..., str], str]]:
     """A fresh virtual host on RabbitMQ 3.10 or 4: its URL, its rabbitmqctl, its name."""
     ctl, port = (ctl3, 5672) if version == 3 else (ctl4, 5682)
-    vhost = f"fault-cases-{uuid.uuid4().hex[:10]}"
+    vhost = f"{os.environ.get(VHOST_PREFIX_ENV, 'fault-cases-')}{uuid.uuid4().hex[:10]}"
     ctl("add_vhost", vhost)
     try:
         ctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
@@ -968,11 +971,51 @@ def run_one(name: str) -> None:
     os._exit(0)  # threads a case left behind (a daemon of a dead broker) do not hold the exit
 
 
+#: The broker settings cases change (each puts it back; a case cut off cannot).
+SETTINGS = ("consumer_timeout", "channel_tick_interval", "max_message_size")
+
+
+def _snapshot() -> dict[tuple[int, str], str]:
+    """The settings of both brokers now, as ``application:get_env`` prints them."""
+    found = {}
+    for version, ctl in ((3, ctl3), (4, ctl4)):
+        for key in SETTINGS:
+            with contextlib.suppress(Exception):
+                found[(version, key)] = ctl("eval", f"application:get_env(rabbit, {key}).").strip()
+    return found
+
+
+def _restore(snapshot: dict[tuple[int, str], str]) -> None:
+    """Put back every setting that differs from ``snapshot`` (after a case was cut off)."""
+    for (version, key), before in snapshot.items():
+        ctl = ctl3 if version == 3 else ctl4
+        with contextlib.suppress(Exception):
+            if ctl("eval", f"application:get_env(rabbit, {key}).").strip() == before:
+                continue
+            found = re.fullmatch(r"\{ok,(.*)\}", before)
+            if found:
+                ctl("eval", f"application:set_env(rabbit, {key}, {found.group(1)}).")
+            else:  # it was not set before the run
+                ctl("eval", f"application:unset_env(rabbit, {key}).")
+            print(f"  put back {key} on RabbitMQ {version}", file=sys.stderr, flush=True)
+
+
+def _delete_vhosts(prefix: str) -> None:
+    """Delete the virtual hosts a case that was cut off left on either RabbitMQ."""
+    for ctl in (ctl3, ctl4):
+        with contextlib.suppress(Exception):
+            for vhost in ctl("list_vhosts", "name").split():
+                if vhost.startswith(prefix):
+                    ctl("delete_vhost", vhost)
+
+
 def run_all(names: list[str], case_timeout: float) -> list[Row]:
     """Run each case in a process of its own; a row per case, in order."""
     rows = []
+    snapshot = _snapshot()
     for name in names:
         started = time.monotonic()
+        prefix = f"fault-cases-{uuid.uuid4().hex[:6]}-"
         try:
             done = subprocess.run(
                 [sys.executable, "-m", "benchmarks.fault_cases", "--case", name],
@@ -980,7 +1023,7 @@ def run_all(names: list[str], case_timeout: float) -> list[Row]:
                 text=True,
                 timeout=case_timeout,
                 cwd=ROOT,
-                env={**os.environ, "PYTHONPATH": str(ROOT)},
+                env={**os.environ, "PYTHONPATH": str(ROOT), VHOST_PREFIX_ENV: prefix},
                 check=False,
             )
             found = [line for line in done.stdout.splitlines() if line.startswith("ROW ")]
@@ -992,6 +1035,8 @@ def run_all(names: list[str], case_timeout: float) -> list[Row]:
                 row = Row(name, "?", f"no row (exit {done.returncode}): {tail}", "")
         except subprocess.TimeoutExpired:
             row = Row(name, "?", f"cut off after {case_timeout:.0f} s", "")
+            _delete_vhosts(prefix)
+            _restore(snapshot)
         print(f"  {name}: {time.monotonic() - started:.1f} s", file=sys.stderr, flush=True)
         rows.append(row)
     return rows
