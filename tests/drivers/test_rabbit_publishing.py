@@ -338,3 +338,15 @@ def _queues(vhost: str) -> set[str]:
         check=True,
     )
     return set(listed.stdout.split())
+
+
+def test_a_call_to_a_broker_that_is_down_times_out_saying_why() -> None:
+    transport = messaging.get_rpc_transport(make_conf(), DOWN_URL)
+    try:
+        client = messaging.get_rpc_client(transport, messaging.Target(topic="nobody"), timeout=1)
+        started = time.monotonic()
+        with pytest.raises(messaging.MessagingTimeout, match="the broker was not reachable"):
+            client.call({}, "echo")
+        assert time.monotonic() - started < 1 + 2
+    finally:
+        transport.cleanup()

@@ -31,7 +31,12 @@ from messaging.drivers.rabbit.parking import ParkingSubscription
 from messaging.drivers.rabbit.publisher import Publication, Publisher, amqp_properties
 from messaging.drivers.rabbit.reply import ReplyRouter
 from messaging.drivers.replies import describe_request
-from messaging.exceptions import InvalidTarget, MessageTooLarge, MessageUndeliverable
+from messaging.exceptions import (
+    InvalidTarget,
+    MessageTooLarge,
+    MessageUndeliverable,
+    MessagingTimeout,
+)
 
 if TYPE_CHECKING:
     import queue
@@ -315,15 +320,22 @@ class RabbitDriver(base.Driver):
                 lambda error: replies.send_failed(box, error),
             )
 
-        return replies.call(
-            target,
-            ctxt,
-            message,
-            send,
-            timeout,
-            call_monitor_timeout,
-            self.allowed_remote_exmods,
-        )
+        try:
+            return replies.call(
+                target,
+                ctxt,
+                message,
+                send,
+                timeout,
+                call_monitor_timeout,
+                self.allowed_remote_exmods,
+            )
+        except MessagingTimeout as exc:
+            failure = broker.publishing.last_failure
+            if failure is None or broker.publishing.connected:
+                raise
+            # Say why: the request never left (the broker was not reachable).
+            raise MessagingTimeout(f"{exc}; the broker was not reachable: {failure}") from exc
 
     def _publish_request(
         self,
