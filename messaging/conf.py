@@ -1,11 +1,18 @@
 """Every configuration option of ``messaging``, defined once.
 
 Options are registered only on the ``ConfigOpts`` object a caller passes in,
-never on the global ``cfg.CONF`` behind its back. ``[DEFAULT]`` options keep
-oslo.messaging's names. Our groups are named ``messaging_*``; each also reads
-the oslo.messaging group of the same role (``[oslo_messaging_notifications]``
-...), so an oslo.messaging configuration file works unchanged. ``list_opts()``
-feeds ``oslo-config-generator --namespace messaging``.
+never on the global ``cfg.CONF`` behind its back. Options and groups carry
+oslo.messaging's names (``[DEFAULT] transport_url``,
+``[oslo_messaging_notifications]``, ``[oslo_messaging_rabbit]``...), so that an
+oslo.messaging configuration file, and code that addresses a group by name
+(``conf.set_override(..., group='oslo_messaging_rabbit')``), work unchanged. Our
+own drivers' groups follow the pattern (``[oslo_messaging_sqlite]``...). Files
+written for earlier versions of this package, with ``[messaging_*]`` sections,
+are still read, with oslo.config's deprecation warning.
+
+``list_opts()`` feeds ``oslo-config-generator --namespace messaging``; it
+gathers the drivers' options through the ``messaging.driver_opts`` entry points,
+so this module imports no driver.
 
 oslo.config is imported lazily: ``import messaging`` stays cheap.
 """
@@ -24,9 +31,11 @@ if TYPE_CHECKING:
     from messaging.wire import Limits
 
 __all__ = [
+    "DRIVER_OPTS_NAMESPACE",
     "NOTIFICATIONS_GROUP",
     "OSLO_NOTIFICATIONS_GROUP",
     "apply_query_overrides",
+    "deprecated_group",
     "list_opts",
     "message_limits",
     "register_group",
@@ -35,8 +44,41 @@ __all__ = [
     "set_defaults",
 ]
 
-NOTIFICATIONS_GROUP = "messaging_notifications"
-OSLO_NOTIFICATIONS_GROUP = "oslo_messaging_notifications"
+NOTIFICATIONS_GROUP = "oslo_messaging_notifications"
+#: The same group: oslo.messaging's name is the group's name.
+OSLO_NOTIFICATIONS_GROUP = NOTIFICATIONS_GROUP
+#: Where drivers declare their options: each entry point names a function that
+#: returns ``[(group, options)]``.
+DRIVER_OPTS_NAMESPACE = "messaging.driver_opts"
+
+
+def old_group_name(group: str) -> str:
+    """The name this package gave ``group`` before it took oslo.messaging's names.
+
+    ``oslo_messaging_rabbit`` was ``messaging_rabbit``, and so on.
+    """
+    return group.removeprefix("oslo_")
+
+
+def deprecated_group(opts: list[cfg.Opt], group: str) -> list[cfg.Opt]:
+    """Make each option also read from the group's old ``messaging_*`` name.
+
+    A value found there is used (when the group itself lacks one) and oslo.config
+    logs that the section is deprecated. Options are changed in place.
+
+    Args:
+        opts: the options of ``group``.
+        group: the group's name (``oslo_messaging_...``).
+
+    Returns:
+        ``opts``, for chaining.
+    """
+    from oslo_config import cfg
+
+    old = old_group_name(group)
+    for opt in opts:
+        opt.deprecated_opts = [*opt.deprecated_opts, cfg.DeprecatedOpt(opt.name, group=old)]
+    return opts
 
 
 @functools.cache
@@ -102,70 +144,60 @@ def _notification_opts() -> list[cfg.Opt]:
     from messaging.notify.outbox import outbox_opts
     from messaging.poison import poison_opts
 
-    def alias(name: str) -> list[cfg.DeprecatedOpt]:
-        return [cfg.DeprecatedOpt(name, group=OSLO_NOTIFICATIONS_GROUP)]
-
-    return [
+    opts = [
         cfg.MultiStrOpt(
             "driver",
             default=[],
-            deprecated_opts=alias("driver"),
             help="Notification drivers: messagingv2, messaging, log, routing, test, noop. "
             "With none, a Notifier warns once and sends nothing.",
         ),
         cfg.StrOpt(
             "transport_url",
             secret=True,
-            deprecated_opts=alias("transport_url"),
             help="Transport URL for notifications; [DEFAULT] transport_url when unset.",
         ),
         cfg.ListOpt(
             "topics",
             default=["notifications"],
-            deprecated_opts=alias("topics"),
             help="Topics on which notifications are sent.",
         ),
         cfg.IntOpt(
             "retry",
             default=-1,
-            deprecated_opts=alias("retry"),
             help="Connection retries for a notification that fails to send: 0 none, -1 forever.",
         ),
         cfg.StrOpt(
             "routing_config",
             default="",
-            deprecated_opts=alias("routing_config"),
             help="YAML file of notification routing rules, for the routing driver.",
         ),
-        *_with_alias(poison_opts(), alias),
-        *_with_alias(outbox_opts(), alias),
+        *poison_opts(),
+        *outbox_opts(),
     ]
-
-
-def _with_alias(opts: list[cfg.Opt], alias: Any) -> list[cfg.Opt]:
-    for opt in opts:
-        opt.deprecated_opts = alias(opt.name)
-    return opts
+    return deprecated_group(opts, NOTIFICATIONS_GROUP)
 
 
 def list_opts() -> list[tuple[str | None, list[cfg.Opt]]]:
     """Return every option, grouped, for ``oslo-config-generator``.
 
+    The drivers' groups come from the ``messaging.driver_opts`` entry points, in
+    the order of their names.
+
     Returns:
         ``(group name, options)`` pairs; ``None`` is ``[DEFAULT]``. The options are
         copies, so a caller may change them freely.
     """
-    from messaging.drivers.rabbit.options import RABBIT_GROUP, rabbit_opts
-    from messaging.drivers.sqlite.options import SQLITE_GROUP, sqlite_opts
-    from messaging.drivers.stomp.options import STOMP_GROUP, stomp_opts
+    from importlib import metadata
 
-    return [
+    groups: list[tuple[str | None, list[cfg.Opt]]] = [
         (None, copy.deepcopy(_default_opts())),
         (NOTIFICATIONS_GROUP, copy.deepcopy(_notification_opts())),
-        (RABBIT_GROUP, copy.deepcopy(rabbit_opts())),
-        (SQLITE_GROUP, copy.deepcopy(sqlite_opts())),
-        (STOMP_GROUP, copy.deepcopy(stomp_opts())),
     ]
+    entry_points = metadata.entry_points(group=DRIVER_OPTS_NAMESPACE)
+    for entry_point in sorted(entry_points, key=lambda ep: ep.name):
+        for group, opts in entry_point.load()():
+            groups.append((group, copy.deepcopy(list(opts))))
+    return groups
 
 
 def register_group(conf: cfg.ConfigOpts, group: str | None, opts: Sequence[cfg.Opt]) -> None:
@@ -188,7 +220,7 @@ def register_transport_opts(conf: cfg.ConfigOpts) -> None:
 
 
 def register_notification_opts(conf: cfg.ConfigOpts) -> None:
-    """Register the ``[DEFAULT]`` and ``[messaging_notifications]`` options on ``conf``."""
+    """Register the ``[DEFAULT]`` and ``[oslo_messaging_notifications]`` options on ``conf``."""
     register_transport_opts(conf)
     register_group(conf, NOTIFICATIONS_GROUP, _notification_opts())
 

@@ -6,8 +6,11 @@ With pytest or plain code: ``with ConfFixture(conf, transport_url='fake://') as 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+
+import fixtures
 
 if TYPE_CHECKING:
     from oslo_config import cfg
@@ -23,8 +26,47 @@ _LEGACY_NAMES = {
 _PATCHED = ("set_override", "clear_override")
 
 
-class ConfFixture:
+def register_all_opts(conf: cfg.ConfigOpts) -> None:
+    """Register every option of ``messaging`` on ``conf``: the core's and every driver's."""
+    from messaging.conf import list_opts, register_group
+
+    for group, opts in list_opts():
+        register_group(conf, group, opts)
+
+
+def _renamed(name: str, group: str | None) -> tuple[str, str | None]:
+    from messaging.conf import NOTIFICATIONS_GROUP
+
+    if group is None and name in _LEGACY_NAMES:
+        return _LEGACY_NAMES[name], NOTIFICATIONS_GROUP
+    return name, group
+
+
+def _wrap(real: Callable[..., None], takes_value: bool) -> Callable[..., None]:
+    @functools.wraps(real)
+    def wrapper(name: str, *args: Any, **kwargs: Any) -> None:
+        group = kwargs.pop("group", None)
+        positional = list(args)
+        index = 1 if takes_value else 0
+        if len(positional) > index:
+            group = positional.pop(index)
+        name, group = _renamed(name, group)
+        real(name, *positional, group=group, **kwargs)
+
+    # oslo.messaging's fixture marks its wrappers so; tests look for the mark.
+    wrapper.wrapped = real  # type: ignore[attr-defined]
+    return wrapper
+
+
+class ConfFixture(fixtures.Fixture):
     """Registers every option on ``conf`` and sets test values; undoes it all on cleanup.
+
+    Every group is registered (``[DEFAULT]``, ``[oslo_messaging_notifications]``,
+    ``[oslo_messaging_rabbit]`` and the other drivers'), when the fixture is built,
+    so options can be read or overridden before ``setUp``. While the fixture is in
+    force, ``conf.set_override``/``clear_override`` also accept oslo.messaging's
+    removed ``[DEFAULT]`` names (``notification_driver``...). Cleanup clears what
+    the fixture overrode and calls ``conf.reset()``.
 
     Args:
         conf: the configuration to set up.
@@ -35,41 +77,17 @@ class ConfFixture:
     """
 
     def __init__(self, conf: cfg.ConfigOpts, transport_url: str | None = None) -> None:
-        from messaging.conf import register_notification_opts
-
+        super().__init__()
         self.conf = conf
         self._initial_url = transport_url
-        self._cleanups: list[Callable[[], None]] = []
-        # Registered now, as oslo.messaging's fixture does, so that options can be
-        # read or overridden (``fixture.transport_url = ...``) before setUp().
-        register_notification_opts(conf)
+        register_all_opts(conf)
 
-    # The fixtures-library protocol, so testtools' useFixture() accepts it.
-    def setUp(self) -> None:
-        """Install the test values and the override of oslo.messaging's option names."""
-        from messaging.conf import NOTIFICATIONS_GROUP, OSLO_NOTIFICATIONS_GROUP
-
-        real_set, real_clear = self.conf.set_override, self.conf.clear_override
-
-        def rename(name: str, group: str | None) -> tuple[str, str | None]:
-            if group is None and name in _LEGACY_NAMES:
-                return _LEGACY_NAMES[name], NOTIFICATIONS_GROUP
-            if group == OSLO_NOTIFICATIONS_GROUP:
-                return name, NOTIFICATIONS_GROUP
-            return name, group
-
-        def set_override(name: str, override: Any, group: str | None = None) -> None:
-            name, group = rename(name, group)
-            real_set(name, override, group)
-
-        def clear_override(name: str, group: str | None = None) -> None:
-            real_clear(*rename(name, group))
-
+    def _setUp(self) -> None:  # noqa: N802 - fixtures protocol
         # What the instance held before (a fixture in force already, or nothing),
         # so that nested fixtures unwind in order.
         saved = {key: vars(self.conf)[key] for key in _PATCHED if key in vars(self.conf)}
-        self.conf.set_override = set_override
-        self.conf.clear_override = clear_override
+        self.conf.set_override = _wrap(self.conf.set_override, takes_value=True)
+        self.conf.clear_override = _wrap(self.conf.clear_override, takes_value=False)
 
         def restore() -> None:
             for key in _PATCHED:
@@ -83,25 +101,11 @@ class ConfFixture:
         if self._initial_url is not None:
             self.transport_url = self._initial_url
 
-    def addCleanup(self, fn: Callable[[], None]) -> None:  # noqa: N802 - fixtures protocol
-        """Run ``fn`` at cleanup (last added, first run)."""
-        self._cleanups.append(fn)
-
-    def cleanUp(self) -> None:  # noqa: N802 - fixtures protocol
-        """Undo everything :meth:`setUp` did."""
-        while self._cleanups:
-            self._cleanups.pop()()
-
-    def getDetails(self) -> dict[str, Any]:  # noqa: N802 - fixtures protocol
-        """No details to report (fixtures protocol)."""
-        return {}
-
-    def __enter__(self) -> ConfFixture:
-        self.setUp()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.cleanUp()
+    def cleanUp(self, raise_first: bool = True) -> Any:  # noqa: N802 - fixtures protocol
+        """Undo everything; a second call (or one before ``setUp``) does nothing."""
+        if getattr(self, "_cleanups", None) is None:
+            return None
+        return super().cleanUp(raise_first)
 
     @property
     def transport_url(self) -> str:
@@ -110,8 +114,8 @@ class ConfFixture:
 
     @transport_url.setter
     def transport_url(self, value: str) -> None:
+        # conf.reset() at cleanup clears it, so this works before setUp() too.
         self.conf.set_override("transport_url", value)
-        self.addCleanup(lambda: self.conf.clear_override("transport_url"))
 
     @property
     def response_timeout(self) -> int:
@@ -121,4 +125,3 @@ class ConfFixture:
     @response_timeout.setter
     def response_timeout(self, value: int) -> None:
         self.conf.set_override("rpc_response_timeout", value)
-        self.addCleanup(lambda: self.conf.clear_override("rpc_response_timeout"))

@@ -484,8 +484,8 @@ def get_notification_transport(
 ) -> Transport:
     """Return a transport for notifiers and notification listeners.
 
-    With ``url`` None, ``[messaging_notifications] transport_url`` is used (also
-    read from ``[oslo_messaging_notifications]``), then ``[DEFAULT] transport_url``.
+    With ``url`` None, ``[oslo_messaging_notifications] transport_url`` is used,
+    then ``[DEFAULT] transport_url``.
 
     Raises:
         InvalidTransportURL: the URL is malformed.

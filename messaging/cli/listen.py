@@ -39,7 +39,7 @@ def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
         "--topic",
         action="append",
         default=None,
-        help="topic to listen on; repeat for several (default: [messaging_notifications] "
+        help="topic to listen on; repeat for several (default: [oslo_messaging_notifications] "
         "topics, that is notifications)",
     )
     parser.add_argument("--pool", default=None, help="listen as a member of this pool")

@@ -61,7 +61,7 @@ def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
         "--topic",
         action="append",
         default=None,
-        help="topic to send on; repeat for several (default: [messaging_notifications] "
+        help="topic to send on; repeat for several (default: [oslo_messaging_notifications] "
         "topics, that is notifications)",
     )
     parser.add_argument(

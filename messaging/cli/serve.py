@@ -48,7 +48,7 @@ def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
         default=None,
         metavar="TOPIC",
         help="topic of the notifications to receive; repeat for several (default: "
-        "[messaging_notifications] topics, that is notifications)",
+        "[oslo_messaging_notifications] topics, that is notifications)",
     )
     parser.add_argument(
         "--pool", default=None, help="receive notifications as a member of this pool"

@@ -5,7 +5,7 @@ The transport URL is chosen, first match wins, from:
 1. ``--transport-url``;
 2. the environment variable ``MESSAGING_TRANSPORT_URL``;
 3. the ``--config-file`` files, read as a service reads them (``[DEFAULT]
-   transport_url``, and for notifications ``[messaging_notifications]
+   transport_url``, and for notifications ``[oslo_messaging_notifications]
    transport_url`` or its oslo.messaging alias);
 4. the embedded sqlite transport at :func:`default_bus_path`, announced on stderr.
 """

@@ -64,7 +64,7 @@ class Notifier:
         transport: the notification transport.
         publisher_id: who sends, e.g. ``compute.host1``.
         driver: a driver name or a list of names; None reads
-            ``[messaging_notifications] driver``.
+            ``[oslo_messaging_notifications] driver``.
         serializer: converts payloads and contexts.
         retry: connection retries: None reads the config (default -1, forever);
             0 none; N times.
@@ -101,8 +101,9 @@ class Notifier:
             names = [driver]
         else:
             names = list(driver)
-        # A driver named in both [messaging_notifications] and its oslo alias group
-        # comes twice from oslo.config (multi-valued options merge): send once.
+        # A driver named in both [oslo_messaging_notifications] and the deprecated
+        # [messaging_notifications] comes twice from oslo.config (multi-valued
+        # options merge): send once.
         names = list(dict.fromkeys(names))
         self._driver_names = names
         self._topics = list(group.topics if topics is None else topics)

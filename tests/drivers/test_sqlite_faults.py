@@ -285,7 +285,7 @@ def test_the_bus_and_the_directories_made_for_it_are_private(tmp_path: Path) -> 
     bus = tmp_path / "state" / "messaging" / "bus.db"  # where XDG puts the CLI's default bus
     conf = make_conf()
     register_sqlite_opts(conf)
-    conf.set_override("database", str(bus), group="messaging_sqlite")
+    conf.set_override("database", str(bus), group="oslo_messaging_sqlite")
     # The usual umask, under which the bus used to be 0644 in 0755 directories.
     previous = os.umask(0o022)
     try:

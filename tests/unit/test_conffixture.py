@@ -12,7 +12,7 @@ from messaging.conffixture import ConfFixture
 from messaging.drivers.memory import MemoryDriver, get_broker, reset_brokers
 from messaging.notify import _impl_test
 
-GROUP = "messaging_notifications"
+GROUP = "oslo_messaging_notifications"
 
 
 @pytest.fixture(autouse=True)
@@ -99,9 +99,10 @@ def test_legacy_names_map_to_the_notifications_group(
         assert conf[GROUP][option] == default
 
 
-def test_oslo_group_name_maps_to_the_notifications_group(conf: cfg.ConfigOpts) -> None:
+def test_oslo_group_name_is_the_notifications_group(conf: cfg.ConfigOpts) -> None:
     with ConfFixture(conf, transport_url="fake://"):
         conf.set_override("driver", ["test"], group="oslo_messaging_notifications")
+        assert conf.oslo_messaging_notifications.driver == ["test"]
         assert conf[GROUP].driver == ["test"]
         transport = messaging.get_notification_transport(conf)
         try:
@@ -153,4 +154,36 @@ def test_cleanup_twice_is_harmless(conf: cfg.ConfigOpts) -> None:
     fixture.setUp()
     fixture.cleanUp()
     fixture.cleanUp()
+    assert conf.transport_url == "rabbit://"
+
+
+def test_is_a_fixtures_fixture_registering_every_group(conf: cfg.ConfigOpts) -> None:
+    import fixtures
+
+    fixture = ConfFixture(conf)
+    assert isinstance(fixture, fixtures.Fixture)
+    # Every group, as oslo.messaging's fixture registers its rabbit options.
+    assert conf.oslo_messaging_rabbit.heartbeat_timeout_threshold == 60
+    assert conf.oslo_messaging_sqlite.prefetch == 16
+    assert conf.oslo_messaging_stomp.flavor == "auto"
+    with fixture:
+        conf.set_override("heartbeat_timeout_threshold", 0, group="oslo_messaging_rabbit")
+        assert conf.oslo_messaging_rabbit.heartbeat_timeout_threshold == 0
+        assert conf.set_override.wrapped is not None
+    assert conf.oslo_messaging_rabbit.heartbeat_timeout_threshold == 60
+    assert not hasattr(conf.set_override, "wrapped")
+
+
+def test_use_fixture_with_testtools(conf: cfg.ConfigOpts) -> None:
+    import testtools
+
+    class Case(testtools.TestCase):
+        def test(self) -> None:
+            fixture = self.useFixture(ConfFixture(conf))
+            fixture.transport_url = "fake:/vhost"
+            assert conf.transport_url == "fake:/vhost"
+
+    result = testtools.TestResult()
+    Case("test").run(result)
+    assert result.wasSuccessful(), result.errors + result.failures
     assert conf.transport_url == "rabbit://"

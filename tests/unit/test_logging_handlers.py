@@ -191,7 +191,7 @@ def test_class_conf_is_used_when_none_given(monkeypatch: pytest.MonkeyPatch) -> 
     from messaging.conf import register_notification_opts
 
     register_notification_opts(conf)
-    conf.set_override("driver", ["test"], group="messaging_notifications")
+    conf.set_override("driver", ["test"], group="oslo_messaging_notifications")
     monkeypatch.setattr(LoggingNotificationHandler, "CONF", conf)
     handler = LoggingNotificationHandler("fake://")
     handler.handle(logging.makeLogRecord({"levelname": "INFO", "levelno": 20, "msg": "hi"}))
@@ -213,7 +213,7 @@ def error_conf(*drivers: str) -> cfg.ConfigOpts:
 
     register_notification_opts(conf)
     conf.set_override("transport_url", "fake://")
-    conf.set_override("driver", list(drivers), group="messaging_notifications")
+    conf.set_override("driver", list(drivers), group="oslo_messaging_notifications")
     return conf
 
 
@@ -270,7 +270,7 @@ def test_log_driver_configured_later_disables_it(logger: logging.Logger) -> None
     conf = error_conf("test")
     logger.addHandler(LoggingErrorNotificationHandler(conf=conf))
     logger.error("first")
-    conf.set_override("driver", ["log", "test"], group="messaging_notifications")
+    conf.set_override("driver", ["log", "test"], group="oslo_messaging_notifications")
     logger.error("second")
     assert [m["payload"] for _c, m, _p, _r in captured()] == [{"error": "first"}]
 

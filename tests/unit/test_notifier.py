@@ -170,7 +170,7 @@ def test_listener_receives_what_was_sent(transport: messaging.Transport, driver:
 
 
 def test_topics_from_config(conf: cfg.ConfigOpts, transport: messaging.Transport) -> None:
-    conf.set_override("topics", ["t1", "t2"], group="messaging_notifications")
+    conf.set_override("topics", ["t1", "t2"], group="oslo_messaging_notifications")
     messaging.Notifier(transport, "p", driver="messagingv2").info({}, "e", {})
     assert get_broker().queues() == ["t1.info", "t2.info"]
 
@@ -206,7 +206,7 @@ def test_oslo_style_config_file(tmp_path: Path) -> None:
 
 
 def test_driver_from_config_multistr(conf: cfg.ConfigOpts, transport: messaging.Transport) -> None:
-    conf.set_override("driver", ["messaging", "test"], group="messaging_notifications")
+    conf.set_override("driver", ["messaging", "test"], group="oslo_messaging_notifications")
     messaging.Notifier(transport, "p").info({}, "e", {"a": 1})
     (body,) = bodies("notifications.info")
     assert body["payload"] == {"a": 1}
@@ -216,7 +216,7 @@ def test_driver_from_config_multistr(conf: cfg.ConfigOpts, transport: messaging.
 def test_driver_argument_overrides_config(
     conf: cfg.ConfigOpts, transport: messaging.Transport
 ) -> None:
-    conf.set_override("driver", ["messagingv2"], group="messaging_notifications")
+    conf.set_override("driver", ["messagingv2"], group="oslo_messaging_notifications")
     messaging.Notifier(transport, "p", driver="test").info({}, "e", {})
     assert len(_impl_test.NOTIFICATIONS) == 1
     assert get_broker().queues() == []
@@ -328,7 +328,7 @@ def test_retry_default_is_forever(transport: messaging.Transport) -> None:
 
 
 def test_retry_from_config(conf: cfg.ConfigOpts, transport: messaging.Transport) -> None:
-    conf.set_override("retry", 5, group="messaging_notifications")
+    conf.set_override("retry", 5, group="oslo_messaging_notifications")
     messaging.Notifier(transport, "p", driver="test").info({}, "e", {})
     assert _retries() == [5]
 
@@ -343,7 +343,7 @@ def test_retry_from_constructor_and_prepare(transport: messaging.Transport) -> N
 
 def test_retry_zero_is_honoured(conf: cfg.ConfigOpts, transport: messaging.Transport) -> None:
     # oslo.messaging's ``retry or self.retry`` turned an explicit 0 into the default.
-    conf.set_override("retry", 9, group="messaging_notifications")
+    conf.set_override("retry", 9, group="oslo_messaging_notifications")
     notifier = messaging.Notifier(transport, "p", driver="test", retry=0)
     notifier.info({}, "e", {})
     messaging.Notifier(transport, "p", driver="test").prepare(retry=0).info({}, "e", {})

@@ -161,10 +161,11 @@ def test_option_choices_match_oslo(name: str, choices: tuple[str, ...]) -> None:
     assert tuple(by_name()[name].type.choices) == choices
 
 
-def test_every_option_is_read_from_the_oslo_group() -> None:
+def test_group_is_oslos_and_every_option_is_read_from_the_former_group() -> None:
+    assert RABBIT_GROUP == OSLO_RABBIT_GROUP == "oslo_messaging_rabbit"
     for opt in rabbit_opts():
         aliases = {(d.name, d.group) for d in opt.deprecated_opts}
-        assert (opt.name, OSLO_RABBIT_GROUP) in aliases, opt.name
+        assert (opt.name, "messaging_rabbit") in aliases, opt.name
 
 
 def test_rabbit_opts_is_built_once() -> None:
@@ -210,13 +211,13 @@ def test_oslo_old_name_kombu_reconnect_timeout_is_read(tmp_path: Path) -> None:
     assert settings.kombu_missing_consumer_retry_timeout == 7
 
 
-def test_our_group_wins_over_the_oslo_group(tmp_path: Path) -> None:
+def test_oslo_group_wins_over_the_former_group_name(tmp_path: Path) -> None:
     settings = settings_for(
         tmp_path,
-        "[oslo_messaging_rabbit]\nrabbit_qos_prefetch_count = 5\nconn_pool_ttl = 10\n"
-        "[messaging_rabbit]\nrabbit_qos_prefetch_count = 9\n",
+        "[oslo_messaging_rabbit]\nrabbit_qos_prefetch_count = 5\n"
+        "[messaging_rabbit]\nrabbit_qos_prefetch_count = 9\nconn_pool_ttl = 10\n",
     )
-    assert settings.rabbit_qos_prefetch_count == 9
+    assert settings.rabbit_qos_prefetch_count == 5
     assert settings.conn_pool_ttl == 10
 
 

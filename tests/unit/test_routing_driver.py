@@ -65,7 +65,7 @@ def routing_notifier(
     conf: cfg.ConfigOpts, transport: messaging.Transport, path: Path, text: str
 ) -> messaging.Notifier:
     path.write_text(text)
-    conf.set_override("routing_config", str(path), group="messaging_notifications")
+    conf.set_override("routing_config", str(path), group="oslo_messaging_notifications")
     return messaging.Notifier(transport, "p", driver="routing")
 
 
@@ -185,7 +185,7 @@ def test_unreadable_file_is_a_configuration_error(
     conf: cfg.ConfigOpts, transport: messaging.Transport, tmp_path: Path
 ) -> None:
     missing = tmp_path / "no-such-routing.yaml"
-    conf.set_override("routing_config", str(missing), group="messaging_notifications")
+    conf.set_override("routing_config", str(missing), group="oslo_messaging_notifications")
     with pytest.raises(ConfigurationError, match=r"no-such-routing\.yaml"):
         messaging.Notifier(transport, "p", driver="routing")
 
@@ -261,7 +261,7 @@ def test_routing_driver_loads_each_driver_once(
 ) -> None:
     path = tmp_path / "r.yaml"
     path.write_text(RULES)
-    conf.set_override("routing_config", str(path), group="messaging_notifications")
+    conf.set_override("routing_config", str(path), group="oslo_messaging_notifications")
     from messaging.conf import register_notification_opts
 
     register_notification_opts(conf)

@@ -2,7 +2,8 @@
 
 ``etc/messaging.conf.sample`` is generated from ``messaging.conf.list_opts()``;
 these tests fail when an option changed and the sample was not regenerated, and
-pin the option names and the oslo.messaging group alias that config files rely on.
+pin the option names and groups (oslo.messaging's) that config files rely on, and
+that files with this package's former ``[messaging_*]`` sections are still read.
 """
 
 from __future__ import annotations
@@ -57,8 +58,30 @@ def test_committed_sample_matches_the_options(tmp_path: Path) -> None:
 def test_list_opts_has_default_and_notification_groups() -> None:
     groups = _options_by_group()
     assert None in groups
-    assert messaging_conf.NOTIFICATIONS_GROUP == "messaging_notifications"
-    assert "messaging_notifications" in groups
+    assert messaging_conf.NOTIFICATIONS_GROUP == "oslo_messaging_notifications"
+    assert "oslo_messaging_notifications" in groups
+
+
+def test_list_opts_gathers_the_drivers_groups_through_entry_points() -> None:
+    groups = list(_options_by_group())
+    assert groups[:2] == [None, "oslo_messaging_notifications"]
+    assert set(groups[2:]) == {
+        "oslo_messaging_rabbit",
+        "oslo_messaging_sqlite",
+        "oslo_messaging_stomp",
+    }
+    assert "heartbeat_timeout_threshold" in _options_by_group()["oslo_messaging_rabbit"]
+
+
+def test_core_imports_no_driver_to_list_options() -> None:
+    code = (
+        "import sys; import messaging.conf as c; import messaging.conffixture; "
+        "print(sorted(m for m in sys.modules if m.startswith('messaging.drivers')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "[]"
 
 
 def test_default_group_keeps_oslo_option_names() -> None:
@@ -75,8 +98,8 @@ def test_default_group_keeps_oslo_option_names() -> None:
 
 def test_notification_group_keeps_oslo_option_names() -> None:
     expected = {"driver", "transport_url", "topics", "retry", "routing_config"}
-    missing = expected - _options_by_group()["messaging_notifications"]
-    assert not missing, f"[messaging_notifications] lacks {sorted(missing)}"
+    missing = expected - _options_by_group()["oslo_messaging_notifications"]
+    assert not missing, f"[oslo_messaging_notifications] lacks {sorted(missing)}"
 
 
 def test_list_opts_returns_copies() -> None:
@@ -94,50 +117,48 @@ def _load(tmp_path: Path, text: str) -> cfg.ConfigOpts:
     return conf
 
 
-def test_oslo_messaging_notifications_group_is_read_as_alias(tmp_path: Path) -> None:
+def test_oslo_group_is_read_without_deprecation_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     conf = _load(
         tmp_path,
         "[oslo_messaging_notifications]\ndriver = messagingv2\ntopics = a,b\n",
     )
-    group = conf[messaging_conf.NOTIFICATIONS_GROUP]
-    assert group.driver == ["messagingv2"]
-    assert group.topics == ["a", "b"]
+    with caplog.at_level("WARNING"):
+        group = conf[messaging_conf.NOTIFICATIONS_GROUP]
+        assert group.driver == ["messagingv2"]
+        assert group.topics == ["a", "b"]
+    assert not [r for r in caplog.records if "deprecated" in r.getMessage()]
 
 
-def test_our_group_wins_over_the_oslo_alias(tmp_path: Path) -> None:
+def test_former_group_name_is_read_with_a_deprecation_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    conf = _load(tmp_path, "[messaging_notifications]\ntopics = ours\nretry = 0\n")
+    with caplog.at_level("WARNING"):
+        group = conf[messaging_conf.NOTIFICATIONS_GROUP]
+        assert group.topics == ["ours"]
+        assert group.retry == 0
+    warned = [r.getMessage() for r in caplog.records if "deprecated" in r.getMessage()]
+    assert any("messaging_notifications" in text for text in warned), warned
+
+
+def test_oslo_group_wins_over_the_former_name(tmp_path: Path) -> None:
     conf = _load(
         tmp_path,
         "[oslo_messaging_notifications]\n"
-        "transport_url = rabbit://old-host\n"
+        "transport_url = rabbit://new-host\n"
         "topics = a,b\n"
-        "retry = 3\n"
         "\n"
         "[messaging_notifications]\n"
-        "transport_url = rabbit://new-host\n"
-        "topics = ours\n"
-        "retry = 0\n",
+        "transport_url = rabbit://old-host\n"
+        "topics = old\n"
+        "retry = 3\n",
     )
     group = conf[messaging_conf.NOTIFICATIONS_GROUP]
     assert group.transport_url == "rabbit://new-host"
-    assert group.topics == ["ours"]
-    assert group.retry == 0
-
-
-def test_driver_in_our_group_is_honoured_next_to_the_alias(tmp_path: Path) -> None:
-    # oslo.config joins every spelling of a multi-valued option rather than
-    # letting one win, so both drivers are listed; the docs tell users to drop
-    # the old group when they move to ours.
-    conf = _load(
-        tmp_path,
-        "[oslo_messaging_notifications]\n"
-        "driver = messagingv2\n"
-        "\n"
-        "[messaging_notifications]\n"
-        "driver = log\n",
-    )
-    drivers = conf[messaging_conf.NOTIFICATIONS_GROUP].driver
-    assert "log" in drivers
-    assert set(drivers) <= {"log", "messagingv2"}
+    assert group.topics == ["a", "b"]
+    assert group.retry == 3
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,7 @@
 
 The convention is SQLAlchemy's: ``sqlite:///relative/bus.db`` is relative to the
 current directory, ``sqlite:////abs/bus.db`` is absolute, and ``sqlite://``
-uses the ``[messaging_sqlite] database`` option.
+uses the ``[oslo_messaging_sqlite] database`` option.
 """
 
 from __future__ import annotations

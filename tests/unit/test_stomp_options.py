@@ -1,4 +1,4 @@
-"""``[messaging_stomp]`` options and the URL query overrides of the STOMP driver (no broker)."""
+"""``[oslo_messaging_stomp]`` options and the STOMP driver's URL query overrides (no broker)."""
 
 from __future__ import annotations
 

@@ -120,8 +120,7 @@ class RabbitDriver(base.Driver):
     """The ``rabbit://`` driver.
 
     URL: ``rabbit://user:pass@host1:5672,user:pass@host2:5672/vhost?option=value``;
-    query parameters override options of ``[messaging_rabbit]`` (read from
-    ``[oslo_messaging_rabbit]`` too).
+    query parameters override options of ``[oslo_messaging_rabbit]``.
     """
 
     capabilities = base.Capabilities(requeue=True, pools=True, fanout=True, rpc=True)

@@ -1,9 +1,10 @@
 """Options of the RabbitMQ driver, and the typed settings the driver is built from.
 
-The options live in ``[messaging_rabbit]``. Each one is also read from
-oslo.messaging's ``[oslo_messaging_rabbit]`` (and from oslo's older names where
-oslo kept them), so an oslo.messaging configuration file works unchanged; a value
-in our group wins. Names, types, defaults and bounds are oslo.messaging 18.x's.
+The options live in oslo.messaging's group ``[oslo_messaging_rabbit]``, under
+oslo's names (and oslo's older names where oslo kept them), so an oslo.messaging
+configuration file works unchanged. ``[messaging_rabbit]``, this package's former
+name of the group, is still read, with a deprecation warning. Names, types,
+defaults and bounds are oslo.messaging 18.x's.
 Four options are ours and have no oslo equivalent:
 
 - ``notification_pipeline_depth``: how many notifications sent with the default
@@ -35,7 +36,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Protocol
 
-from messaging.conf import apply_query_overrides, register_group
+from messaging.conf import apply_query_overrides, deprecated_group, register_group
 from messaging.exceptions import ConfigurationError
 
 if TYPE_CHECKING:
@@ -53,6 +54,7 @@ __all__ = [
     "RabbitSettings",
     "broker_hosts",
     "broker_key",
+    "list_opts",
     "rabbit_opts",
     "register_rabbit_opts",
     "ssl_options",
@@ -61,8 +63,9 @@ __all__ = [
     "ssl_versions",
 ]
 
-RABBIT_GROUP = "messaging_rabbit"
-OSLO_RABBIT_GROUP = "oslo_messaging_rabbit"
+RABBIT_GROUP = "oslo_messaging_rabbit"
+#: The same group: oslo.messaging's name is the group's name.
+OSLO_RABBIT_GROUP = RABBIT_GROUP
 
 DEFAULT_PORT = 5672
 # What kombu/py-amqp use for a URL without user, password, host or virtual host.
@@ -196,20 +199,19 @@ _CONFIRM_TIMEOUT_HELP = (
 
 @functools.cache
 def rabbit_opts() -> list[cfg.Opt]:
-    """Return the options of ``[messaging_rabbit]`` (built once; do not change them).
+    """Return the options of ``[oslo_messaging_rabbit]`` (built once; do not change them).
 
     Returns:
-        The options, each also read from ``[oslo_messaging_rabbit]``.
+        The options, each also read from the deprecated ``[messaging_rabbit]``.
     """
     from oslo_config import cfg
 
     def opt(kind: type[cfg.Opt], name: str, default: Any, help: str, **kw: Any) -> cfg.Opt:
-        names = (name, *kw.pop("older", ()))
-        aliases = [cfg.DeprecatedOpt(n, group=OSLO_RABBIT_GROUP) for n in names]
-        return kind(name, default=default, deprecated_opts=aliases, help=help, **kw)
+        older = [cfg.DeprecatedOpt(n, group=RABBIT_GROUP) for n in kw.pop("older", ())]
+        return kind(name, default=default, deprecated_opts=older, help=help, **kw)
 
     b, i, f, s = cfg.BoolOpt, cfg.IntOpt, cfg.FloatOpt, cfg.StrOpt
-    return [
+    opts = [
         opt(b, "amqp_durable_queues", False, _DURABLE_HELP),
         opt(b, "amqp_auto_delete", False, _AUTO_DELETE_HELP),
         opt(i, "rpc_conn_pool_size", 30, "Maximum sending connections per transport.", min=1),
@@ -311,10 +313,16 @@ def rabbit_opts() -> list[cfg.Opt]:
         opt(f, "publish_confirm_timeout", 30.0, _CONFIRM_TIMEOUT_HELP, min=0.001),
         opt(b, "rabbit_auto_quorum", True, _AUTO_QUORUM_HELP),
     ]
+    return deprecated_group(opts, RABBIT_GROUP)
+
+
+def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
+    """The driver's options for ``oslo-config-generator`` (a ``messaging.driver_opts`` hook)."""
+    return [(RABBIT_GROUP, rabbit_opts())]
 
 
 def register_rabbit_opts(conf: cfg.ConfigOpts) -> None:
-    """Register the ``[messaging_rabbit]`` options on ``conf``."""
+    """Register the ``[oslo_messaging_rabbit]`` options on ``conf``."""
     register_group(conf, RABBIT_GROUP, rabbit_opts())
 
 
@@ -418,13 +426,12 @@ class RabbitSettings:
         problems = _problems(self)
         if problems:
             raise ConfigurationError(
-                f"Invalid RabbitMQ driver options ([{RABBIT_GROUP}] or "
-                f"[{OSLO_RABBIT_GROUP}]): " + "; ".join(problems)
+                f"Invalid RabbitMQ driver options ([{RABBIT_GROUP}]): " + "; ".join(problems)
             )
 
     @classmethod
     def from_conf(cls, conf: cfg.ConfigOpts, url: TransportURL) -> RabbitSettings:
-        """Read ``[messaging_rabbit]`` (and its oslo alias) with ``url``'s query on top.
+        """Read ``[oslo_messaging_rabbit]`` with ``url``'s query on top.
 
         Args:
             conf: the configuration; the options are registered on it if needed.

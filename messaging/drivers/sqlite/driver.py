@@ -60,7 +60,7 @@ class SqliteDriver(base.Driver):
     """The ``sqlite://`` driver: a durable bus in one file, for the processes of one host.
 
     URL: ``sqlite:///relative/bus.db`` or ``sqlite:////absolute/bus.db``, with
-    ``[messaging_sqlite]`` options in the query
+    ``[oslo_messaging_sqlite]`` options in the query
     (:mod:`~messaging.drivers.sqlite.options`).
 
     Attributes:

@@ -1,6 +1,6 @@
 """Options of the sqlite driver, the typed settings built from them, and the database path.
 
-The options live in ``[messaging_sqlite]``; a transport URL's query overrides
+The options live in ``[oslo_messaging_sqlite]``; a transport URL's query overrides
 them (``sqlite:////var/lib/app/bus.db?visibility_timeout=5``).
 
 Where the database file is (:func:`database_path`), following SQLAlchemy's
@@ -29,7 +29,7 @@ import urllib.parse
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
-from messaging.conf import apply_query_overrides, register_group
+from messaging.conf import apply_query_overrides, deprecated_group, register_group
 from messaging.exceptions import ConfigurationError, InvalidTransportURL
 
 if TYPE_CHECKING:
@@ -43,13 +43,14 @@ __all__ = [
     "SqliteSettings",
     "database_path",
     "default_database",
+    "list_opts",
     "make_private_dirs",
     "register_sqlite_opts",
     "shown_url",
     "sqlite_opts",
 ]
 
-SQLITE_GROUP = "messaging_sqlite"
+SQLITE_GROUP = "oslo_messaging_sqlite"
 WAKEUP_MODES = ("auto", "inotify", "poll")
 SYNCHRONOUS_MODES = ("normal", "full")
 
@@ -140,10 +141,10 @@ _PREFETCH_HELP = (
 
 @functools.cache
 def sqlite_opts() -> list[cfg.Opt]:
-    """Return the options of ``[messaging_sqlite]`` (built once; do not change them)."""
+    """Return the options of ``[oslo_messaging_sqlite]`` (built once; do not change them)."""
     from oslo_config import cfg
 
-    return [
+    opts = [
         cfg.StrOpt(
             "database",
             default=default_database(),
@@ -179,10 +180,16 @@ def sqlite_opts() -> list[cfg.Opt]:
         cfg.IntOpt("max_parked", default=10_000, min=0, help=_MAX_PARKED_HELP),
         cfg.IntOpt("max_parked_bytes", default=64 * _MIB, min=0, help=_MAX_PARKED_BYTES_HELP),
     ]
+    return deprecated_group(opts, SQLITE_GROUP)
+
+
+def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
+    """The driver's options for ``oslo-config-generator`` (a ``messaging.driver_opts`` hook)."""
+    return [(SQLITE_GROUP, sqlite_opts())]
 
 
 def register_sqlite_opts(conf: cfg.ConfigOpts) -> None:
-    """Register the ``[messaging_sqlite]`` options on ``conf``."""
+    """Register the ``[oslo_messaging_sqlite]`` options on ``conf``."""
     register_group(conf, SQLITE_GROUP, sqlite_opts())
 
 
@@ -247,7 +254,7 @@ class SqliteSettings:
 
     @classmethod
     def from_conf(cls, conf: cfg.ConfigOpts, url: TransportURL) -> SqliteSettings:
-        """Read ``[messaging_sqlite]`` with ``url``'s query on top.
+        """Read ``[oslo_messaging_sqlite]`` with ``url``'s query on top.
 
         Raises:
             InvalidTransportURL: a query parameter names no option or does not convert.

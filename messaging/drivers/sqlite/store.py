@@ -410,7 +410,7 @@ class Store:
             raise MessageDeliveryFailure(
                 f"The sqlite bus {self.path} is full: this message ({copies} x {size} bytes) "
                 f"would make "
-                f"{', '.join(problems)} ([messaging_sqlite] option, or the same name in the "
+                f"{', '.join(problems)} ([oslo_messaging_sqlite] option, or the same name in the "
                 "transport URL's query); it was not stored. Consume or purge queues, or raise "
                 "the bound."
             )

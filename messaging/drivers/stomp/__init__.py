@@ -1,6 +1,6 @@
 """The STOMP driver: notifications and RPC over STOMP brokers.
 
-URL: ``stomp://user:pass@host:61613[,host2:61613]/vhost?<[messaging_stomp] options>``.
+URL: ``stomp://user:pass@host:61613[,host2:61613]/vhost?<[oslo_messaging_stomp] options>``.
 Hosts are tried in order (failover); the virtual host is sent as STOMP's
 ``host`` header (RabbitMQ's virtual host; without one, see :mod:`.handshake`).
 Options: :mod:`.options`; how targets map to destinations: :mod:`.destinations`;

@@ -242,7 +242,7 @@ class StompConnection:
         if not self._flavor_known.is_set():
             LOG.warning(
                 "No connection to %s (%s): assuming a generic STOMP broker "
-                "(set [messaging_stomp] flavor to be sure)",
+                "(set [oslo_messaging_stomp] flavor to be sure)",
                 self.settings.redacted,
                 refused if refused is not None else f"none within {timeout}s",
             )

@@ -1,4 +1,4 @@
-"""Options of the STOMP driver (``[messaging_stomp]``) and the settings read from them.
+"""Options of the STOMP driver (``[oslo_messaging_stomp]``) and the settings read from them.
 
 A transport URL's query overrides any of them
 (``stomp://guest:guest@host:61613/vhost?heartbeat_send=0&flavor=generic``).
@@ -16,7 +16,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from messaging.conf import apply_query_overrides, register_group
+from messaging.conf import apply_query_overrides, deprecated_group, register_group
 from messaging.exceptions import ConfigurationError, InvalidTransportURL
 
 if TYPE_CHECKING:
@@ -29,11 +29,12 @@ __all__ = [
     "FLAVORS",
     "STOMP_GROUP",
     "StompSettings",
+    "list_opts",
     "register_stomp_opts",
     "stomp_opts",
 ]
 
-STOMP_GROUP = "messaging_stomp"
+STOMP_GROUP = "oslo_messaging_stomp"
 DEFAULT_PORT = 61613
 #: How destinations are named (see :mod:`messaging.drivers.stomp.destinations`).
 FLAVORS = ("auto", "rabbitmq", "generic")
@@ -42,10 +43,10 @@ VERSIONS = ("1.2", "1.1")
 
 @functools.cache
 def stomp_opts() -> list[cfg.Opt]:
-    """Return the options of ``[messaging_stomp]`` (built once; do not change them)."""
+    """Return the options of ``[oslo_messaging_stomp]`` (built once; do not change them)."""
     from oslo_config import cfg
 
-    return [
+    opts = [
         cfg.StrOpt(
             "flavor",
             default="auto",
@@ -127,10 +128,16 @@ def stomp_opts() -> list[cfg.Opt]:
         cfg.StrOpt("ssl_cert_file", default="", help="Client certificate (PEM)."),
         cfg.StrOpt("ssl_key_file", default="", help="Private key of the client certificate."),
     ]
+    return deprecated_group(opts, STOMP_GROUP)
+
+
+def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
+    """The driver's options for ``oslo-config-generator`` (a ``messaging.driver_opts`` hook)."""
+    return [(STOMP_GROUP, stomp_opts())]
 
 
 def register_stomp_opts(conf: cfg.ConfigOpts) -> None:
-    """Register the ``[messaging_stomp]`` options on ``conf``."""
+    """Register the ``[oslo_messaging_stomp]`` options on ``conf``."""
     register_group(conf, STOMP_GROUP, stomp_opts())
 
 
@@ -171,7 +178,7 @@ class StompSettings:
 
     @classmethod
     def from_conf(cls, conf: cfg.ConfigOpts, url: TransportURL) -> StompSettings:
-        """Read ``[messaging_stomp]`` with ``url``'s query on top.
+        """Read ``[oslo_messaging_stomp]`` with ``url``'s query on top.
 
         Raises:
             InvalidTransportURL: a query key names no option, or a value does not convert.

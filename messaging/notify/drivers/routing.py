@@ -1,6 +1,6 @@
 """The ``routing`` notification driver: sends each notification to the drivers its rules pick.
 
-The rules are a YAML file named by ``[messaging_notifications] routing_config``::
+The rules are a YAML file named by ``[oslo_messaging_notifications] routing_config``::
 
     group_1:
       messagingv2:
