@@ -1,11 +1,13 @@
 """messaging: notifications and RPC between the processes of a service fleet.
 
 A drop-in successor to oslo.messaging: ``import messaging as oslo_messaging``
-keeps the documented usage working. Heavy dependencies (oslo.config, stevedore,
-drivers) are imported only when first used.
+keeps the documented usage working, and :func:`install_as_oslo_messaging` hands
+the name ``oslo_messaging`` to this package for every library of the process.
+Heavy dependencies (oslo.config, stevedore, drivers) are imported only when
+first used.
 """
 
-from messaging import exceptions, notify, rpc, serializer, server, target, transport
+from messaging import dispatcher, exceptions, notify, rpc, serializer, server, target, transport
 from messaging.conffixture import ConfFixture
 from messaging.exceptions import (
     ClientSendError,
@@ -39,6 +41,7 @@ from messaging.notify import (
     get_batch_notification_listener,
     get_notification_listener,
 )
+from messaging.oslo_alias import install_as_oslo_messaging
 from messaging.rpc import (
     DefaultRPCAccessPolicy,
     ExplicitRPCAccessPolicy,
@@ -114,6 +117,7 @@ __all__ = [
     "TransportOptions",
     "TransportURL",
     "UnsupportedVersion",
+    "dispatcher",
     "exceptions",
     "expected_exceptions",
     "expose",
@@ -124,6 +128,7 @@ __all__ = [
     "get_rpc_server",
     "get_rpc_transport",
     "get_transport",
+    "install_as_oslo_messaging",
     "notify",
     "rpc",
     "serializer",

@@ -22,14 +22,27 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from messaging.exceptions import InvalidTarget, ServerListenError, TaskTimeout
+from messaging.exceptions import (
+    ExecutorLoadFailure,
+    InvalidTarget,
+    MessagingServerError,
+    ServerListenError,
+    TaskTimeout,
+)
 from messaging.executors import Executor, load_executor
 
 if TYPE_CHECKING:
     from messaging.drivers.base import IncomingMessage, Listener
     from messaging.transport import Transport
 
-__all__ = ["MessageHandlingServer"]
+# The exceptions are importable from here too, where oslo.messaging defines them.
+__all__ = [
+    "ExecutorLoadFailure",
+    "MessageHandlingServer",
+    "MessagingServerError",
+    "ServerListenError",
+    "TaskTimeout",
+]
 
 LOG = logging.getLogger(__name__)
 

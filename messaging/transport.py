@@ -46,6 +46,18 @@ OUTBOX_CONFIRM_TIMEOUT = 30.0
 OUTBOX_CLEANUP_TIMEOUT = 10.0
 DRIVER_NAMESPACE = "messaging.drivers"
 
+#: What a notifier or notification listener built on an RPC transport logs
+#: (oslo.messaging's words, which services' tests assert).
+RPC_TRANSPORT_FOR_NOTIFICATIONS = (
+    "Using RPC transport for notifications. Please use get_notification_transport to "
+    "obtain a notification transport instance."
+)
+#: What an RPC client or server built on a notification transport logs.
+NOTIFICATION_TRANSPORT_FOR_RPC = (
+    "Using notification transport for RPC. Please use get_rpc_transport to obtain an "
+    "RPC transport instance."
+)
+
 
 @dataclass(frozen=True)
 class TransportOptions:

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from messaging.dispatcher import DispatcherBase
 from messaging.excerpt import excerpt, log_exception
 from messaging.serializer import NoOpSerializer, Serializer
 
@@ -48,7 +49,7 @@ def describe(message: IncomingMessage) -> str:
     )
 
 
-class NotificationDispatcher:
+class NotificationDispatcher(DispatcherBase):
     """Calls, for each notification, the endpoints implementing its priority.
 
     Endpoint methods are called as ``method(ctxt, publisher_id, event_type,
@@ -58,12 +59,13 @@ class NotificationDispatcher:
     others and the notification is requeued.
 
     Args:
-        endpoints: objects with priority-named methods.
+        endpoints: objects with priority-named methods; kept as given, the
+            caller's list.
         serializer: converts contexts and payloads back.
     """
 
     def __init__(self, endpoints: Sequence[Any], serializer: Serializer | None = None) -> None:
-        self.endpoints = list(endpoints)
+        self.endpoints = endpoints if isinstance(endpoints, list) else list(endpoints)
         self.serializer: Serializer = serializer or NoOpSerializer()
         self._callbacks: dict[str, list[Callback]] = {}
         for priority in PRIORITIES:

@@ -15,16 +15,16 @@ from typing import TYPE_CHECKING, Any
 
 from messaging.delayed import DelayedCalls
 from messaging.excerpt import excerpt, log_exception
+from messaging.notify._impl_log import mask_secrets
 from messaging.notify.dispatcher import (
     BatchNotificationDispatcher,
     NotificationDispatcher,
     NotificationResult,
     describe,
 )
-from messaging.notify.drivers.log import mask_secrets
 from messaging.poison import HandlingFailure, LocalAttempts, PoisonPolicy
 from messaging.server import MessageHandlingServer
-from messaging.transport import RPCTransport
+from messaging.transport import RPC_TRANSPORT_FOR_NOTIFICATIONS, RPCTransport
 
 if TYPE_CHECKING:
     from messaging.drivers.base import IncomingMessage, Listener
@@ -78,9 +78,7 @@ class NotificationServerBase(MessageHandlingServer):
         self._delayed = DelayedCalls(f"messaging-requeue-{id(self):x}", "A delayed requeue")
         self._local_attempts = LocalAttempts()
         if isinstance(transport, RPCTransport):
-            LOG.warning(
-                "Using RPC transport for notifications. Please use get_notification_transport"
-            )
+            LOG.warning(RPC_TRANSPORT_FOR_NOTIFICATIONS)
         self._allow_requeue = allow_requeue
         self._pool = pool
         self.targets = list(targets)
@@ -89,13 +87,14 @@ class NotificationServerBase(MessageHandlingServer):
         self._targets_and_priorities = list(
             itertools.product(self.targets, dispatcher.supported_priorities)
         )
+
+    def _create_listener(self) -> Listener:
+        # Said at start, not when built: building logs only what oslo.messaging logs.
         if not self._targets_and_priorities:
             LOG.warning(
                 "This notification listener subscribes to nothing: no endpoint has a method "
                 "named like a priority (audit, debug, info, warn, error, critical, sample)"
             )
-
-    def _create_listener(self) -> Listener:
         return self.transport.listen_for_notifications(
             self._targets_and_priorities, self._pool, self._batch_size, self._batch_timeout
         )

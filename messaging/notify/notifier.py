@@ -11,12 +11,20 @@ from messaging.exceptions import DriverLoadFailure
 from messaging.notify.drivers.base import Driver
 from messaging.notify.outbox import OutboxSettings
 from messaging.serializer import NoOpSerializer, Serializer
-from messaging.transport import RPCTransport, Transport
+from messaging.transport import (
+    RPC_TRANSPORT_FOR_NOTIFICATIONS,
+    RPCTransport,
+    Transport,
+    get_notification_transport,
+)
 
-__all__ = ["Driver", "Notifier"]
+__all__ = ["Driver", "Notifier", "get_notification_transport"]
 
-LOG = logging.getLogger(__name__)
+# oslo.messaging's name for this logger, which tests patch.
+_LOG = logging.getLogger(__name__)
 NAMESPACE = "messaging.notify.drivers"
+#: oslo.messaging's namespace, where third-party drivers written for it register.
+OSLO_NAMESPACE = "oslo.messaging.notify.drivers"
 _marker: Any = object()
 
 
@@ -25,12 +33,36 @@ def _load_drivers(
 ) -> list[Driver]:
     drivers = []
     for name in names:
-        try:
-            cls = _plugins.load_plugin(NAMESPACE, name)
-        except (LookupError, ImportError) as exc:
-            raise DriverLoadFailure(name, str(exc)) from exc
-        drivers.append(cls(transport.conf, topics=list(topics), transport=transport))
+        drivers.append(
+            _driver_class(name)(transport.conf, topics=list(topics), transport=transport)
+        )
     return drivers
+
+
+def _driver_class(name: str) -> type[Driver]:
+    # Ours first: oslo.messaging's namespace also lists oslo's own drivers, under
+    # the same names, when oslo.messaging is installed.
+    try:
+        cls: type[Driver] = _plugins.load_plugin(NAMESPACE, name)
+        return cls
+    except ImportError as exc:
+        raise DriverLoadFailure(name, str(exc)) from exc
+    except LookupError:
+        pass
+    try:
+        cls = _plugins.load_plugin(OSLO_NAMESPACE, name)
+        return cls
+    except LookupError:
+        known = sorted(
+            {*_plugins.known_plugins(NAMESPACE), *_plugins.known_plugins(OSLO_NAMESPACE)}
+        )
+        raise DriverLoadFailure(
+            name,
+            f"no notification driver named {name!r} in {NAMESPACE} or {OSLO_NAMESPACE}; "
+            f"known names: {', '.join(known)}",
+        ) from None
+    except ImportError as exc:
+        raise DriverLoadFailure(name, str(exc)) from exc
 
 
 def _safe_context(ctxt: Any) -> Any:
@@ -40,7 +72,7 @@ def _safe_context(ctxt: Any) -> Any:
         return {}
     redacted_copy = getattr(ctxt, "redacted_copy", None)
     if not callable(redacted_copy):
-        LOG.warning(
+        _LOG.warning(
             "The context %s has no redacted_copy(); it is not sent with the notification",
             type(ctxt).__name__,
         )
@@ -109,15 +141,13 @@ class Notifier:
         self._topics = list(group.topics if topics is None else topics)
         self._serializer: Serializer = serializer or NoOpSerializer()
         if isinstance(transport, RPCTransport):
-            LOG.warning(
-                "Using RPC transport for notifications. Please use get_notification_transport"
-            )
+            _LOG.warning(RPC_TRANSPORT_FOR_NOTIFICATIONS)
         self._drivers = _load_drivers(transport, names, self._topics) if names else []
         outbox = OutboxSettings.from_group(group)
         if outbox is not None:
             transport.use_outbox(outbox)
         if not names:
-            LOG.warning(
+            _LOG.warning(
                 "The Notifier of %s has no driver (set [%s] driver): notifications are discarded",
                 publisher_id,
                 NOTIFICATIONS_GROUP,
@@ -175,7 +205,7 @@ class Notifier:
             payload = self._serializer.serialize_entity(ctxt, payload)
             ctxt = self._serializer.serialize_context(_safe_context(ctxt))
         except Exception:
-            LOG.exception(
+            _LOG.exception(
                 "Could not serialise notification %s (%s, message_id %s)",
                 event_type,
                 priority,
@@ -198,7 +228,7 @@ class Notifier:
             try:
                 driver.notify(ctxt, message, priority, retry)
             except Exception as exc:
-                LOG.error(
+                _LOG.error(
                     "Could not send notification %s (%s, message_id %s) with driver %s: %s",
                     event_type,
                     priority,

@@ -14,7 +14,7 @@ from messaging.exceptions import (
 )
 from messaging.rpc.versions import check_version, version_is_compatible
 from messaging.serializer import NoOpSerializer, Serializer
-from messaging.transport import NotificationTransport
+from messaging.transport import NOTIFICATION_TRANSPORT_FOR_RPC, NotificationTransport
 
 if TYPE_CHECKING:
     from messaging.target import Target
@@ -241,7 +241,7 @@ class RPCClient(_CallContext):
                 "Please use get_rpc_client to obtain an RPC client instance."
             )
         if isinstance(transport, NotificationTransport):
-            LOG.warning("Using notification transport for RPC. Please use get_rpc_transport")
+            LOG.warning(NOTIFICATION_TRANSPORT_FOR_RPC)
         super().__init__(
             transport,
             target,

@@ -8,6 +8,7 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from messaging.dispatcher import DispatcherBase
 from messaging.exceptions import (
     ExpectedException,
     NoSuchMethod,
@@ -87,7 +88,7 @@ class PingEndpoint:
     oslo_rpc_server_ping.exposed = True  # type: ignore[attr-defined]
 
 
-class RPCDispatcher:
+class RPCDispatcher(DispatcherBase):
     """Routes RPC requests to endpoints by namespace, version and method name.
 
     The first endpoint whose target accepts the request's namespace, whose
@@ -99,7 +100,7 @@ class RPCDispatcher:
 
     Args:
         endpoints: the endpoint objects (an optional ``target`` attribute sets
-            their namespace and version).
+            their namespace and version); kept as given, the caller's list.
         serializer: converts contexts, arguments and results.
         access_policy: an :class:`RPCAccessPolicyBase` subclass (the class, not an
             instance); :class:`DefaultRPCAccessPolicy` when None.
@@ -129,7 +130,7 @@ class RPCDispatcher:
                 f"access_policy must be a subclass of RPCAccessPolicyBase (the class itself), "
                 f"not {access_policy!r}"
             )
-        self.endpoints = list(endpoints)
+        self.endpoints = endpoints if isinstance(endpoints, list) else list(endpoints)
         self.serializer: Serializer = serializer or NoOpSerializer()
         self.access_policy = access_policy()
         self._default_target = Target()

@@ -11,7 +11,7 @@ from messaging.exceptions import ExpectedException, NoSuchMethod
 from messaging.excerpt import excerpt, log_exception
 from messaging.rpc.dispatcher import PingEndpoint, RPCAccessPolicyBase, RPCDispatcher
 from messaging.server import MessageHandlingServer
-from messaging.transport import NotificationTransport
+from messaging.transport import NOTIFICATION_TRANSPORT_FOR_RPC, NotificationTransport
 
 if TYPE_CHECKING:
     from messaging.drivers.base import IncomingMessage, Listener, RpcIncomingMessage
@@ -49,7 +49,7 @@ class RPCServer(MessageHandlingServer):
     ) -> None:
         super().__init__(transport, dispatcher, executor)
         if isinstance(transport, NotificationTransport):
-            LOG.warning("Using notification transport for RPC. Please use get_rpc_transport")
+            LOG.warning(NOTIFICATION_TRANSPORT_FOR_RPC)
         self.target = target
 
     def _create_listener(self) -> Listener:
@@ -101,7 +101,8 @@ def get_rpc_server(
     """Build an RPC server.
 
     With ``[DEFAULT] rpc_ping_enabled``, an endpoint answering
-    ``oslo_rpc_server_ping`` is added.
+    ``oslo_rpc_server_ping`` is appended to ``endpoints``, as oslo.messaging does;
+    the dispatcher keeps the caller's list itself (``server.dispatcher.endpoints``).
 
     Args:
         transport: the RPC transport.
@@ -115,7 +116,8 @@ def get_rpc_server(
     from messaging.conf import register_transport_opts
 
     register_transport_opts(transport.conf)
-    endpoints = list(endpoints)
+    if not isinstance(endpoints, list):
+        endpoints = list(endpoints)
     if transport.conf.rpc_ping_enabled:
         if any(hasattr(e, "oslo_rpc_server_ping") for e in endpoints):
             LOG.warning(

@@ -14,9 +14,9 @@ from oslo_config import cfg
 import messaging
 from messaging.drivers.memory import get_broker, reset_brokers
 from messaging.notify import _impl_test
-from messaging.notify.drivers import capture
-from messaging.notify.drivers.log import EVENT_TYPE_CHARS, LOG_LINE_CHARS, LogDriver, mask_secrets
-from messaging.notify.drivers.noop import NoOpDriver
+from messaging.notify import _impl_test as capture
+from messaging.notify._impl_log import EVENT_TYPE_CHARS, LOG_LINE_CHARS, LogDriver, mask_secrets
+from messaging.notify._impl_noop import NoOpDriver
 
 LOG_PREFIX = "oslo.messaging.notification"
 

@@ -13,10 +13,10 @@ import messaging
 from messaging.drivers.memory import get_broker, reset_brokers
 from messaging.exceptions import ConfigurationError, DriverLoadFailure
 from messaging.notify import _impl_test
-from messaging.notify.drivers.routing import RoutingDriver, load_rules
+from messaging.notify._impl_routing import RoutingDriver, load_rules
 
 LOG_PREFIX = "oslo.messaging.notification"
-ROUTING_LOG = "messaging.notify.drivers.routing"
+ROUTING_LOG = "messaging.notify._impl_routing"
 
 RULES = """\
 group_1:
