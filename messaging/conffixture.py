@@ -80,23 +80,31 @@ class ConfFixture(fixtures.Fixture):
         super().__init__()
         self.conf = conf
         self._initial_url = transport_url
+        self._saved: dict[str, Any] | None = None
         register_all_opts(conf)
 
-    def _setUp(self) -> None:  # noqa: N802 - fixtures protocol
+    def _setup_decorator(self) -> None:
+        """Wrap ``conf.set_override``/``clear_override`` to accept the legacy names."""
         # What the instance held before (a fixture in force already, or nothing),
         # so that nested fixtures unwind in order.
-        saved = {key: vars(self.conf)[key] for key in _PATCHED if key in vars(self.conf)}
+        self._saved = {key: vars(self.conf)[key] for key in _PATCHED if key in vars(self.conf)}
         self.conf.set_override = _wrap(self.conf.set_override, takes_value=True)
         self.conf.clear_override = _wrap(self.conf.clear_override, takes_value=False)
 
-        def restore() -> None:
-            for key in _PATCHED:
-                if key in saved:
-                    setattr(self.conf, key, saved[key])
-                else:
-                    vars(self.conf).pop(key, None)
+    def _teardown_decorator(self) -> None:
+        """Undo :meth:`_setup_decorator` (a second call does nothing)."""
+        saved, self._saved = self._saved, None
+        if saved is None:
+            return
+        for key in _PATCHED:
+            if key in saved:
+                setattr(self.conf, key, saved[key])
+            else:
+                vars(self.conf).pop(key, None)
 
-        self.addCleanup(restore)
+    def _setUp(self) -> None:  # noqa: N802 - fixtures protocol
+        self._setup_decorator()
+        self.addCleanup(self._teardown_decorator)
         self.addCleanup(self.conf.reset)
         if self._initial_url is not None:
             self.transport_url = self._initial_url

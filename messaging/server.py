@@ -45,6 +45,9 @@ __all__ = [
 ]
 
 LOG = logging.getLogger(__name__)
+#: Seconds stop() and wait() wait for start() and stop() before warning of a
+#: possible hang, when their ``log_after`` is not given.
+DEFAULT_LOG_AFTER = 30.0
 
 _POLL_ERROR_BACKOFF = (0.1, 5.0)
 
@@ -102,9 +105,11 @@ class MessageHandlingServer(abc.ABC):
         ready: Callable[[], bool],
         task: str,
         after: str,
-        log_after: float,
+        log_after: float | None,
         timeout: float | None,
     ) -> None:
+        if log_after is None:
+            log_after = DEFAULT_LOG_AFTER
         start = time.monotonic()
         warned = False
         with self._cond:
@@ -119,7 +124,9 @@ class MessageHandlingServer(abc.ABC):
                     waits.append(timeout - elapsed)
                 if log_after and not warned:
                     if elapsed >= log_after:
-                        LOG.warning("Possible hang: %s is waiting for %s to complete", task, after)
+                        LOG.warning(
+                            "Possible hang: %s", f"{task} is waiting for {after} to complete"
+                        )
                         warned = True
                     else:
                         waits.append(log_after - elapsed)
@@ -184,7 +191,7 @@ class MessageHandlingServer(abc.ABC):
                 self._poll_thread.start()
             self._set_state("running", waited=False)
 
-    def stop(self, *, log_after: float = 30, timeout: float | None = None) -> None:
+    def stop(self, *, log_after: float | None = None, timeout: float | None = None) -> None:
         """Stop receiving. Batches already received are still handled (see :meth:`wait`).
 
         Waits for :meth:`start` if it has not happened yet. Does not wait for the
@@ -200,7 +207,7 @@ class MessageHandlingServer(abc.ABC):
             self._listener.stop()
             self._set_state("stopped")
 
-    def wait(self, *, log_after: float = 30, timeout: float | None = None) -> None:
+    def wait(self, *, log_after: float | None = None, timeout: float | None = None) -> None:
         """Wait until the messages received before :meth:`stop` are handled, then clean up.
 
         Waits for :meth:`stop` if it has not happened yet.

@@ -198,9 +198,9 @@ class TransportURL:
         parts = []
         for host in self.hosts:
             cred = ""
-            if host.username is not None or host.password is not None:
+            if host.username or host.password:
                 cred = urllib.parse.quote(host.username or "", safe="")
-                if host.password is not None:
+                if host.password:
                     password = "****" if redact else urllib.parse.quote(host.password, safe="")
                     cred += ":" + password
                 cred += "@"
@@ -213,15 +213,31 @@ class TransportURL:
         return ",".join(parts)
 
     def _render(self, redact: bool) -> str:
-        text = f"{self.transport}://{self._netloc(redact)}"
-        if self.virtual_host is not None:
-            text += "/" + urllib.parse.quote(self.virtual_host, safe="")
+        # oslo.messaging's format: always a "/" after the hosts, then the virtual
+        # host quoted with "/" kept ("rabbit:///", "rabbit://u:p@h:5672//").
+        text = f"{self.transport}://{self._netloc(redact)}/"
+        if self.virtual_host:
+            text += urllib.parse.quote(self.virtual_host)
         if self.query:
             text += "?" + urllib.parse.urlencode(self.query)
         return text
 
     def __str__(self) -> str:
-        return self._render(redact=False)
+        """oslo.messaging's format, with every password shown as ``****``.
+
+        oslo.messaging shows passwords here; this package never puts a secret in a
+        string that may reach a log. :meth:`to_string` gives the full URL.
+        """
+        return self._render(redact=True)
+
+    def to_string(self, include_password: bool = False) -> str:
+        """The URL as text; with ``include_password``, the real passwords.
+
+        Args:
+            include_password: show passwords instead of ``****``. Only for code
+                that hands the URL to something that connects with it.
+        """
+        return self._render(redact=not include_password)
 
     def redacted(self) -> str:
         """The URL with passwords hidden, for logs and errors."""
@@ -315,18 +331,19 @@ class Transport:
         """Raise NotImplementedError if the driver lacks a capability."""
         self._driver.require_features(requeue=requeue, pools=pools)
 
-    def send(
+    # The work is done by oslo.messaging's method names (_send...), which services'
+    # tests patch; the public names call them, so a patch sees every send.
+    def _send(
         self,
         target: Target,
         ctxt: Any,
         message: dict[str, Any],
-        wait_for_reply: bool = False,
+        wait_for_reply: bool | None = None,
         timeout: float | None = None,
         call_monitor_timeout: float | None = None,
         retry: int | None = None,
         transport_options: TransportOptions | None = None,
     ) -> Any:
-        """Send an RPC request through the driver (see :meth:`Driver.send`)."""
         if not target.topic:
             raise InvalidTarget("A topic is required to send", target)
         return self._driver.send(
@@ -339,6 +356,45 @@ class Transport:
             retry=retry,
             transport_options=transport_options,
         )
+
+    def send(
+        self,
+        target: Target,
+        ctxt: Any,
+        message: dict[str, Any],
+        wait_for_reply: bool | None = None,
+        timeout: float | None = None,
+        call_monitor_timeout: float | None = None,
+        retry: int | None = None,
+        transport_options: TransportOptions | None = None,
+    ) -> Any:
+        """Send an RPC request through the driver (see :meth:`Driver.send`)."""
+        return self._send(
+            target,
+            ctxt,
+            message,
+            wait_for_reply=wait_for_reply,
+            timeout=timeout,
+            call_monitor_timeout=call_monitor_timeout,
+            retry=retry,
+            transport_options=transport_options,
+        )
+
+    def _send_notification(
+        self,
+        target: Target,
+        ctxt: Any,
+        message: dict[str, Any],
+        version: float,
+        retry: int | None = None,
+    ) -> None:
+        if not target.topic:
+            raise InvalidTarget("A topic is required to send", target)
+        outbox = self._outbox
+        if outbox is not None:
+            outbox.put(str(target.topic), ctxt, message, version, retry)
+            return
+        self._driver.send_notification(target, ctxt, message, version, retry=retry)
 
     def send_notification(
         self,
@@ -353,13 +409,7 @@ class Transport:
         Raises:
             OutboxFull: the outbox is full and refuses the newest notification.
         """
-        if not target.topic:
-            raise InvalidTarget("A topic is required to send", target)
-        outbox = self._outbox
-        if outbox is not None:
-            outbox.put(str(target.topic), ctxt, message, version, retry)
-            return
-        self._driver.send_notification(target, ctxt, message, version, retry)
+        self._send_notification(target, ctxt, message, version=version, retry=retry)
 
     def use_outbox(self, settings: OutboxSettings) -> None:
         """Send notifications through an outbox from now on (once; later calls keep the first).
@@ -380,15 +430,33 @@ class Transport:
 
             self._outbox = Outbox(settings, send, driver.flush, OUTBOX_CONFIRM_TIMEOUT)
 
-    def listen(
+    def _listen(
         self, target: Target, batch_size: int = 1, batch_timeout: float | None = None
     ) -> Listener:
-        """Subscribe an RPC server to ``target``."""
         if not (target.topic and target.server):
             raise InvalidTarget(
                 "A server's target must have topic and server names specified", target
             )
         return self._driver.listen(target, batch_size, batch_timeout)
+
+    def listen(
+        self, target: Target, batch_size: int = 1, batch_timeout: float | None = None
+    ) -> Listener:
+        """Subscribe an RPC server to ``target``."""
+        return self._listen(target, batch_size, batch_timeout)
+
+    def _listen_for_notifications(
+        self,
+        targets_and_priorities: Iterable[tuple[Target, str]],
+        pool: str | None = None,
+        batch_size: int = 1,
+        batch_timeout: float | None = None,
+    ) -> Listener:
+        pairs = list(targets_and_priorities)
+        for target, _priority in pairs:
+            if not target.topic:
+                raise InvalidTarget("A target must have topic specified", target)
+        return self._driver.listen_for_notifications(pairs, pool, batch_size, batch_timeout)
 
     def listen_for_notifications(
         self,
@@ -398,17 +466,9 @@ class Transport:
         batch_timeout: float | None = None,
     ) -> Listener:
         """Subscribe a notification listener to each ``(target, priority)``."""
-        pairs = list(targets_and_priorities)
-        for target, _priority in pairs:
-            if not target.topic:
-                raise InvalidTarget("A target must have topic specified", target)
-        return self._driver.listen_for_notifications(pairs, pool, batch_size, batch_timeout)
-
-    # oslo.messaging's names, for code that reached into them.
-    _send = send
-    _send_notification = send_notification
-    _listen = listen
-    _listen_for_notifications = listen_for_notifications
+        return self._listen_for_notifications(
+            targets_and_priorities, pool, batch_size, batch_timeout
+        )
 
     def flush(self, timeout: float | None = None) -> int:
         """Wait until notifications handed to the driver are confirmed by the broker.

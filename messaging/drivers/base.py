@@ -407,7 +407,7 @@ class Driver(abc.ABC):
         target: Target,
         ctxt: Any,
         message: dict[str, Any],
-        wait_for_reply: bool = False,
+        wait_for_reply: bool | None = None,
         timeout: float | None = None,
         call_monitor_timeout: float | None = None,
         retry: int | None = None,

@@ -1,8 +1,14 @@
 """The ``log`` notification driver: writes each notification to the Python log.
 
 The logger is ``oslo.messaging.notification.<event_type>`` (oslo.messaging's
-name, so existing logging configurations keep matching); the level follows the
-priority. Values under keys that look like secrets are masked.
+name, so existing logging configurations keep matching), and the notification
+is logged as JSON with the logger's method of the priority's name: ``debug``,
+``info``, ``warn`` (as ``warning``), ``error``, ``critical``. ``audit`` and
+``sample`` have no such method and, as in oslo.messaging, are not logged (a
+``UserWarning`` says so). Secrets are masked: everything oslo_utils'
+``strutils.mask_dict_password`` masks (``password``, ``admin_pass``, ``token``...
+keys, and ``password=...`` inside strings), and the values of any key naming a
+password, secret, token, credential or private key, at any depth, lists included.
 
 A line is bounded: a notification whose JSON is longer than
 :data:`LOG_LINE_CHARS` characters is logged as its first ``LOG_LINE_CHARS``
@@ -15,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from typing import Any
 
 from messaging.excerpt import shortened
@@ -27,39 +34,55 @@ LOGGER_PREFIX = "oslo.messaging.notification"
 LOG_LINE_CHARS = 64 * 1024
 #: The longest event type put whole in a logger's name, in characters.
 EVENT_TYPE_CHARS = 255
-_LEVELS = {
-    "debug": logging.DEBUG,
-    "info": logging.INFO,
-    "audit": logging.INFO,
-    "sample": logging.INFO,
-    "warn": logging.WARNING,
-    "warning": logging.WARNING,
-    "error": logging.ERROR,
-    "critical": logging.CRITICAL,
+_METHODS = {
+    "debug": ("debug", logging.DEBUG),
+    "info": ("info", logging.INFO),
+    "warn": ("warning", logging.WARNING),
+    "warning": ("warning", logging.WARNING),
+    "error": ("error", logging.ERROR),
+    "critical": ("critical", logging.CRITICAL),
 }
 _SECRET_WORDS = ("password", "secret", "token", "credential", "private_key")
+_MASK = "***"
+
+
+def _secret_key(key: object) -> bool:
+    lowered = str(key).lower()
+    return any(word in lowered for word in _SECRET_WORDS)
 
 
 def mask_secrets(value: Any) -> Any:
-    """Return a copy of ``value`` with the values of secret-looking keys replaced by ``***``."""
+    """Return a copy of ``value`` with secrets replaced by ``***`` (see the module)."""
+    from oslo_utils import strutils
+
     if isinstance(value, dict):
-        return {
-            k: "***" if any(w in str(k).lower() for w in _SECRET_WORDS) else mask_secrets(v)
-            for k, v in value.items()
-        }
+        masked = strutils.mask_dict_password(value, secret=_MASK)
+        return {k: _MASK if _secret_key(k) else mask_secrets(v) for k, v in masked.items()}
     if isinstance(value, list | tuple):
         return [mask_secrets(v) for v in value]
+    if isinstance(value, str):
+        return strutils.mask_password(value, secret=_MASK)
     return value
 
 
 class LogDriver(Driver):
     """Logs notifications as JSON."""
 
+    LOGGER_BASE = LOGGER_PREFIX
+
     def notify(self, ctxt: Any, message: dict[str, Any], priority: str, retry: int | None) -> None:
-        """Log the notification at the level of its priority."""
+        """Log the notification with the logger method of its priority, if there is one."""
         event_type = str(message.get("event_type"))[:EVENT_TYPE_CHARS]
-        logger = logging.getLogger(f"{LOGGER_PREFIX}.{event_type}")
-        level = _LEVELS.get(priority.lower(), logging.INFO)
+        logger = logging.getLogger(f"{self.LOGGER_BASE}.{event_type}")
+        method_level = _METHODS.get(priority.lower())
+        if method_level is None:
+            warnings.warn(
+                f"The log notification driver does not log {priority.lower()!r} notifications: "
+                "no logger method has that name",
+                stacklevel=2,
+            )
+            return
+        name, level = method_level
         if logger.isEnabledFor(level):
             text = json.dumps(mask_secrets(message), default=str)
-            logger.log(level, shortened(text, LOG_LINE_CHARS))
+            getattr(logger, name)(shortened(text, LOG_LINE_CHARS))

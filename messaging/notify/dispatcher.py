@@ -103,9 +103,23 @@ class NotificationDispatcher(DispatcherBase):
             user["payload"],
         )
 
-    def dispatch(self, incoming: IncomingMessage) -> str:
-        """Hand one notification to the endpoints; return HANDLED or REQUEUE."""
+    def dispatch(self, incoming: IncomingMessage) -> str | None:
+        """Hand one notification to the endpoints; return HANDLED or REQUEUE.
+
+        An endpoint that raises is logged and the notification is requeued (as
+        REQUEUE). A priority that is not one of :data:`PRIORITIES` is logged
+        (oslo.messaging's words) and None is returned, which counts as handled.
+        """
+        return self.dispatch_failure(incoming)[0]
+
+    def dispatch_failure(
+        self, incoming: IncomingMessage
+    ) -> tuple[str | None, BaseException | None]:
+        """As :meth:`dispatch`, also returning the exception an endpoint raised, if any."""
         priority, user = self._extract(incoming)
+        if priority not in PRIORITIES:
+            LOG.warning('Unknown priority "%s"', priority[:50])
+            return None, None
         callbacks = self._callbacks.get(priority)
         if callbacks is None:
             LOG.warning(
@@ -113,20 +127,26 @@ class NotificationDispatcher(DispatcherBase):
                 excerpt(priority, 50),
                 describe(incoming),
             )
-            return NotificationResult.HANDLED
+            return NotificationResult.HANDLED, None
         for rule, method in callbacks:
             if not self._accepts(rule, user):
                 continue
-            result = method(
-                user["ctxt"],
-                user["publisher_id"],
-                user["event_type"],
-                user["payload"],
-                user["metadata"],
-            )
+            try:
+                result = method(
+                    user["ctxt"],
+                    user["publisher_id"],
+                    user["event_type"],
+                    user["payload"],
+                    user["metadata"],
+                )
+            except Exception as exc:
+                log_exception(
+                    LOG, "An endpoint failed to handle notification %s", describe(incoming)
+                )
+                return NotificationResult.REQUEUE, exc
             if result == NotificationResult.REQUEUE:
-                return NotificationResult.REQUEUE
-        return NotificationResult.HANDLED
+                return NotificationResult.REQUEUE, None
+        return NotificationResult.HANDLED, None
 
 
 class BatchNotificationDispatcher(NotificationDispatcher):

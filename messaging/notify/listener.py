@@ -182,15 +182,7 @@ class NotificationServer(NotificationServerBase):
         for message in incoming:
             if self._parked_unhandled(message):
                 continue
-            error: BaseException | None = None
-            try:
-                result = self.dispatcher.dispatch(message)
-            except Exception as exc:
-                log_exception(
-                    LOG, "An endpoint failed to handle notification %s", describe(message)
-                )
-                result = NotificationResult.REQUEUE
-                error = exc
+            result, error = self.dispatcher.dispatch_failure(message)
             self._settle(message, result == NotificationResult.REQUEUE, error)
 
 

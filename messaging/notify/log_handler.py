@@ -50,7 +50,7 @@ class LoggingErrorNotificationHandler(logging.Handler):
             return
         _guard.active = True
         try:
-            self._notifier.error(None, "error_notification", {"error": record.getMessage()})
+            self._notifier.error({}, "error_notification", {"error": record.getMessage()})
         except Exception:
             self.handleError(record)
         finally:

@@ -6,12 +6,15 @@ through the notification transport.
 
 from __future__ import annotations
 
+import logging
 from typing import Any, ClassVar
 
 from messaging.notify.drivers.base import Driver
 from messaging.target import Target
 
 __all__ = ["MessagingDriver", "MessagingV2Driver"]
+
+LOG = logging.getLogger(__name__)
 
 
 class MessagingDriver(Driver):
@@ -25,8 +28,11 @@ class MessagingDriver(Driver):
         for topic in self.topics:
             target = Target(topic=f"{topic}.{priority.lower()}")
             try:
-                self.transport.send_notification(target, ctxt, message, self.version, retry=retry)
+                self.transport.send_notification(
+                    target, ctxt, message, version=self.version, retry=retry
+                )
             except Exception as exc:
+                LOG.debug("Could not send notification to %s: %s", target.topic, exc)
                 exc.add_note(f"while sending to topic {target.topic!r}")
                 failures.append(exc)
         if failures:

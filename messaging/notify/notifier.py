@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from typing import Any
 
 from messaging import _plugins, wire
+from messaging.conf import NOTIFICATIONS_GROUP
 from messaging.exceptions import DriverLoadFailure
+from messaging.excerpt import excerpt
 from messaging.notify.drivers.base import Driver
 from messaging.notify.outbox import OutboxSettings
 from messaging.serializer import NoOpSerializer, Serializer
@@ -65,6 +68,14 @@ def _driver_class(name: str) -> type[Driver]:
         raise DriverLoadFailure(name, str(exc)) from exc
 
 
+def _utcnow() -> Any:
+    # oslo_utils' clock, so that its time overrides (timeutils.set_time_override,
+    # patches of utcnow) apply to notification timestamps, as in oslo.messaging.
+    from oslo_utils import timeutils
+
+    return timeutils.utcnow()
+
+
 def _safe_context(ctxt: Any) -> Any:
     # As oslo.messaging: a plain dict cannot be redacted, so it is not sent;
     # context objects are sent as their redacted copy.
@@ -118,7 +129,7 @@ class Notifier:
         *,
         raise_errors: bool = False,
     ) -> None:
-        from messaging.conf import NOTIFICATIONS_GROUP, register_notification_opts
+        from messaging.conf import register_notification_opts
 
         conf = transport.conf
         register_notification_opts(conf)
@@ -146,12 +157,8 @@ class Notifier:
         outbox = OutboxSettings.from_group(group)
         if outbox is not None:
             transport.use_outbox(outbox)
-        if not names:
-            _LOG.warning(
-                "The Notifier of %s has no driver (set [%s] driver): notifications are discarded",
-                publisher_id,
-                NOTIFICATIONS_GROUP,
-            )
+        # Shared with prepare()'s copies: the first discarded notification is logged.
+        self._discard_logged = threading.Event()
 
     def prepare(
         self, publisher_id: str | None = _marker, retry: int | None = _marker, **kwargs: Any
@@ -168,7 +175,7 @@ class Notifier:
         if publisher_id is not _marker:
             sub.publisher_id = publisher_id
         if retry is not _marker:
-            sub.retry = self.retry if retry is None else retry
+            sub.retry = retry
         if "raise_errors" in kwargs:
             sub.raise_errors = bool(kwargs.pop("raise_errors"))
         if kwargs:
@@ -201,6 +208,17 @@ class Notifier:
         retry: int | None = None,
     ) -> None:
         message_id = wire.new_message_id()
+        if not self._drivers:
+            if not self._discard_logged.is_set():
+                self._discard_logged.set()
+                _LOG.warning(
+                    "The Notifier of %s has no driver (set [%s] driver): notifications are "
+                    "discarded, %s the first",
+                    self.publisher_id,
+                    NOTIFICATIONS_GROUP,
+                    excerpt(event_type, 100),
+                )
+            return
         try:
             payload = self._serializer.serialize_entity(ctxt, payload)
             ctxt = self._serializer.serialize_context(_safe_context(ctxt))
@@ -220,7 +238,7 @@ class Notifier:
             "event_type": event_type,
             "priority": priority,
             "payload": payload,
-            "timestamp": wire.timestamp(),
+            "timestamp": wire.timestamp(_utcnow()),
         }
         retry = self.retry if retry is None else retry
         first_error: Exception | None = None

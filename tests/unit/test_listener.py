@@ -250,7 +250,7 @@ def test_unknown_priority_is_acknowledged_with_a_warning(
         bus.send_notification(messaging.Target(topic="notifications.info"), {}, message, 2.0)
         notifier(bus).info({}, "normal", {})
         assert endpoint.take(1)[0][3] == "normal"
-    assert "No endpoint handles priority 'loud'" in caplog.text
+    assert 'Unknown priority "loud"' in caplog.text
     assert broker().queue_depth("notifications.info") == 0
 
 

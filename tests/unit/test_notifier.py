@@ -337,8 +337,9 @@ def test_retry_from_constructor_and_prepare(transport: messaging.Transport) -> N
     notifier = messaging.Notifier(transport, "p", driver="test", retry=3)
     notifier.info({}, "e", {})
     notifier.prepare(retry=1).info({}, "e", {})
+    # As oslo.messaging: prepare(retry=None) means None (retry forever).
     notifier.prepare(retry=None).info({}, "e", {})
-    assert _retries() == [3, 1, 3]
+    assert _retries() == [3, 1, None]
 
 
 def test_retry_zero_is_honoured(conf: cfg.ConfigOpts, transport: messaging.Transport) -> None:

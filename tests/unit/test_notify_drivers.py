@@ -49,8 +49,6 @@ def transport() -> Iterator[messaging.Transport]:
         ("warning", logging.WARNING),
         ("error", logging.ERROR),
         ("critical", logging.CRITICAL),
-        ("audit", logging.INFO),
-        ("sample", logging.INFO),
     ],
 )
 def test_log_driver_logger_and_level(
@@ -69,6 +67,37 @@ def test_log_driver_logger_and_level(
     assert logged["event_type"] == "compute.instance.create.end"
     assert logged["priority"] == method.upper().replace("WARNING", "WARN")
     assert get_broker().queues() == []  # logged, not sent
+
+
+@pytest.mark.parametrize("method", ["audit", "sample"])
+def test_log_driver_drops_audit_and_sample_as_oslo_does(
+    transport: messaging.Transport, caplog: pytest.LogCaptureFixture, method: str
+) -> None:
+    notifier = messaging.Notifier(transport, "compute.host1", driver="log")
+    with (
+        caplog.at_level(logging.DEBUG, logger=LOG_PREFIX),
+        pytest.warns(UserWarning, match=f"does not log '{method}'"),
+    ):
+        getattr(notifier, method)({}, "compute.instance.exists", {"n": 1})
+    assert [r for r in caplog.records if r.name.startswith(LOG_PREFIX)] == []
+
+
+def test_log_driver_masks_at_least_what_oslo_masks(
+    transport: messaging.Transport, caplog: pytest.LogCaptureFixture
+) -> None:
+    from oslo_utils import strutils
+
+    payload = {"admin_pass": "ap-1", "adminPass": "ap-2", "new_pass": "np-3", "note": "x"}
+    with caplog.at_level(logging.INFO, logger=LOG_PREFIX):
+        notifier = messaging.Notifier(transport, "p", driver="log")
+        notifier.info({}, "e", payload)
+        notifier.info({}, "e", "user=bob password=abc")
+    dict_text, string_text = (r.getMessage() for r in caplog.records[-2:])
+    for secret in ("ap-1", "ap-2", "np-3"):
+        assert secret not in dict_text
+    assert json.loads(dict_text)["payload"] == strutils.mask_dict_password(payload)
+    assert "abc" not in string_text
+    assert json.loads(string_text)["payload"] == strutils.mask_password("user=bob password=abc")
 
 
 def test_log_driver_masks_secrets(

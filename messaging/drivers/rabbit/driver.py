@@ -271,7 +271,7 @@ class RabbitDriver(base.Driver):
         target: Target,
         ctxt: Any,
         message: dict[str, Any],
-        wait_for_reply: bool = False,
+        wait_for_reply: bool | None = None,
         timeout: float | None = None,
         call_monitor_timeout: float | None = None,
         retry: int | None = None,

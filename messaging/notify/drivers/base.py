@@ -26,9 +26,11 @@ class Driver(abc.ABC):
         transport: the notification transport.
     """
 
-    def __init__(self, conf: cfg.ConfigOpts, topics: Sequence[str], transport: Transport) -> None:
+    def __init__(
+        self, conf: cfg.ConfigOpts, topics: Sequence[str] | None, transport: Transport
+    ) -> None:
         self.conf = conf
-        self.topics = list(topics)
+        self.topics = list(topics or [])
         self.transport = transport
 
     @abc.abstractmethod
