@@ -177,16 +177,24 @@ class RemoteError(MessagingException):
     Attributes:
         exc_type: the class name of the remote exception.
         value: ``str()`` of the remote exception.
-        traceback: the remote traceback, as text.
+        traceback: the remote traceback, a list of lines as oslo.messaging gives it
+            (each ending with a newline); given as text, it is split into lines.
     """
 
     def __init__(
-        self, exc_type: str | None = None, value: str | None = None, traceback: str | None = None
+        self,
+        exc_type: str | None = None,
+        value: str | None = None,
+        traceback: str | list[str] | None = None,
     ) -> None:
         self.exc_type = exc_type
         self.value = value
+        if isinstance(traceback, str):
+            traceback = traceback.splitlines(keepends=True)
         self.traceback = traceback
-        super().__init__(f"Remote error: {exc_type} {value}\n{traceback}.")
+        # The message shows the traceback as text (oslo.messaging shows the list's repr).
+        text = "".join(traceback or [])
+        super().__init__(f"Remote error: {exc_type} {value}\n{text}.")
 
 
 class RPCVersionCapError(MessagingException):

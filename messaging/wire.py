@@ -471,7 +471,10 @@ def _remote_class(cls: type[BaseException]) -> type[BaseException]:
     if remote is None:
 
         def __str__(self: BaseException) -> str:  # noqa: N807
-            base = cls.__str__(self)
+            # The remote side's text, not one formatted here from the arguments.
+            base = getattr(self, "remote_message", None)
+            if base is None:
+                base = cls.__str__(self)
             tb = getattr(self, "remote_traceback", "")
             return f"{base}\n{tb}" if tb else base
 
@@ -490,8 +493,9 @@ def deserialize_failure(data: str, allowed_remote_exmods: Iterable[str] = ()) ->
     Builtin exceptions come back as their own class, with the remote traceback
     appended to the first argument. Exceptions of a module listed in
     ``allowed_remote_exmods`` come back as a ``<Class>_Remote`` subclass of the
-    original (``isinstance`` holds). Anything else, and a failure that cannot be
-    read, becomes :class:`RemoteError`.
+    original (``isinstance`` holds), whose ``str()`` is the remote message and
+    traceback. Anything else, and a failure that cannot be read, becomes
+    :class:`RemoteError` (its ``traceback`` a list of lines).
     """
     try:
         failure = loads(data)
@@ -503,12 +507,13 @@ def deserialize_failure(data: str, allowed_remote_exmods: Iterable[str] = ()) ->
         )
     module = failure.get("module") or ""
     name = failure.get("class") or "Exception"
-    message = failure.get("message", "")
-    tb = "".join(failure.get("tb") or [])
+    message = str(failure.get("message", ""))
+    tb_lines = [str(line) for line in failure.get("tb") or []]
+    tb = "".join(tb_lines)
     if module in ("exceptions", "builtins"):
         module = "builtins"
     elif module not in set(allowed_remote_exmods):
-        return RemoteError(name, message, tb)
+        return RemoteError(name, message, tb_lines)
     args = failure.get("args") or []
     kwargs = failure.get("kwargs") or {}
     try:
@@ -521,6 +526,7 @@ def deserialize_failure(data: str, allowed_remote_exmods: Iterable[str] = ()) ->
             return exc
         exc = _remote_class(cls)(*args, **kwargs)
     except (AttributeError, TypeError, ImportError, ValueError):
-        return RemoteError(name, message, tb)
+        return RemoteError(name, message, tb_lines)
+    exc.remote_message = message  # type: ignore[attr-defined]
     exc.remote_traceback = tb  # type: ignore[attr-defined]
     return exc

@@ -119,7 +119,11 @@ def test_message_serialization_error_is_a_type_error() -> None:
 def test_oslo_compatible_messages_and_attributes() -> None:
     remote = exceptions.RemoteError("KeyError", "'k'", "Traceback...")
     assert str(remote) == "Remote error: KeyError 'k'\nTraceback...."
-    assert (remote.exc_type, remote.value, remote.traceback) == ("KeyError", "'k'", "Traceback...")
+    assert (remote.exc_type, remote.value, remote.traceback) == (
+        "KeyError",
+        "'k'",
+        ["Traceback..."],
+    )
     load = exceptions.DriverLoadFailure("zmq", "no plugin")
     assert str(load) == 'Failed to load transport driver "zmq": no plugin'
     assert (load.driver, load.ex) == ("zmq", "no plugin")

@@ -140,7 +140,7 @@ def test_a_module_not_allowed_gives_remote_error(
     assert not isinstance(err, QuotaError)
     assert err.exc_type == "QuotaError"
     assert err.value == "over quota"
-    assert err.traceback is not None and "in quota" in err.traceback
+    assert err.traceback is not None and "in quota" in "".join(err.traceback)
     assert str(err).startswith("Remote error: QuotaError over quota\n")
 
 

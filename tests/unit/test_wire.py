@@ -585,8 +585,8 @@ def test_deserialize_non_allowed_module_gives_remote_error() -> None:
     assert err.exc_type == "QuotaError"
     assert err.value == "over"
     assert err.traceback is not None
-    assert "Traceback (most recent call last)" in err.traceback
-    assert "QuotaError: over" in err.traceback
+    assert "Traceback (most recent call last)" in "".join(err.traceback)
+    assert "QuotaError: over" in "".join(err.traceback)
 
 
 @pytest.mark.parametrize("name", ["SystemExit", "KeyboardInterrupt", "print", "NoSuchName"])
@@ -607,6 +607,25 @@ def test_deserialize_allowed_module_gives_remote_subclass() -> None:
     assert text.startswith("over\n")
     assert "Traceback (most recent call last)" in text
     assert "QuotaError: over" in text
+
+
+def test_rebuilt_allowed_exception_shows_the_remote_message() -> None:
+    # The remote side's text, even where the arguments would format otherwise here
+    # (a remote running another version of the exception class, say).
+    failure = json.dumps(
+        {
+            "class": "QuotaError",
+            "module": "tests.unit.remote_errors",
+            "message": "remote words",
+            "tb": ["Traceback (most recent call last):\n", "QuotaError: remote words\n"],
+            "args": ["local words"],
+            "kwargs": {},
+        }
+    )
+    err = wire.deserialize_failure(failure, ALLOWED)
+    assert isinstance(err, remote_errors.QuotaError)
+    assert str(err).startswith("remote words\nTraceback (most recent call last):")
+    assert "local words" not in str(err)
 
 
 def test_remote_class_is_reused() -> None:
@@ -645,7 +664,7 @@ def test_deserialize_unrebuildable_allowed_failure_gives_remote_error(
     assert err.exc_type == name
     assert err.value == "m"
     assert err.traceback is not None
-    assert "ValueError: bad value 7" in err.traceback
+    assert "ValueError: bad value 7" in "".join(err.traceback)
 
 
 def test_failure_round_trip_inside_a_reply() -> None:
