@@ -50,7 +50,9 @@ if TYPE_CHECKING:
 __all__ = ["CONNECTION_ERRORS", "AmqpConnection", "ConnectionObserver"]
 
 LOG = green.hand_over_logs(__name__)
-green.hand_over_logs("amqp")  # py-amqp logs on the I/O thread too
+# py-amqp logs on the I/O thread too, and filters do not pass to child loggers.
+green.hand_over_logs("amqp")
+green.hand_over_logs("amqp.connection.Connection.heartbeat_tick")
 T = TypeVar("T")
 
 #: Errors after which the connection is considered lost.

@@ -39,6 +39,7 @@ __all__ = [
     "NativeTCPTransport",
     "ReportingChannel",
     "bound_blocking_reads",
+    "native_frame_writer",
     "wrap_tls",
 ]
 
@@ -144,10 +145,35 @@ class ReportingChannel(amqp.Channel):  # type: ignore[misc]
         owner(error)
 
 
+def native_frame_writer(connection: Any, transport: Any) -> Any:
+    """py-amqp's frame writer, serialised by a native lock.
+
+    py-amqp guards each connection's frame buffer with a ``threading.Lock``
+    made at connect time, which is green in a patched process. Two native
+    threads contending for a green lock make eventlet switch across threads
+    ("Cannot switch to a different thread"); taking a native lock first leaves
+    the green one always free.
+    """
+    from amqp import method_framing
+
+    write = method_framing.frame_writer(connection, transport)
+    lock = natives().threading.Lock()
+
+    def write_frame(*args: Any) -> Any:
+        with lock:
+            return write(*args)
+
+    return write_frame
+
+
 class NativeConnection(amqp.Connection):  # type: ignore[misc]
-    """A py-amqp connection whose transport uses native sockets, with reporting channels."""
+    """A py-amqp connection over native sockets and locks, with reporting channels."""
 
     Channel = ReportingChannel
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("frame_writer", native_frame_writer)
+        super().__init__(*args, **kwargs)
 
     def Transport(  # noqa: N802 (py-amqp's name)
         self,
