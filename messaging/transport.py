@@ -358,27 +358,15 @@ class Transport:
         )
 
     def send(
-        self,
-        target: Target,
-        ctxt: Any,
-        message: dict[str, Any],
-        wait_for_reply: bool | None = None,
-        timeout: float | None = None,
-        call_monitor_timeout: float | None = None,
-        retry: int | None = None,
-        transport_options: TransportOptions | None = None,
+        self, target: Target, ctxt: Any, message: dict[str, Any], *args: Any, **kwargs: Any
     ) -> Any:
-        """Send an RPC request through the driver (see :meth:`Driver.send`)."""
-        return self._send(
-            target,
-            ctxt,
-            message,
-            wait_for_reply=wait_for_reply,
-            timeout=timeout,
-            call_monitor_timeout=call_monitor_timeout,
-            retry=retry,
-            transport_options=transport_options,
-        )
+        """Send an RPC request through the driver (see :meth:`Driver.send`).
+
+        The other arguments are :meth:`_send`'s (``wait_for_reply``, ``timeout``,
+        ``call_monitor_timeout``, ``retry``, ``transport_options``), passed on as
+        given.
+        """
+        return self._send(target, ctxt, message, *args, **kwargs)
 
     def _send_notification(
         self,

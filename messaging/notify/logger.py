@@ -22,8 +22,9 @@ class LoggingNotificationHandler(logging.Handler):
     """Sends each log record as a ``logrecord`` notification at the record's level.
 
     Usable from a logging configuration file, where no configuration object can
-    be passed: the class attribute ``CONF`` (None by default, meaning a private
-    ``ConfigOpts``) is used then.
+    be passed: the class attribute ``CONF`` is used then; None (the default)
+    means oslo.config's global ``cfg.CONF``, where a service parsed its files,
+    as in oslo.messaging (the notification options are registered on it).
 
     Args:
         url: the notification transport URL.
@@ -51,7 +52,7 @@ class LoggingNotificationHandler(logging.Handler):
         from messaging.transport import get_notification_transport
 
         super().__init__()
-        conf = conf or self.CONF or cfg.ConfigOpts()
+        conf = conf or self.CONF or cfg.CONF
         transport = get_notification_transport(conf, url)
         self._notifier = Notifier(
             transport,

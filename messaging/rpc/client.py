@@ -103,13 +103,22 @@ class _CallContext:
         if call:
             timeout = self.timeout if self.timeout is not None else self.conf.rpc_response_timeout
         try:
+            # The arguments oslo.messaging passes to Transport._send, which tests patch.
+            if not call:
+                return self.transport.send(
+                    self.target,
+                    wire_ctxt,
+                    message,
+                    retry=self.retry,
+                    transport_options=self.transport_options,
+                )
             return self.transport.send(
                 self.target,
                 wire_ctxt,
                 message,
-                wait_for_reply=call,
+                wait_for_reply=True,
                 timeout=timeout,
-                call_monitor_timeout=self.call_monitor_timeout if call else None,
+                call_monitor_timeout=self.call_monitor_timeout,
                 retry=self.retry,
                 transport_options=self.transport_options,
             )

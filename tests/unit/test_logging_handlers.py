@@ -198,6 +198,16 @@ def test_class_conf_is_used_when_none_given(monkeypatch: pytest.MonkeyPatch) -> 
     assert [m["payload"]["msg"] for _c, m, _p, _r in captured()] == ["hi"]
 
 
+def test_global_conf_is_read_when_nothing_else_is_given() -> None:
+    # As oslo.messaging: a handler built from a logging configuration file reads
+    # the service's configuration, oslo.config's global CONF.
+    with messaging.ConfFixture(cfg.CONF):
+        cfg.CONF.set_override("driver", ["test"], group="oslo_messaging_notifications")
+        handler = LoggingNotificationHandler("fake://")
+        handler.handle(logging.makeLogRecord({"levelname": "INFO", "levelno": 20, "msg": "g"}))
+    assert [m["payload"]["msg"] for _c, m, _p, _r in captured()] == ["g"]
+
+
 def test_unknown_level_name_is_not_sent() -> None:
     handler = LoggingNotificationHandler("fake://", driver="test", conf=cfg.ConfigOpts())
     handler.handle(logging.makeLogRecord({"levelname": "TRACE", "levelno": 5, "msg": "t"}))
