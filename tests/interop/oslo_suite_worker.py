@@ -3,17 +3,18 @@
 Run by :mod:`tests.interop.oslo_suite` with the oslo virtualenv's python (which has
 oslo.messaging, its test tools and the project on ``PYTHONPATH``)::
 
-    python oslo_suite_worker.py --tests-root DIR --out RESULT.json MODULE...
+    python oslo_suite_worker.py --tests-root DIR --out RESULT.json [--shard I/N] MODULE...
 
 ``DIR`` holds oslo.messaging's source tree (``DIR/oslo_messaging/tests``). The
 process monkey-patches with eventlet first (as oslo's ``tests/__init__.py``
 does, and as a service would before its imports), installs
 ``messaging.install_as_oslo_messaging()``, then makes ``oslo_messaging.tests``
 importable from ``DIR``. Each module is loaded with unittest (oslo's modules
-use the ``load_tests`` protocol of testscenarios) and every test's outcome is
-written to ``RESULT.json`` as ``{test id: [outcome, detail]}``. A test that
-runs longer than ``--test-timeout`` seconds is interrupted and counted as an
-error.
+use the ``load_tests`` protocol of testscenarios); with ``--shard I/N`` only
+the tests whose position in the whole selection is I modulo N run, so that N
+workers share the selection. Every test's outcome is written to
+``RESULT.json`` as ``{test id: [outcome, detail, seconds]}``. A test that runs
+longer than ``--test-timeout`` seconds is interrupted and counted as an error.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import eventlet
 eventlet.monkey_patch()
 
 import argparse  # noqa: E402
+import fnmatch  # noqa: E402
 import importlib.abc  # noqa: E402
 import importlib.machinery  # noqa: E402
 import importlib.util  # noqa: E402
@@ -42,7 +44,25 @@ import messaging  # noqa: E402
 TESTS_PACKAGE = "oslo_messaging.tests"
 SHIMS = Path(__file__).resolve().parent / "oslo_suite_shims"
 #: Modules of oslo's private tree that its test utilities import, supplied here.
-SHIMMED = {"oslo_messaging._drivers.kafka_driver.kafka_options": SHIMS / "kafka_options.py"}
+SHIMMED = {
+    "oslo_messaging._drivers.kafka_driver.kafka_options": SHIMS / "kafka_options.py",
+    "oslo_messaging._metrics.client": SHIMS / "metrics_client.py",
+}
+#: The packages above them, empty here.
+SHIM_PACKAGES = {
+    name.rsplit(".", depth)[0]
+    for name in SHIMMED
+    for depth in range(1, name.count("."))
+    if name.rsplit(".", depth)[0] != "oslo_messaging"
+}
+
+
+class _EmptyPackage(importlib.abc.Loader):
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> None:
+        return None
+
+    def exec_module(self, module: ModuleType) -> None:
+        return None
 
 
 class _TestsFinder(importlib.abc.MetaPathFinder):
@@ -56,6 +76,8 @@ class _TestsFinder(importlib.abc.MetaPathFinder):
     ) -> importlib.machinery.ModuleSpec | None:
         if fullname in SHIMMED:
             return importlib.util.spec_from_file_location(fullname, SHIMMED[fullname])
+        if fullname in SHIM_PACKAGES:
+            return importlib.machinery.ModuleSpec(fullname, _EmptyPackage(), is_package=True)
         if fullname != TESTS_PACKAGE and not fullname.startswith(TESTS_PACKAGE + "."):
             return None
         parts = fullname.split(".")[2:]
@@ -86,17 +108,21 @@ class _Recorder(unittest.TestResult):
 
     def startTest(self, test: unittest.TestCase) -> None:
         super().startTest(test)
+        self._started = time.monotonic()
         signal.alarm(self.timeout)
 
     def stopTest(self, test: unittest.TestCase) -> None:
         signal.alarm(0)
+        entry = self.outcomes.get(test.id())
+        if entry is not None:
+            entry[2] = round(time.monotonic() - self._started, 2)
         super().stopTest(test)
 
     def _put(self, test: Any, outcome: str, detail: str = "") -> None:
         previous = self.outcomes.get(test.id())
         # A failing cleanup after a pass turns the pass into an error.
         if previous is None or outcome in ("error", "failure"):
-            self.outcomes[test.id()] = [outcome, detail[-1500:]]
+            self.outcomes[test.id()] = [outcome, detail[-1500:], 0.0]
 
     def addSuccess(self, test: unittest.TestCase) -> None:
         self._put(test, "pass")
@@ -117,26 +143,60 @@ class _Recorder(unittest.TestResult):
         self._put(test, "failure", "unexpected success")
 
 
+def _flatten(suite: unittest.TestSuite) -> list[unittest.TestCase]:
+    tests: list[unittest.TestCase] = []
+    for item in suite:
+        if isinstance(item, unittest.TestSuite):
+            tests.extend(_flatten(item))
+        else:
+            tests.append(item)
+    return tests
+
+
 def main() -> int:
     """Run the modules given; write the outcomes."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--tests-root", required=True, type=Path)
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--test-timeout", type=int, default=60)
+    parser.add_argument("--shard", default="0/1", help="I/N: run every Nth test from the Ith")
+    parser.add_argument(
+        "--skip", action="append", default=[], help="fnmatch pattern of test ids not to run"
+    )
     parser.add_argument("modules", nargs="+")
     args = parser.parse_args()
+    from importlib import metadata
+
+    if "fake" not in {ep.name for ep in metadata.entry_points(group="messaging.drivers")}:
+        print(
+            "messaging's entry points are not visible: run 'pip install -e .' in the checkout "
+            "(it writes messaging_fleet.egg-info) and put the checkout on PYTHONPATH",
+            file=sys.stderr,
+        )
+        return 2
     messaging.install_as_oslo_messaging()
     sys.meta_path.insert(0, _TestsFinder(args.tests_root / "oslo_messaging" / "tests"))
     signal.signal(signal.SIGALRM, _on_alarm)
     recorder = _Recorder(args.test_timeout)
+    index, count = (int(part) for part in args.shard.split("/"))
     started = time.monotonic()
+    selected = unittest.TestSuite()
+    position = 0
     for name in args.modules:
         try:
-            suite = unittest.defaultTestLoader.loadTestsFromName(name)
+            loaded = unittest.defaultTestLoader.loadTestsFromName(name)
         except Exception:
-            recorder.outcomes[name] = ["error", traceback.format_exc()[-1500:]]
+            if index == 0:
+                recorder.outcomes[name] = ["error", traceback.format_exc()[-1500:], 0.0]
             continue
-        suite.run(recorder)
+        for test in _flatten(loaded):
+            if position % count == index:
+                if any(fnmatch.fnmatchcase(test.id(), skip) for skip in args.skip):
+                    recorder.outcomes[test.id()] = ["not-run", "skipped by the runner", 0.0]
+                else:
+                    selected.addTest(test)
+            position += 1
+    selected.run(recorder)
     args.out.write_text(
         json.dumps({"seconds": time.monotonic() - started, "outcomes": recorder.outcomes})
     )
