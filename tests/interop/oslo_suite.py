@@ -18,6 +18,7 @@ RabbitMQ failover needing pifpaf.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import subprocess
 import sys
@@ -236,7 +237,7 @@ def run_suite(
 
 
 def main() -> int:
-    """Run the selection on a vhost of the local RabbitMQ and print every failure."""
+    """Run the selection on a vhost of the local RabbitMQ; print the failures by reason."""
     from tests import brokers
     from tests.interop.oslo_env import ensure_oslo_env
 
@@ -249,11 +250,19 @@ def main() -> int:
     with brokers.rabbit_vhost("oslo-suite") as vhost:
         outcomes, seconds = run_suite(env, source, brokers.rabbit_url(vhost), skip=not_run)
     counts: dict[str, int] = {}
+    by_reason: dict[str, list[str]] = {}
     for test_id, outcome in sorted(outcomes.items()):
         counts[outcome.status] = counts.get(outcome.status, 0) + 1
-        if outcome.failed:
-            last = outcome.detail.strip().splitlines()[-1:] or [""]
-            print(f"{outcome.status.upper()} {test_id}: {last[0][:200]}")
+        if outcome.failed or outcome.status == "not-run":
+            entry = next(
+                (e for e in EXPECTED_FAILURES if fnmatch.fnmatchcase(test_id, e.pattern)), None
+            )
+            reason = entry.reason if entry is not None else "NOT LISTED"
+            by_reason.setdefault(reason, []).append(f"{outcome.status} {test_id}")
+    for reason, tests in sorted(by_reason.items(), key=lambda item: -len(item[1])):
+        print(f"{len(tests)} ({reason}):")
+        for line in tests:
+            print(f"    {line}")
     print(f"{env.describe()}: {counts} in {seconds:.0f} s")
     return 0
 
