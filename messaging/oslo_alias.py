@@ -44,13 +44,18 @@ class _AliasLoader(importlib.abc.Loader):
 
     def __init__(self, real: str) -> None:
         self.real = real
+        self._spec: importlib.machinery.ModuleSpec | None = None
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType:
-        return importlib.import_module(self.real)
+        module = importlib.import_module(self.real)
+        self._spec = module.__spec__
+        return module
 
     def exec_module(self, module: ModuleType) -> None:
-        # The module is ``messaging``'s own, already executed by create_module.
-        return None
+        # The module is ``messaging``'s own, already executed by create_module;
+        # importlib gave it the alias's spec meanwhile: it keeps its own.
+        if self._spec is not None:
+            module.__spec__ = self._spec
 
 
 class _AliasFinder(importlib.abc.MetaPathFinder):

@@ -77,6 +77,12 @@ def test_top_level_is_this_package_and_installing_twice_is_harmless() -> None:
 
 
 @pytest.mark.usefixtures("alias")
+def test_aliased_modules_keep_their_own_name_and_spec() -> None:
+    aliased = importlib.import_module("oslo_messaging.notify.notifier")
+    assert aliased.__name__ == aliased.__spec__.name == "messaging.notify.notifier"
+
+
+@pytest.mark.usefixtures("alias")
 def test_private_oslo_modules_are_not_found() -> None:
     with pytest.raises(ModuleNotFoundError, match=r"oslo_messaging\._drivers"):
         importlib.import_module("oslo_messaging._drivers.impl_rabbit")
