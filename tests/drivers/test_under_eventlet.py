@@ -51,8 +51,9 @@ RABBIT_OTHERS = [
     "test_rabbit_faults.py",
     "test_rabbit_network.py",
     "test_rabbit_outbox.py",
-    "test_rabbit_cluster.py",
 ]
+# tests/drivers/test_rabbit_cluster.py is not run monkey-patched yet: it passed so
+# once, then failed once in CI (calls did not recover after kill -9; issue 17).
 
 RUNS = (
     [(f"tests/drivers/{m}", "eventlet") for m in CONFORMANCE + RABBIT_CONFORMANCE]
