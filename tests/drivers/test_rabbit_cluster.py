@@ -19,13 +19,13 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 import pytest
 
 import messaging
 from tests import rabbitmq_nodes
 from tests.brokers import cluster_url, cluster_vhost
+from tests.drivers.test_rabbit_faults import Echo
 from tests.drivers.test_rabbit_resilience import Counter, make_conf
 from tests.faultproxy import FaultProxy
 
@@ -50,11 +50,6 @@ def vhost() -> Iterator[str]:
                 if not rabbitmq_nodes.port_open(node.amqp_port):
                     rabbitmq_nodes.restart_node(node, graceful=False)
             rabbitmq_nodes.ensure_cluster()
-
-
-class Echo:
-    def echo(self, ctxt: Any, value: Any) -> Any:
-        return value
 
 
 class Reported(logging.Handler):

@@ -17,17 +17,13 @@ import pytest
 
 import messaging
 from tests.brokers import RABBIT_PORT, rabbit_vhost
+from tests.drivers.test_rabbit_faults import Echo
 from tests.drivers.test_rabbit_resilience import Counter, make_conf
 from tests.faultproxy import FaultProxy
 
 pytestmark = pytest.mark.broker
 TIMEOUT = 60.0
 OVERRUN = 2.0
-
-
-class Echo:
-    def echo(self, ctxt: Any, value: Any) -> Any:
-        return value
 
 
 @pytest.fixture
