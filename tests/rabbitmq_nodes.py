@@ -306,28 +306,28 @@ def _write_config(root: Path, node: Node) -> None:
         os.chown(path, uid, gid)
 
 
-#: Times a node is started again when its boot fails (see :func:`_start`).
+#: Times a node is started again when its boot fails (see :func:`_start_together`).
 BOOT_ATTEMPTS = 3
 
 
-def _start(root: Path, node: Node) -> None:
-    # A node whose boot fails (see the note on _CLUSTER_DENIED for one cause)
-    # is started again a few times before giving up.
-    for attempt in range(1, BOOT_ATTEMPTS + 1):
-        if _start_once(root, node):
-            return
-        _log(f"{node.nodename} failed to boot (attempt {attempt} of {BOOT_ATTEMPTS})")
-    raise NodeError(
-        f"{node.nodename} failed to boot {BOOT_ATTEMPTS} times; see {node.startup_log} in {root}"
-    )
+@dataclass
+class _Boot:
+    """A node being started: its server process and where its output goes."""
+
+    node: Node
+    server: subprocess.Popen[bytes]
+    log: Path
+    offset: int
+
+    def kill(self) -> None:
+        """Kill the server and everything it started (its own session)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.server.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.server.wait(timeout=30)
 
 
-def _start_once(root: Path, node: Node) -> bool:
-    """Start the node and wait for it; False if its boot failed, so that it may be retried.
-
-    Raises:
-        NodeError: it neither started nor failed within :data:`START_TIMEOUT`.
-    """
+def _launch(root: Path, node: Node) -> _Boot:
     _mount_proc(root)
     _write_config(root, node)
     log = root / node.startup_log.lstrip("/")
@@ -344,18 +344,68 @@ def _start_once(root: Path, node: Node) -> bool:
             start_new_session=True,
             close_fds=True,
         )
-    deadline = time.monotonic() + START_TIMEOUT
+    return _Boot(node, server, log, offset)
+
+
+def _await_boot(root: Path, boot: _Boot, deadline: float) -> bool:
+    """Wait until the node runs; False if its boot failed, so that it may be retried.
+
+    Raises:
+        NodeError: it neither started nor failed by ``deadline``; the node's
+            server is killed then.
+    """
+    node = boot.node
     while time.monotonic() < deadline:
         if port_open(node.amqp_port):
             rabbitmqctl("await_startup", node=node, root=root, timeout=START_TIMEOUT)
             return True
-        if server.poll() is not None and "BOOT FAILED" in _read_from(log, offset):
+        if boot.server.poll() is not None and "BOOT FAILED" in _read_from(boot.log, boot.offset):
             return False
         time.sleep(0.5)
-    tail = _read_from(log, offset).strip().splitlines()[-15:]
+    boot.kill()
+    tail = _read_from(boot.log, boot.offset).strip().splitlines()[-15:]
     raise NodeError(
         f"{node.nodename} did not open 127.0.0.1:{node.amqp_port} within {START_TIMEOUT:g} s; "
-        f"the end of {log}:\n" + "\n".join(tail)
+        f"the end of {boot.log}:\n" + "\n".join(tail)
+    )
+
+
+def _start_together(root: Path, nodes: Sequence[Node]) -> None:
+    """Start ``nodes`` at the same time and wait until every one runs.
+
+    Members of a cluster that were all stopped wait at boot for one another
+    (each one's database waits for its peers' tables): started one at a time,
+    the first one would wait for peers that never come. A node whose boot
+    fails is started again a few times (see the note on ``_CLUSTER_DENIED``
+    for one cause).
+
+    Raises:
+        NodeError: a node failed to boot :data:`BOOT_ATTEMPTS` times, or
+            neither started nor failed within :data:`START_TIMEOUT`; every
+            node this call launched and that is not running is killed then.
+    """
+    pending = list(nodes)
+    for attempt in range(1, BOOT_ATTEMPTS + 1):
+        boots = [_launch(root, node) for node in pending]
+        deadline = time.monotonic() + START_TIMEOUT
+        failed: list[Node] = []
+        try:
+            for boot in boots:
+                if not _await_boot(root, boot, deadline):
+                    failed.append(boot.node)
+        except NodeError:
+            for boot in boots:
+                if not port_open(boot.node.amqp_port):
+                    boot.kill()
+            raise
+        if not failed:
+            return
+        for node in failed:
+            _log(f"{node.nodename} failed to boot (attempt {attempt} of {BOOT_ATTEMPTS})")
+        pending = failed
+    names = ", ".join(node.nodename for node in pending)
+    raise NodeError(
+        f"{names} failed to boot {BOOT_ATTEMPTS} times; see their start-up logs in {root}"
     )
 
 
@@ -380,7 +430,7 @@ def ensure_running(node: Node = RABBIT4, root: Path = CHROOT) -> bool:
         if port_open(node.amqp_port):
             return False
         ensure_chroot(root)
-        _start(root, node)
+        _start_together(root, [node])
         return True
 
 
@@ -393,27 +443,53 @@ def cluster_members(node: Node, root: Path = CHROOT) -> set[str]:
 def ensure_cluster(nodes: Sequence[Node] = CLUSTER, root: Path = CHROOT) -> None:
     """Start the nodes that are not running and join them into one cluster.
 
+    Stopped nodes are started together (see :func:`_start_together`). If all
+    of them were stopped and they cannot be started again (a cluster left in a
+    state its members cannot boot from), their data is wiped and the cluster
+    is formed anew: what the tests need is a cluster, not its old queues.
+
     Raises:
         NodeError: a node could not be started or joined, or the cluster did
             not show every node running within :data:`START_TIMEOUT`.
     """
     first, *others = nodes
-    ensure_running(first, root)
-    for node in others:
-        ensure_running(node, root)
-        if first.nodename in cluster_members(node, root):
-            continue
-        _log(f"joining {node.nodename} to {first.nodename}")
-        rabbitmqctl("stop_app", node=node, root=root)
-        rabbitmqctl("reset", node=node, root=root)
-        rabbitmqctl("join_cluster", first.nodename, node=node, root=root)
-        rabbitmqctl("start_app", node=node, root=root, timeout=START_TIMEOUT)
+    with _locked(root):
+        ensure_chroot(root)
+        stopped = [node for node in nodes if not port_open(node.amqp_port)]
+        if stopped:
+            try:
+                _start_together(root, stopped)
+            except NodeError as exc:
+                if len(stopped) < len(nodes):
+                    raise
+                _log(f"the stopped cluster could not be started again ({exc}); forming it anew")
+                for node in nodes:
+                    _wipe(root, node)
+                _start_together(root, nodes)
+        for node in others:
+            if first.nodename in cluster_members(node, root):
+                continue
+            _log(f"joining {node.nodename} to {first.nodename}")
+            rabbitmqctl("stop_app", node=node, root=root)
+            rabbitmqctl("reset", node=node, root=root)
+            rabbitmqctl("join_cluster", first.nodename, node=node, root=root)
+            rabbitmqctl("start_app", node=node, root=root, timeout=START_TIMEOUT)
     wanted = {n.nodename for n in nodes}
     deadline = time.monotonic() + START_TIMEOUT
     while (members := cluster_members(first, root)) != wanted:
         if time.monotonic() > deadline:
             raise NodeError(f"the cluster runs {sorted(members)}, not {sorted(wanted)}")
         time.sleep(0.5)
+
+
+def _wipe(root: Path, node: Node) -> None:
+    """Delete ``node``'s database (its queues, users and cluster membership)."""
+    data = root / "var/lib/rabbitmq/mnesia"
+    for path in data.glob(f"{node.nodename}*"):
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
 
 
 def _beam_pid(node: Node, root: Path) -> int:
@@ -443,7 +519,7 @@ def restart_node(node: Node, root: Path = CHROOT, graceful: bool = True) -> None
         rabbitmqctl("stop", node=node, root=root, timeout=START_TIMEOUT)
     with _locked(root):
         if not port_open(node.amqp_port):
-            _start(root, node)
+            _start_together(root, [node])
 
 
 def stop(node: Node = RABBIT4, root: Path = CHROOT) -> None:
