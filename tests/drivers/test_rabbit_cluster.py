@@ -36,6 +36,10 @@ CALL_TIMEOUT = 10.0
 #: How long a call may overrun its timeout (the time to raise, a busy machine).
 OVERRUN = 2.0
 TIMEOUT = 180.0
+#: How long the load may go on after the fault is over before it stops short
+#: of its counts (calls that keep failing would otherwise take their timeout
+#: each, 1,000 times).
+LOAD_GRACE = 60.0
 
 
 @pytest.fixture
@@ -70,7 +74,9 @@ class Load:
     """A notifier and a caller in threads, and what each saw.
 
     Each goes on past its count until the fault is over, so that the whole
-    fault happens under load.
+    fault happens under load, and stops short of its count
+    :data:`LOAD_GRACE` seconds after the fault is over: what it did by then is
+    what the test reports.
     """
 
     notifier: messaging.Notifier
@@ -84,11 +90,17 @@ class Load:
     fault_due: threading.Event = field(default_factory=threading.Event)
     fault_over: threading.Event = field(default_factory=threading.Event)
     errors: list[BaseException] = field(default_factory=list)
+    stop_at: float = float("inf")
+
+    def _going_on(self, n: int, count: int) -> bool:
+        if time.monotonic() > self.stop_at:
+            return False
+        return n < count or not self.fault_over.is_set()
 
     def _notify(self) -> None:
         try:
             n = 0
-            while n < self.notifications or not self.fault_over.is_set():
+            while self._going_on(n, self.notifications):
                 self.notifier.info({}, "cluster.test", {"n": n})
                 n = self.sent = n + 1
                 if n == self.fault_at:
@@ -100,7 +112,7 @@ class Load:
 
     def _call(self) -> None:
         n = 0
-        while n < self.calls or not self.fault_over.is_set():
+        while self._going_on(n, self.calls):
             started = time.monotonic()
             try:
                 assert self.client.call({}, "echo", value=n) == n
@@ -120,21 +132,28 @@ class Load:
         try:
             fault()
         finally:
+            self.stop_at = time.monotonic() + LOAD_GRACE
             self.fault_over.set()
         for thread in threads:
-            thread.join(TIMEOUT)
-            assert not thread.is_alive(), "the load did not finish"
+            # One more notification or call may be under way at stop_at.
+            thread.join(LOAD_GRACE + CALL_TIMEOUT + OVERRUN)
+            assert not thread.is_alive(), "the load did not stop: " + self.calls_summary(
+                fault_started
+            )
         assert not self.errors, self.errors
         return fault_started
 
     def calls_summary(self, fault_started: float) -> str:
-        outcomes = collections.Counter(outcome for _, _, outcome in self.call_results)
-        longest = max(took for _, took, _ in self.call_results)
-        after = [s + t for s, t, o in self.call_results if o == "ok" and s >= fault_started]
+        results = list(self.call_results)
+        outcomes = collections.Counter(outcome for _, _, outcome in results)
+        longest = max((took for _, took, _ in results), default=float("nan"))
+        after = [s + t for s, t, o in results if o == "ok" and s >= fault_started]
         recovered = (min(after) - fault_started) if after else float("nan")
+        last_ok = (max(after) - fault_started) if after else float("nan")
         return (
             f"calls {dict(outcomes)}, longest {longest:.2f} s, first call answered "
-            f"{recovered:.2f} s after the fault began"
+            f"{recovered:.2f} s and the last {last_ok:.2f} s after the fault began; "
+            f"{self.sent} notifications sent"
         )
 
 
@@ -170,11 +189,14 @@ def run_under_fault(vhost: str, fault: Callable[[messaging.Transport], None], la
             f"{counter.distinct()} distinct received, {duplicates} duplicates; "
             + load.calls_summary(fault_started)
         )
-        assert load.sent >= NOTIFICATIONS
+        assert load.sent >= NOTIFICATIONS, load.calls_summary(fault_started)
         assert counter.distinct() >= expected
         longest = max(took for _, took, _ in load.call_results)
         assert longest <= CALL_TIMEOUT + OVERRUN, f"a call waited {longest:.1f} s"
-        assert len(load.call_results) >= CALLS
+        assert len(load.call_results) >= CALLS, load.calls_summary(fault_started)
+        assert load.call_results[-1][2] == "ok", "calls did not recover: " + load.calls_summary(
+            fault_started
+        )
     finally:
         logging.getLogger("messaging").removeHandler(reported)
         for stopping in (listener, server):

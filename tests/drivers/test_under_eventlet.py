@@ -8,8 +8,9 @@ with the executor the harness should use:
 - the conformance suite of every driver, with the ``eventlet`` executor (what
   a patched service picks by default); on RabbitMQ with ``threading`` too;
 - RabbitMQ's resilience (recovery from closed connections, failover, fork),
-  publishing and TLS tests, the conformance suite on RabbitMQ 4, and the
-  poison notification tests (delayed requeues and parking on green threads);
+  publishing and TLS tests, the conformance suite on RabbitMQ 4, the poison
+  notification tests (delayed requeues and parking on green threads), the
+  fault, network, outbox and cluster tests;
 - ``tests/eventlet``: what only means something patched (native I/O threads,
   heartbeats while green threads hold the CPU, forked workers).
 
@@ -51,9 +52,8 @@ RABBIT_OTHERS = [
     "test_rabbit_faults.py",
     "test_rabbit_network.py",
     "test_rabbit_outbox.py",
+    "test_rabbit_cluster.py",
 ]
-# tests/drivers/test_rabbit_cluster.py is not run monkey-patched yet: it passed so
-# once, then failed once in CI (calls did not recover after kill -9; issue 17).
 
 RUNS = (
     [(f"tests/drivers/{m}", "eventlet") for m in CONFORMANCE + RABBIT_CONFORMANCE]
