@@ -217,8 +217,11 @@ def assert_replicated_on_all_nodes(vhost: str, queue: str) -> None:
 
 
 def node_in_use(transport: messaging.Transport) -> rabbitmq_nodes.Node:
-    host = transport.driver.broker.publishing.current_host  # type: ignore[attr-defined]
-    (node,) = [n for n in rabbitmq_nodes.CLUSTER if n.amqp_port == host.port]
+    """The node both connections of the process (sending, consuming) are on."""
+    broker = transport.driver.broker  # type: ignore[attr-defined]
+    ports = {broker.publishing.current_host.port, broker.consuming.current_host.port}
+    assert len(ports) == 1, f"the notifier and the listener are on different nodes: {ports}"
+    (node,) = [n for n in rabbitmq_nodes.CLUSTER if n.amqp_port in ports]
     return node
 
 
