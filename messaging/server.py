@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from messaging import health
 from messaging.exceptions import (
     ExecutorLoadFailure,
     InvalidTarget,
@@ -87,6 +88,12 @@ class MessageHandlingServer(abc.ABC):
         self._poll_thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self._stopped_by_itself = threading.Event()
+        # For health(): written by the receiving threads, read by anyone.
+        self._counts = threading.Lock()
+        self._received = 0
+        self._in_flight = 0
+        self._last_message_at: float | None = None
+        health.track(self)
 
     # -- what subclasses provide -------------------------------------------------
 
@@ -97,6 +104,64 @@ class MessageHandlingServer(abc.ABC):
     @abc.abstractmethod
     def _process_incoming(self, incoming: list[IncomingMessage]) -> None:
         """Handle one received batch; acknowledge, requeue or reply as fits. Must not raise."""
+
+    def _health_name(self) -> str:
+        """What the server is, in a health report."""
+        return type(self).__name__
+
+    # -- health ----------------------------------------------------------------------
+
+    def health(self) -> health.ServerHealth:
+        """Read this server's health now (see :mod:`messaging.health`)."""
+        link = self.transport.driver.link_health()
+        listener, executor, poll_thread = self._listener, self._executor, self._poll_thread
+        running = self._state == "running"
+        consuming = running and listener is not None and listener.consuming()
+        max_workers = executor.max_workers if executor is not None else 0
+        with self._counts:
+            in_flight, received, last = self._in_flight, self._received, self._last_message_at
+        problems = []
+        dead = []
+        if not link.alive:
+            dead.append("an I/O thread of its transport has died")
+        if running and poll_thread is not None and not poll_thread.is_alive():
+            dead.append("its receiving thread has died")
+        if running and self._stopped_by_itself.is_set():
+            dead.append("its listener stopped by itself")
+        problems.extend(dead)
+        if running and not link.connected:
+            problems.append(
+                "not connected to the broker" + (f" ({link.error})" if link.error else "")
+            )
+        if running and not consuming:
+            problems.append("the broker delivers nothing to it (not consuming)")
+        if not running:
+            problems.append(f"not running ({self._state})")
+        return health.ServerHealth(
+            name=self._health_name(),
+            state=self._state,
+            consuming=consuming,
+            last_message_age=None if last is None else max(0.0, time.monotonic() - last),
+            received=received,
+            in_flight=in_flight,
+            max_workers=max_workers,
+            saturation=in_flight / max_workers if max_workers else 0.0,
+            link=link,
+            problems=tuple(problems),
+            live=not dead,
+            ready=running and not problems,
+        )
+
+    def _handle_batch(self, batch: list[IncomingMessage]) -> None:
+        with self._counts:
+            self._in_flight += 1
+            self._received += len(batch)
+            self._last_message_at = time.monotonic()
+        try:
+            self._process_incoming(batch)
+        finally:
+            with self._counts:
+                self._in_flight -= 1
 
     # -- ordering ------------------------------------------------------------------
 
@@ -180,7 +245,7 @@ class MessageHandlingServer(abc.ABC):
             self._stopped_by_itself.clear()
             if not (
                 listener.concurrent_poll
-                and executor.serve(lambda: self._receive(listener), self._process_incoming)
+                and executor.serve(lambda: self._receive(listener), self._handle_batch)
             ):
                 self._poll_thread = threading.Thread(
                     target=self._poll_loop,
@@ -272,7 +337,7 @@ class MessageHandlingServer(abc.ABC):
     def _poll_loop(self, listener: Listener, executor: Executor) -> None:
         while (batch := self._receive(listener)) is not None:
             try:
-                executor.submit(self._process_incoming, batch)
+                executor.submit(self._handle_batch, batch)
             except Exception:
                 LOG.exception("The executor refused a batch; handling it on the poll thread")
-                self._process_incoming(batch)
+                self._handle_batch(batch)

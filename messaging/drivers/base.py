@@ -23,6 +23,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from messaging.health import LinkHealth
+
 if TYPE_CHECKING:
     from oslo_config import cfg
 
@@ -299,6 +301,10 @@ class Listener(abc.ABC):
     def cleanup(self) -> None:
         """Release the listener's resources; unacknowledged messages go back to the queue."""
 
+    def consuming(self) -> bool:
+        """Whether the broker is delivering to this listener now (for health reports)."""
+        return True
+
     def poll(self, timeout: float | None = None) -> list[IncomingMessage]:
         """Return the next batch: up to ``batch_size`` messages.
 
@@ -449,6 +455,10 @@ class Driver(abc.ABC):
         raise NotImplementedError(
             f"The {type(self).__name__} driver has no parked messages to list or replay"
         )
+
+    def link_health(self) -> LinkHealth:
+        """The state of the driver's connections (for health reports); cheap, thread-safe."""
+        return LinkHealth()
 
     @abc.abstractmethod
     def cleanup(self) -> None:

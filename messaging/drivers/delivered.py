@@ -317,6 +317,11 @@ class DecodingListener(base.Listener, Generic[D]):
                 continue
             return DeliveredNotification(self, delivery, decoded)
 
+    def consuming(self) -> bool:
+        """Whether the source says it is consuming (sources that do not say are)."""
+        consuming = getattr(self.source, "consuming", None)
+        return True if consuming is None else bool(consuming())
+
     def stop(self) -> None:
         """Wake a blocked poll."""
         self.source.stop()

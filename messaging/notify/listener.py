@@ -88,6 +88,11 @@ class NotificationServerBase(MessageHandlingServer):
             itertools.product(self.targets, dispatcher.supported_priorities)
         )
 
+    def _health_name(self) -> str:
+        topics = ", ".join(str(t.topic) for t in self.targets)
+        pool = f" (pool {self._pool})" if self._pool else ""
+        return f"notification listener on {topics}{pool}"
+
     def _create_listener(self) -> Listener:
         # Said at start, not when built: building logs only what oslo.messaging logs.
         if not self._targets_and_priorities:

@@ -55,6 +55,12 @@ class RPCServer(MessageHandlingServer):
     def _create_listener(self) -> Listener:
         return self.transport.listen(self.target, 1, None)
 
+    def _health_name(self) -> str:
+        where = (
+            f"{self.target.topic}.{self.target.server}" if self.target.server else self.target.topic
+        )
+        return f"RPC server on {where}"
+
     def _process_incoming(self, incoming: list[IncomingMessage]) -> None:
         for message in incoming:
             self._handle(message)  # type: ignore[arg-type]

@@ -288,6 +288,16 @@ class AmqpConnection:
         """Whether the connection is up now."""
         return self._connected.is_set()
 
+    @property
+    def in_use(self) -> bool:
+        """Whether anything started the connection in this process (and did not close it)."""
+        return self._thread is not None and self._pid == process_id() and not self.closed
+
+    @property
+    def io_thread_alive(self) -> bool:
+        """Whether the I/O thread runs (True while the connection is not in use)."""
+        return not self.in_use or bool(self._thread.is_alive())
+
     # -- the I/O thread ----------------------------------------------------------------
 
     def _run(self) -> None:

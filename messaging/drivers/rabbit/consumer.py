@@ -145,6 +145,10 @@ class Subscription:
             raise self.error
         return self._ready.is_set()
 
+    def consuming(self) -> bool:
+        """Whether the broker delivers to this subscription now (a channel consuming on it)."""
+        return self._channel is not None and not (self._closed or self._refused or self._stopped)
+
     def take(self, timeout: float | None) -> Delivery | None:
         """Return the next delivery; None after ``timeout`` or once stopped.
 

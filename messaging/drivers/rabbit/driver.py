@@ -37,6 +37,7 @@ from messaging.exceptions import (
     MessageUndeliverable,
     MessagingTimeout,
 )
+from messaging.health import LinkHealth
 
 if TYPE_CHECKING:
     import queue
@@ -164,6 +165,23 @@ class RabbitDriver(base.Driver):
                     self._key, lambda: BrokerConnections(self.settings, self.url, self.limits)
                 )
             return self._broker
+
+    def link_health(self) -> LinkHealth:
+        """The state of the process's two connections to this broker and of its publisher."""
+        with self._lock:
+            broker = self._broker if self._pid == process_id() else None
+        if broker is None:
+            return LinkHealth()
+        connections = [c for c in (broker.publishing, broker.consuming) if c.in_use]
+        down = [c for c in connections if not c.connected]
+        failure = next((c.last_failure for c in down if c.last_failure is not None), None)
+        return LinkHealth(
+            connected=not down,
+            alive=all(c.io_thread_alive for c in connections),
+            reconnects=sum(max(0, c.generation - 1) for c in connections),
+            unconfirmed=broker.publisher.unconfirmed,
+            error=None if failure is None else str(failure),
+        )
 
     def flush(self, timeout: float | None = None) -> int:
         """Wait for the confirms of notifications sent without waiting for them."""

@@ -123,6 +123,10 @@ class ParkingSubscription:
         """Acknowledge an undecodable delivery (already logged whole)."""
         self.subscription.discard(delivery, reason)
 
+    def consuming(self) -> bool:
+        """Whether the subscription is consuming now."""
+        return self.subscription.consuming()
+
     def stop(self) -> None:
         """Wake a blocked :meth:`take`."""
         self.subscription.stop()

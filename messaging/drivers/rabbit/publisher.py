@@ -269,6 +269,11 @@ class Publisher:
                 "A message to %s could not be delivered: %s", publication.describe(), outcome.error
             )
 
+    @property
+    def unconfirmed(self) -> int:
+        """Messages handed over and not yet settled by the broker (read without a lock)."""
+        return max(self._in_flight, len(self._unconfirmed))
+
     def flush(self, timeout: float | None) -> int:
         """Wait until every message handed over by :meth:`publish_async` is settled.
 
