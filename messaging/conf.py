@@ -11,19 +11,28 @@ written for earlier versions of this package, with ``[messaging_*]`` sections,
 are still read, with oslo.config's deprecation warning.
 
 ``list_opts()`` feeds ``oslo-config-generator --namespace messaging``; it
-gathers the drivers' options through the ``messaging.driver_opts`` entry points,
-so this module imports no driver.
+gathers the drivers' options through their ``messaging.drivers`` entry points
+(the module of each entry point may define ``list_opts()``), so this module
+imports no driver. The helpers that drivers share for their own groups (and the
+URL redaction that messages use) are in :mod:`messaging.confhelpers`, below this
+module and :mod:`messaging.transport` alike.
 
 oslo.config is imported lazily: ``import messaging`` stays cheap.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import functools
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+from messaging.confhelpers import (
+    apply_query_overrides,
+    deprecated_group,
+    old_group_name,
+    register_group,
+)
 
 if TYPE_CHECKING:
     from oslo_config import cfg
@@ -31,54 +40,30 @@ if TYPE_CHECKING:
     from messaging.wire import Limits
 
 __all__ = [
-    "DRIVER_OPTS_NAMESPACE",
+    "DRIVER_NAMESPACE",
     "NOTIFICATIONS_GROUP",
     "OSLO_NOTIFICATIONS_GROUP",
+    "OUTBOX_WHEN_FULL",
     "apply_query_overrides",
     "deprecated_group",
     "list_opts",
     "message_limits",
+    "old_group_name",
     "register_group",
     "register_notification_opts",
     "register_transport_opts",
+    "set_control_exchange_default",
     "set_defaults",
 ]
 
 NOTIFICATIONS_GROUP = "oslo_messaging_notifications"
 #: The same group: oslo.messaging's name is the group's name.
 OSLO_NOTIFICATIONS_GROUP = NOTIFICATIONS_GROUP
-#: Where drivers declare their options: each entry point names a function that
-#: returns ``[(group, options)]``.
-DRIVER_OPTS_NAMESPACE = "messaging.driver_opts"
-
-
-def old_group_name(group: str) -> str:
-    """The name this package gave ``group`` before it took oslo.messaging's names.
-
-    ``oslo_messaging_rabbit`` was ``messaging_rabbit``, and so on.
-    """
-    return group.removeprefix("oslo_")
-
-
-def deprecated_group(opts: list[cfg.Opt], group: str) -> list[cfg.Opt]:
-    """Make each option also read from the group's old ``messaging_*`` name.
-
-    A value found there is used (when the group itself lacks one) and oslo.config
-    logs that the section is deprecated. Options are changed in place.
-
-    Args:
-        opts: the options of ``group``.
-        group: the group's name (``oslo_messaging_...``).
-
-    Returns:
-        ``opts``, for chaining.
-    """
-    from oslo_config import cfg
-
-    old = old_group_name(group)
-    for opt in opts:
-        opt.deprecated_opts = [*opt.deprecated_opts, cfg.DeprecatedOpt(opt.name, group=old)]
-    return opts
+#: The drivers' entry points; the module of each may define ``list_opts()``,
+#: returning ``[(group, options)]``.
+DRIVER_NAMESPACE = "messaging.drivers"
+#: What a full notification outbox may drop (``outbox_when_full``).
+OUTBOX_WHEN_FULL = ("drop-newest", "drop-oldest")
 
 
 @functools.cache
@@ -137,12 +122,90 @@ def _default_opts() -> list[cfg.Opt]:
     ]
 
 
+def _poison_opts() -> list[cfg.Opt]:
+    """The options of poison handling (:mod:`messaging.poison`), in the notifications group."""
+    from oslo_config import cfg
+
+    return [
+        cfg.IntOpt(
+            "max_delivery_attempts",
+            default=8,
+            min=1,
+            help="How many times a notification listener tries to handle a notification "
+            "(an endpoint raising, or returning REQUEUE, is a failed attempt) before it parks "
+            "it with the failure attached (RabbitMQ: in the queue messaging.parked; list and "
+            "replay with 'messaging parked'). Keep it under RabbitMQ 4's quorum queue delivery "
+            "limit (20), past which the broker drops a message (ours).",
+        ),
+        cfg.FloatOpt(
+            "requeue_backoff",
+            default=1.0,
+            min=0.0,
+            help="Seconds before a failed notification is requeued the first time; doubled "
+            "for each further attempt up to requeue_backoff_max. The notification waits in "
+            "the listener, unacknowledged, meanwhile (ours).",
+        ),
+        cfg.FloatOpt(
+            "requeue_backoff_max",
+            default=60.0,
+            min=0.0,
+            help="Longest wait in seconds before requeueing a failed notification (ours).",
+        ),
+    ]
+
+
+def _outbox_opts() -> list[cfg.Opt]:
+    """The outbox's options (:mod:`messaging.notify.outbox`), in the notifications group."""
+    from oslo_config import cfg
+
+    return [
+        cfg.StrOpt(
+            "outbox",
+            default="none",
+            choices=["none", "memory", "sqlite"],
+            help="Keep notifications in an outbox and send them from a thread of the "
+            "transport, so that sending returns at once while no broker is reachable: "
+            "none (oslo.messaging's behaviour), memory, or sqlite (a local file that "
+            "survives a restart; see outbox_path). Ours.",
+        ),
+        cfg.StrOpt(
+            "outbox_path",
+            default="",
+            help="The sqlite outbox's file; required with outbox = sqlite. Its directory "
+            "is created readable by its owner only. Ours.",
+        ),
+        cfg.IntOpt(
+            "outbox_max_messages",
+            default=10000,
+            min=1,
+            help="How many notifications the outbox holds at most. Ours.",
+        ),
+        cfg.IntOpt(
+            "outbox_max_bytes",
+            default=64 * 1024 * 1024,
+            min=1,
+            help="How many bytes of notifications the outbox holds at most. Ours.",
+        ),
+        cfg.StrOpt(
+            "outbox_when_full",
+            default="drop-newest",
+            choices=list(OUTBOX_WHEN_FULL),
+            help="What a full outbox drops: drop-newest refuses the new notification "
+            "(its sender gets the error), drop-oldest drops the oldest waiting ones. "
+            "Every drop is logged at ERROR. Ours.",
+        ),
+        cfg.FloatOpt(
+            "outbox_retry_interval",
+            default=1.0,
+            min=0.01,
+            help="Seconds between attempts to send what waits while the broker is away. Ours.",
+        ),
+    ]
+
+
 @functools.cache
 def _notification_opts() -> list[cfg.Opt]:
     from oslo_config import cfg
-
-    from messaging.notify.outbox import outbox_opts
-    from messaging.poison import poison_opts
 
     opts = [
         cfg.MultiStrOpt(
@@ -171,8 +234,8 @@ def _notification_opts() -> list[cfg.Opt]:
             default="",
             help="YAML file of notification routing rules, for the routing driver.",
         ),
-        *poison_opts(),
-        *outbox_opts(),
+        *_poison_opts(),
+        *_outbox_opts(),
     ]
     return deprecated_group(opts, NOTIFICATIONS_GROUP)
 
@@ -180,38 +243,40 @@ def _notification_opts() -> list[cfg.Opt]:
 def list_opts() -> list[tuple[str | None, list[cfg.Opt]]]:
     """Return every option, grouped, for ``oslo-config-generator``.
 
-    The drivers' groups come from the ``messaging.driver_opts`` entry points, in
-    the order of their names.
+    The drivers' groups come from the modules of the ``messaging.drivers`` entry
+    points (in the order of the entry points' names, each module once) that
+    define ``list_opts()``.
 
     Returns:
         ``(group name, options)`` pairs; ``None`` is ``[DEFAULT]``. The options are
         copies, so a caller may change them freely.
     """
-    from importlib import metadata
-
     groups: list[tuple[str | None, list[cfg.Opt]]] = [
         (None, copy.deepcopy(_default_opts())),
         (NOTIFICATIONS_GROUP, copy.deepcopy(_notification_opts())),
     ]
-    entry_points = metadata.entry_points(group=DRIVER_OPTS_NAMESPACE)
-    for entry_point in sorted(entry_points, key=lambda ep: ep.name):
-        for group, opts in entry_point.load()():
+    for hook in _driver_option_hooks():
+        for group, opts in hook():
             groups.append((group, copy.deepcopy(list(opts))))
     return groups
 
 
-def register_group(conf: cfg.ConfigOpts, group: str | None, opts: Sequence[cfg.Opt]) -> None:
-    """Register options on ``conf``, tolerating ones that another library registered.
+def _driver_option_hooks() -> list[Callable[[], Iterable[tuple[str, Iterable[cfg.Opt]]]]]:
+    # The entry point's module, not its object: a driver whose library is an
+    # optional extra (STOMP) still lists its options without that library.
+    import importlib
+    from importlib import metadata
 
-    A process may hold oslo.messaging too (during a migration): it registers
-    ``[DEFAULT] transport_url`` with other help text, which oslo.config would
-    refuse as a duplicate. An option already present under the same name is kept.
-    """
-    from oslo_config import cfg
-
-    for opt in opts:
-        with contextlib.suppress(cfg.DuplicateOptError):
-            conf.register_opt(opt, group=group)
+    hooks = []
+    seen: set[str] = set()
+    for entry_point in sorted(metadata.entry_points(group=DRIVER_NAMESPACE), key=lambda e: e.name):
+        if entry_point.module in seen:
+            continue
+        seen.add(entry_point.module)
+        hook = getattr(importlib.import_module(entry_point.module), "list_opts", None)
+        if callable(hook):
+            hooks.append(hook)
+    return hooks
 
 
 def register_transport_opts(conf: cfg.ConfigOpts) -> None:
@@ -245,44 +310,8 @@ def set_defaults(conf: cfg.ConfigOpts, executor_thread_pool_size: int | None = N
         conf.set_default("executor_thread_pool_size", executor_thread_pool_size)
 
 
-def apply_query_overrides(
-    conf: cfg.ConfigOpts, group: str, opts: Sequence[cfg.Opt], query: Mapping[str, str], url: str
-) -> dict[str, Any]:
-    """Read a driver's option group with a transport URL's query string on top.
+def set_control_exchange_default(control_exchange: str) -> None:
+    """Change the default of ``[DEFAULT] control_exchange`` for configurations registered later."""
+    from oslo_config import cfg
 
-    Args:
-        conf: the configuration holding ``group`` (registered here if needed).
-        group: the driver's option group.
-        opts: the options of that group.
-        query: the URL's query parameters; each must name an option of the group.
-        url: the URL, for error messages (its passwords are hidden there).
-
-    Returns:
-        Option name to value, the query's values converted with each option's type.
-
-    Raises:
-        InvalidTransportURL: a query key names no option of the group, or its
-            value does not convert.
-    """
-    from messaging.exceptions import InvalidTransportURL
-    from messaging.transport import redact_url
-
-    shown = redact_url(url)
-    register_group(conf, group, opts)
-    values = {opt.dest: getattr(conf[group], opt.dest) for opt in opts}
-    by_name = {opt.name: opt for opt in opts}
-    for key, raw in query.items():
-        opt = by_name.get(key)
-        if opt is None:
-            raise InvalidTransportURL(
-                url,
-                f"Unknown option {key!r} in the query of transport URL {shown!r}; "
-                f"options of [{group}]: {', '.join(sorted(by_name)) or '(none)'}",
-            )
-        try:
-            values[opt.dest] = opt.type(raw)
-        except (ValueError, TypeError) as exc:
-            raise InvalidTransportURL(
-                url, f"Bad value {raw!r} for option {key!r} in transport URL {shown!r}: {exc}"
-            ) from exc
-    return values
+    cfg.set_defaults(_default_opts(), control_exchange=control_exchange)

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import fixtures
 
+from messaging.conf import NOTIFICATIONS_GROUP, list_opts, register_group
+
 if TYPE_CHECKING:
     from oslo_config import cfg
 
@@ -28,15 +30,11 @@ _PATCHED = ("set_override", "clear_override")
 
 def register_all_opts(conf: cfg.ConfigOpts) -> None:
     """Register every option of ``messaging`` on ``conf``: the core's and every driver's."""
-    from messaging.conf import list_opts, register_group
-
     for group, opts in list_opts():
         register_group(conf, group, opts)
 
 
 def _renamed(name: str, group: str | None) -> tuple[str, str | None]:
-    from messaging.conf import NOTIFICATIONS_GROUP
-
     if group is None and name in _LEGACY_NAMES:
         return _LEGACY_NAMES[name], NOTIFICATIONS_GROUP
     return name, group

@@ -50,7 +50,6 @@ __all__ = [
     "LocalAttempts",
     "ParkedMessage",
     "PoisonPolicy",
-    "poison_opts",
 ]
 
 #: Where RabbitMQ (and STOMP on RabbitMQ) park messages: one durable queue per virtual host.
@@ -58,38 +57,6 @@ PARKING_QUEUE = "messaging.parked"
 #: Longest traceback kept with a parked message (AMQP headers must fit in a frame).
 TRACEBACK_MAX = 8000
 MESSAGE_MAX = 1000
-
-
-def poison_opts() -> list[cfg.Opt]:
-    """The options of poison handling, in the notification options' group."""
-    from oslo_config import cfg
-
-    return [
-        cfg.IntOpt(
-            "max_delivery_attempts",
-            default=8,
-            min=1,
-            help="How many times a notification listener tries to handle a notification "
-            "(an endpoint raising, or returning REQUEUE, is a failed attempt) before it parks "
-            "it with the failure attached (RabbitMQ: in the queue messaging.parked; list and "
-            "replay with 'messaging parked'). Keep it under RabbitMQ 4's quorum queue delivery "
-            "limit (20), past which the broker drops a message (ours).",
-        ),
-        cfg.FloatOpt(
-            "requeue_backoff",
-            default=1.0,
-            min=0.0,
-            help="Seconds before a failed notification is requeued the first time; doubled "
-            "for each further attempt up to requeue_backoff_max. The notification waits in "
-            "the listener, unacknowledged, meanwhile (ours).",
-        ),
-        cfg.FloatOpt(
-            "requeue_backoff_max",
-            default=60.0,
-            min=0.0,
-            help="Longest wait in seconds before requeueing a failed notification (ours).",
-        ),
-    ]
 
 
 @dataclass(frozen=True)
@@ -108,7 +75,7 @@ class PoisonPolicy:
 
     @classmethod
     def from_conf(cls, conf: cfg.ConfigOpts, group: str) -> PoisonPolicy:
-        """Read the options of :func:`poison_opts` from ``group``."""
+        """Read ``max_delivery_attempts`` and the ``requeue_backoff`` options from ``group``."""
         options = conf[group]
         return cls(
             options.max_delivery_attempts,

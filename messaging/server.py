@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from messaging import health
+from messaging.conf import register_transport_opts
 from messaging.exceptions import (
     ExecutorLoadFailure,
     InvalidTarget,
@@ -70,8 +71,6 @@ class MessageHandlingServer(abc.ABC):
     """
 
     def __init__(self, transport: Transport, dispatcher: Any, executor: str | None = None) -> None:
-        from messaging.conf import register_transport_opts
-
         self.transport = transport
         self.conf = transport.conf
         self.dispatcher = dispatcher

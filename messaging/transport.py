@@ -17,6 +17,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from messaging import _plugins
+from messaging.conf import (
+    NOTIFICATIONS_GROUP,
+    register_notification_opts,
+    register_transport_opts,
+    set_control_exchange_default,
+)
+from messaging.confhelpers import redact_url
 from messaging.exceptions import DriverLoadFailure, InvalidTarget, InvalidTransportURL
 from messaging.target import Target
 
@@ -36,6 +43,7 @@ __all__ = [
     "get_notification_transport",
     "get_rpc_transport",
     "get_transport",
+    "redact_url",
     "set_transport_defaults",
 ]
 
@@ -107,20 +115,6 @@ class TransportHost:
         if "password" in shown:
             shown["password"] = "****"
         return "<TransportHost " + ", ".join(f"{k}={v}" for k, v in shown.items()) + ">"
-
-
-def redact_url(url: str) -> str:
-    """Return ``url`` with the password of every host replaced by ``****``, for messages."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return url
-    netloc, slash, tail = rest.partition("/")
-    hosts = []
-    for chunk in netloc.split(","):
-        creds, at, hostport = chunk.rpartition("@")
-        user, colon, _password = creds.partition(":")
-        hosts.append(f"{user}:****@{hostport}" if at and colon else chunk)
-    return f"{scheme}://{','.join(hosts)}{slash}{tail}"
 
 
 def _parse_host_port(text: str, url: str) -> tuple[str | None, int | None]:
@@ -256,8 +250,6 @@ class TransportURL:
             # empty ``transport_url =`` line in a notifications section yields.
             if conf is None:
                 raise InvalidTransportURL(url, "No transport URL given and no configuration")
-            from messaging.conf import register_transport_opts
-
             register_transport_opts(conf)
             url = conf.transport_url
         if not isinstance(url, str):
@@ -496,8 +488,6 @@ def _get_transport(
     allowed_remote_exmods: Sequence[str] | None,
     transport_cls: type[Transport],
 ) -> Transport:
-    from messaging.conf import register_transport_opts
-
     register_transport_opts(conf)
     parsed = url if isinstance(url, TransportURL) else TransportURL.parse(conf, url)
     name = parsed.driver_name
@@ -551,8 +541,6 @@ def get_notification_transport(
         InvalidTransportURL: the URL is malformed.
         DriverLoadFailure: no driver has the URL's scheme as its name.
     """
-    from messaging.conf import NOTIFICATIONS_GROUP, register_notification_opts
-
     register_notification_opts(conf)
     if url is None:
         url = conf[NOTIFICATIONS_GROUP].transport_url
@@ -581,8 +569,4 @@ def set_transport_defaults(control_exchange: str) -> None:
     Args:
         control_exchange: the exchange name, usually the project's (``nova``...).
     """
-    from oslo_config import cfg
-
-    from messaging.conf import _default_opts
-
-    cfg.set_defaults(_default_opts(), control_exchange=control_exchange)
+    set_control_exchange_default(control_exchange)

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from messaging import _plugins
+from messaging.conf import NOTIFICATIONS_GROUP
 from messaging.exceptions import ConfigurationError, DriverLoadFailure
 from messaging.notify.drivers.base import Driver
 
@@ -106,8 +107,6 @@ class RoutingDriver(Driver):
     """
 
     def __init__(self, conf: cfg.ConfigOpts, topics: Sequence[str], transport: Transport) -> None:
-        from messaging.conf import NOTIFICATIONS_GROUP
-
         super().__init__(conf, topics, transport)
         path = conf[NOTIFICATIONS_GROUP].routing_config
         self.rules: list[Rule] = load_rules(path) if path else []

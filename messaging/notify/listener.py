@@ -13,6 +13,7 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from messaging.conf import NOTIFICATIONS_GROUP, register_notification_opts
 from messaging.delayed import DelayedCalls
 from messaging.excerpt import excerpt, log_exception
 from messaging.notify._impl_log import mask_secrets
@@ -71,8 +72,6 @@ class NotificationServerBase(MessageHandlingServer):
         batch_timeout: float | None = None,
     ) -> None:
         super().__init__(transport, dispatcher, executor)
-        from messaging.conf import NOTIFICATIONS_GROUP, register_notification_opts
-
         register_notification_opts(self.conf)
         self._policy = PoisonPolicy.from_conf(self.conf, NOTIFICATIONS_GROUP)
         self._delayed = DelayedCalls(f"messaging-requeue-{id(self):x}", "A delayed requeue")

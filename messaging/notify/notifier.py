@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from messaging import _plugins, wire
-from messaging.conf import NOTIFICATIONS_GROUP
+from messaging.conf import NOTIFICATIONS_GROUP, register_notification_opts
 from messaging.exceptions import DriverLoadFailure
 from messaging.excerpt import excerpt
 from messaging.notify.drivers.base import Driver
@@ -129,8 +129,6 @@ class Notifier:
         *,
         raise_errors: bool = False,
     ) -> None:
-        from messaging.conf import register_notification_opts
-
         conf = transport.conf
         register_notification_opts(conf)
         group = conf[NOTIFICATIONS_GROUP]

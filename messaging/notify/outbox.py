@@ -34,70 +34,22 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from messaging.conf import OUTBOX_WHEN_FULL
 from messaging.exceptions import MessageDeliveryFailure
 
 if TYPE_CHECKING:
-    from oslo_config import cfg
+    pass
 
-__all__ = ["Outbox", "OutboxFull", "OutboxSettings", "outbox_opts"]
+__all__ = ["Outbox", "OutboxFull", "OutboxSettings"]
 
 LOG = logging.getLogger(__name__)
 #: How many waiting notifications one round sends before waiting for their confirms.
 BATCH = 200
-WHEN_FULL = ("drop-newest", "drop-oldest")
+WHEN_FULL = OUTBOX_WHEN_FULL
 
 
 class OutboxFull(MessageDeliveryFailure):
     """The outbox is full and ``outbox_when_full = drop-newest``: this notification was not kept."""
-
-
-def outbox_opts() -> list[cfg.Opt]:
-    """The outbox's options, in the notifications group."""
-    from oslo_config import cfg
-
-    return [
-        cfg.StrOpt(
-            "outbox",
-            default="none",
-            choices=["none", "memory", "sqlite"],
-            help="Keep notifications in an outbox and send them from a thread of the "
-            "transport, so that sending returns at once while no broker is reachable: "
-            "none (oslo.messaging's behaviour), memory, or sqlite (a local file that "
-            "survives a restart; see outbox_path). Ours.",
-        ),
-        cfg.StrOpt(
-            "outbox_path",
-            default="",
-            help="The sqlite outbox's file; required with outbox = sqlite. Its directory "
-            "is created readable by its owner only. Ours.",
-        ),
-        cfg.IntOpt(
-            "outbox_max_messages",
-            default=10000,
-            min=1,
-            help="How many notifications the outbox holds at most. Ours.",
-        ),
-        cfg.IntOpt(
-            "outbox_max_bytes",
-            default=64 * 1024 * 1024,
-            min=1,
-            help="How many bytes of notifications the outbox holds at most. Ours.",
-        ),
-        cfg.StrOpt(
-            "outbox_when_full",
-            default="drop-newest",
-            choices=list(WHEN_FULL),
-            help="What a full outbox drops: drop-newest refuses the new notification "
-            "(its sender gets the error), drop-oldest drops the oldest waiting ones. "
-            "Every drop is logged at ERROR. Ours.",
-        ),
-        cfg.FloatOpt(
-            "outbox_retry_interval",
-            default=1.0,
-            min=0.01,
-            help="Seconds between attempts to send what waits while the broker is away. Ours.",
-        ),
-    ]
 
 
 @dataclass(frozen=True)

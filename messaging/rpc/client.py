@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from messaging.conf import register_transport_opts
 from messaging.exceptions import (
     ClientSendError,
     InvalidTarget,
@@ -241,8 +242,6 @@ class RPCClient(_CallContext):
         transport_options: TransportOptions | None = None,
         _manual_load: bool = True,
     ) -> None:
-        from messaging.conf import register_transport_opts
-
         register_transport_opts(transport.conf)
         if _manual_load:
             LOG.warning(

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from messaging.conf import register_transport_opts
 from messaging.exceptions import ExpectedException, NoSuchMethod
 from messaging.excerpt import excerpt, log_exception
 from messaging.rpc.dispatcher import PingEndpoint, RPCAccessPolicyBase, RPCDispatcher
@@ -119,8 +120,6 @@ def get_rpc_server(
         access_policy: which methods may be called (a policy class).
         server_cls: the server class to build.
     """
-    from messaging.conf import register_transport_opts
-
     register_transport_opts(transport.conf)
     if not isinstance(endpoints, list):
         endpoints = list(endpoints)

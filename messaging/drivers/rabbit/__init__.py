@@ -8,5 +8,6 @@ connection with its I/O thread), :mod:`~.publisher` (confirmed publishing),
 """
 
 from messaging.drivers.rabbit.driver import RabbitDriver
+from messaging.drivers.rabbit.options import list_opts
 
-__all__ = ["RabbitDriver"]
+__all__ = ["RabbitDriver", "list_opts"]

@@ -27,7 +27,6 @@ checks the options that only make sense together. :func:`ssl_options` and
 from __future__ import annotations
 
 import dataclasses
-import functools
 import os
 import socket
 import ssl as ssl_lib
@@ -36,7 +35,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Protocol
 
-from messaging.conf import apply_query_overrides, deprecated_group, register_group
+from messaging.confhelpers import OptionGroup
 from messaging.exceptions import ConfigurationError
 
 if TYPE_CHECKING:
@@ -197,13 +196,7 @@ _CONFIRM_TIMEOUT_HELP = (
 )
 
 
-@functools.cache
-def rabbit_opts() -> list[cfg.Opt]:
-    """Return the options of ``[oslo_messaging_rabbit]`` (built once; do not change them).
-
-    Returns:
-        The options, each also read from the deprecated ``[messaging_rabbit]``.
-    """
+def _build_opts() -> list[cfg.Opt]:
     from oslo_config import cfg
 
     def opt(kind: type[cfg.Opt], name: str, default: Any, help: str, **kw: Any) -> cfg.Opt:
@@ -313,17 +306,18 @@ def rabbit_opts() -> list[cfg.Opt]:
         opt(f, "publish_confirm_timeout", 30.0, _CONFIRM_TIMEOUT_HELP, min=0.001),
         opt(b, "rabbit_auto_quorum", True, _AUTO_QUORUM_HELP),
     ]
-    return deprecated_group(opts, RABBIT_GROUP)
+    return opts
 
 
-def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
-    """The driver's options for ``oslo-config-generator`` (a ``messaging.driver_opts`` hook)."""
-    return [(RABBIT_GROUP, rabbit_opts())]
-
-
-def register_rabbit_opts(conf: cfg.ConfigOpts) -> None:
-    """Register the ``[oslo_messaging_rabbit]`` options on ``conf``."""
-    register_group(conf, RABBIT_GROUP, rabbit_opts())
+OPTIONS = OptionGroup(RABBIT_GROUP, _build_opts)
+#: The options of ``[oslo_messaging_rabbit]``, each also read from ``[messaging_rabbit]``
+#: (built once; do not change them).
+rabbit_opts = OPTIONS.opts
+#: The driver's options for ``oslo-config-generator``, found through the
+#: ``messaging.drivers`` entry point (this package exports it).
+list_opts = OPTIONS.list_opts
+#: Register the ``[oslo_messaging_rabbit]`` options on a ``ConfigOpts``.
+register_rabbit_opts = OPTIONS.register
 
 
 def ssl_versions() -> dict[str, int]:
@@ -446,7 +440,7 @@ class RabbitSettings:
                 does not convert or is out of bounds.
             ConfigurationError: the options are inconsistent (see the class).
         """
-        values = apply_query_overrides(conf, RABBIT_GROUP, rabbit_opts(), url.query, str(url))
+        values = OPTIONS.read(conf, url.query, str(url))
         return cls(**{f.name: values[f.name] for f in fields(cls)})
 
     def on_rabbitmq4(self) -> RabbitSettings:

@@ -10,5 +10,6 @@ message), :mod:`~.bus` (what a process shares per file), :mod:`~.reply`
 """
 
 from messaging.drivers.sqlite.driver import SqliteDriver
+from messaging.drivers.sqlite.options import list_opts
 
-__all__ = ["SqliteDriver"]
+__all__ = ["SqliteDriver", "list_opts"]

@@ -23,13 +23,12 @@ directory that cannot be created is an ``InvalidTransportURL`` that says why.
 
 from __future__ import annotations
 
-import functools
 import os
 import urllib.parse
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
-from messaging.conf import apply_query_overrides, deprecated_group, register_group
+from messaging.confhelpers import OptionGroup
 from messaging.exceptions import ConfigurationError, InvalidTransportURL
 
 if TYPE_CHECKING:
@@ -139,9 +138,7 @@ _PREFETCH_HELP = (
 )
 
 
-@functools.cache
-def sqlite_opts() -> list[cfg.Opt]:
-    """Return the options of ``[oslo_messaging_sqlite]`` (built once; do not change them)."""
+def _build_opts() -> list[cfg.Opt]:
     from oslo_config import cfg
 
     opts = [
@@ -180,17 +177,18 @@ def sqlite_opts() -> list[cfg.Opt]:
         cfg.IntOpt("max_parked", default=10_000, min=0, help=_MAX_PARKED_HELP),
         cfg.IntOpt("max_parked_bytes", default=64 * _MIB, min=0, help=_MAX_PARKED_BYTES_HELP),
     ]
-    return deprecated_group(opts, SQLITE_GROUP)
+    return opts
 
 
-def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
-    """The driver's options for ``oslo-config-generator`` (a ``messaging.driver_opts`` hook)."""
-    return [(SQLITE_GROUP, sqlite_opts())]
-
-
-def register_sqlite_opts(conf: cfg.ConfigOpts) -> None:
-    """Register the ``[oslo_messaging_sqlite]`` options on ``conf``."""
-    register_group(conf, SQLITE_GROUP, sqlite_opts())
+OPTIONS = OptionGroup(SQLITE_GROUP, _build_opts)
+#: The options of ``[oslo_messaging_sqlite]``, each also read from ``[messaging_sqlite]``
+#: (built once; do not change them).
+sqlite_opts = OPTIONS.opts
+#: The driver's options for ``oslo-config-generator``, found through the
+#: ``messaging.drivers`` entry point (this package exports it).
+list_opts = OPTIONS.list_opts
+#: Register the ``[oslo_messaging_sqlite]`` options on a ``ConfigOpts``.
+register_sqlite_opts = OPTIONS.register
 
 
 @dataclass(frozen=True)
@@ -260,9 +258,7 @@ class SqliteSettings:
             InvalidTransportURL: a query parameter names no option or does not convert.
             ConfigurationError: an option is out of range.
         """
-        values: dict[str, Any] = apply_query_overrides(
-            conf, SQLITE_GROUP, sqlite_opts(), url.query, shown_url(url)
-        )
+        values: dict[str, Any] = OPTIONS.read(conf, url.query, shown_url(url))
         return cls(**{f.name: values[f.name] for f in fields(cls)})
 
 

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["StompDriver"]
+from messaging.drivers.stomp.options import list_opts
+
+__all__ = ["StompDriver", "list_opts"]
 
 
 def __getattr__(name: str) -> Any:
-    # Lazy, so that reading the options (oslo-config-generator) does not need stomp.py.
+    # Lazy, so that listing the options (oslo-config-generator) does not need stomp.py.
     if name == "StompDriver":
         from messaging.drivers.stomp.driver import StompDriver
 

@@ -11,12 +11,11 @@ some, or ``guest``/``guest``.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from messaging.conf import apply_query_overrides, deprecated_group, register_group
+from messaging.confhelpers import OptionGroup
 from messaging.exceptions import ConfigurationError, InvalidTransportURL
 
 if TYPE_CHECKING:
@@ -41,9 +40,7 @@ FLAVORS = ("auto", "rabbitmq", "generic")
 VERSIONS = ("1.2", "1.1")
 
 
-@functools.cache
-def stomp_opts() -> list[cfg.Opt]:
-    """Return the options of ``[oslo_messaging_stomp]`` (built once; do not change them)."""
+def _build_opts() -> list[cfg.Opt]:
     from oslo_config import cfg
 
     opts = [
@@ -128,17 +125,18 @@ def stomp_opts() -> list[cfg.Opt]:
         cfg.StrOpt("ssl_cert_file", default="", help="Client certificate (PEM)."),
         cfg.StrOpt("ssl_key_file", default="", help="Private key of the client certificate."),
     ]
-    return deprecated_group(opts, STOMP_GROUP)
+    return opts
 
 
-def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
-    """The driver's options for ``oslo-config-generator`` (a ``messaging.driver_opts`` hook)."""
-    return [(STOMP_GROUP, stomp_opts())]
-
-
-def register_stomp_opts(conf: cfg.ConfigOpts) -> None:
-    """Register the ``[oslo_messaging_stomp]`` options on ``conf``."""
-    register_group(conf, STOMP_GROUP, stomp_opts())
+OPTIONS = OptionGroup(STOMP_GROUP, _build_opts)
+#: The options of ``[oslo_messaging_stomp]``, each also read from ``[messaging_stomp]``
+#: (built once; do not change them).
+stomp_opts = OPTIONS.opts
+#: The driver's options for ``oslo-config-generator``, found through the
+#: ``messaging.drivers`` entry point (this package exports it).
+list_opts = OPTIONS.list_opts
+#: Register the ``[oslo_messaging_stomp]`` options on a ``ConfigOpts``.
+register_stomp_opts = OPTIONS.register
 
 
 @dataclass(frozen=True)
@@ -184,9 +182,7 @@ class StompSettings:
             InvalidTransportURL: a query key names no option, or a value does not convert.
             ConfigurationError: the options contradict each other.
         """
-        values: dict[str, Any] = apply_query_overrides(
-            conf, STOMP_GROUP, stomp_opts(), url.query, str(url)
-        )
+        values: dict[str, Any] = OPTIONS.read(conf, url.query, str(url))
         shown = url.redacted()
         for name, allowed in (("flavor", FLAVORS), ("stomp_version", VERSIONS)):
             if values[name] not in allowed:
