@@ -316,16 +316,7 @@ class AmqpConnection:
                     self._failures_in_round += 1
                     if self._failures_in_round % len(self._hosts):
                         continue  # another host of the URL is still to try: at once
-                    # Wait out the backoff; work that arrives meanwhile runs (or, if
-                    # it needs the connection, waits for it) without cutting it short.
-                    deadline = time.monotonic() + self._retry_delay
-                    while not self._closing.is_set():
-                        remaining = deadline - time.monotonic()
-                        if remaining <= 0:
-                            break
-                        self._wait_wake(remaining)
-                        with self.io_lock:
-                            self._run_commands()
+                    self._pause(self._retry_delay + self._splay())
                     self._retry_delay = min(
                         self._retry_delay + float(self.settings.rabbit_retry_backoff),
                         float(self.settings.rabbit_interval_max),
@@ -344,8 +335,29 @@ class AmqpConnection:
                 LOG.exception("[%s] Unexpected error on the AMQP connection", self.connection_name)
                 with self.io_lock:
                     self._lost(exc)
+            if self._conn is None:
+                # oslo.messaging's kombu_reconnect_delay: a pause after a lost
+                # connection, so that a broker that just dropped every client is
+                # not met by all of them again at once (the splay spreads them).
+                self._pause(float(self.settings.kombu_reconnect_delay) + self._splay())
         with self.io_lock:
             self._shutdown()
+
+    def _splay(self) -> float:
+        splay = float(self.settings.kombu_reconnect_splay)
+        return random.uniform(0.0, splay) if splay > 0 else 0.0
+
+    def _pause(self, seconds: float) -> None:
+        # Work that arrives meanwhile runs (or, if it needs the connection, waits
+        # for it) without cutting the pause short; closing does.
+        deadline = time.monotonic() + seconds
+        while not self._closing.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            self._wait_wake(remaining)
+            with self.io_lock:
+                self._run_commands()
 
     def _wait_wake(self, timeout: float) -> bool:
         readable, _, _ = self._native.select.select([self._wake_r], [], [], timeout)

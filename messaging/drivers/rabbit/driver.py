@@ -15,7 +15,6 @@ import functools
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +28,7 @@ from messaging.drivers.rabbit.consumer import Delivery, Subscription
 from messaging.drivers.rabbit.options import RabbitSettings, broker_key
 from messaging.drivers.rabbit.parking import ParkingSubscription
 from messaging.drivers.rabbit.publisher import Publication, Publisher, amqp_properties
+from messaging.drivers.rabbit.queue_manager import queue_unique
 from messaging.drivers.rabbit.reply import ReplyRouter
 from messaging.drivers.replies import describe_request
 from messaging.exceptions import (
@@ -86,7 +86,7 @@ class BrokerConnections:
         """The process's reply queue on this broker, created on first use."""
         with self._reply_lock:
             if self._replies is None:
-                spec = topology.reply_queue(self.settings, uuid.uuid4().hex)
+                spec = topology.reply_queue(self.settings, queue_unique(self.settings))
                 router = ReplyRouter(self.consuming, spec, self.limits)
                 try:
                     router.subscription.wait_ready(SETUP_WAIT)
@@ -375,10 +375,12 @@ class RabbitDriver(base.Driver):
             self.exchange_of(target),
             str(target.topic),
             str(target.server),
-            uuid.uuid4().hex,
+            queue_unique(self.settings),
         )
-        # A fanout stream is shared by every server of the topic: it stays.
-        own_fanout = [] if self.settings.rabbit_stream_fanout else [subs[2].queue.name]
+        # A fanout stream is shared by every server of the topic, and a queue
+        # manager's fanout queue is for the restarted server: they stay.
+        keep = self.settings.rabbit_stream_fanout or self.settings.use_queue_manager
+        own_fanout = [] if keep else [subs[2].queue.name]
         subscription = self._subscribe(subs, 1, delete_on_close=own_fanout)
         return self._track(
             DecodingListener(subscription, self, batch_size, batch_timeout, True, self._forget)

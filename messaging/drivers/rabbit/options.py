@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Protocol
 
-from messaging.confhelpers import OptionGroup
+from messaging.confhelpers import OptionGroup, warn_without_effect
 from messaging.exceptions import ConfigurationError
 
 if TYPE_CHECKING:
@@ -49,6 +49,7 @@ __all__ = [
     "LOGIN_METHODS",
     "OSLO_RABBIT_GROUP",
     "RABBIT_GROUP",
+    "WITHOUT_EFFECT",
     "BrokerHost",
     "RabbitSettings",
     "broker_hosts",
@@ -160,9 +161,35 @@ _CANCEL_HELP = (
     "(x-cancel-on-ha-failover), so that they subscribe again."
 )
 _QUEUE_MANAGER_HELP = (
-    "Name reply and fanout queues after hostname, processname and a counter instead of a "
-    "random id, so that a restarted process reuses them."
+    "Name reply and fanout queues <hostname>:<processname>:<n> instead of with a random id, "
+    "as oslo.messaging does, so that a restarted service declares the same queues again; n "
+    "counts the queues of the process group on the host (in a file under /dev/shm). Fanout "
+    "queues are then kept when their server stops, for its next run (x-expires removes "
+    "them if it never comes back)."
 )
+_NO_POOL_HELP = (
+    "No effect in messaging (accepted for oslo.messaging configuration files; a WARNING is "
+    "logged when set): a process publishes on one connection per broker, shared by all its "
+    "transports, so there is no pool of sending connections to size or expire."
+)
+_RECONNECT_DELAY_HELP = (
+    "Seconds to pause after a connection is lost before reconnecting; the next attempts, "
+    "if that one fails, follow rabbit_retry_interval and rabbit_retry_backoff."
+)
+_RECONNECT_SPLAY_HELP = (
+    "Up to this many random seconds added to each wait before reconnecting (the pause "
+    "after a lost connection and each retry's), so that the clients a broker dropped "
+    "together do not come back together. oslo.messaging only adds it to what it logs."
+)
+#: The options that do nothing here: their defaults, and why.
+WITHOUT_EFFECT = {
+    name: (default, "one connection per broker and process; no pool of sending connections")
+    for name, default in (
+        ("rpc_conn_pool_size", 30),
+        ("conn_pool_min_size", 2),
+        ("conn_pool_ttl", 1200),
+    )
+}
 _STREAM_HELP = (
     "One shared stream queue per topic instead of a fanout queue per server (RabbitMQ "
     "3.9+; streams are durable, so RabbitMQ 4.3 accepts them). Needs "
@@ -207,9 +234,9 @@ def _build_opts() -> list[cfg.Opt]:
     opts = [
         opt(b, "amqp_durable_queues", False, _DURABLE_HELP),
         opt(b, "amqp_auto_delete", False, _AUTO_DELETE_HELP),
-        opt(i, "rpc_conn_pool_size", 30, "Maximum sending connections per transport.", min=1),
-        opt(i, "conn_pool_min_size", 2, "Idle sending connections kept however old."),
-        opt(i, "conn_pool_ttl", 1200, "Idle seconds before a surplus sending connection closes."),
+        opt(i, "rpc_conn_pool_size", 30, _NO_POOL_HELP, min=1),
+        opt(i, "conn_pool_min_size", 2, _NO_POOL_HELP),
+        opt(i, "conn_pool_ttl", 1200, _NO_POOL_HELP),
         opt(b, "ssl", False, "Connect to the broker over TLS."),
         opt(s, "ssl_version", "", _SSL_VERSION_HELP),
         opt(s, "ssl_key_file", "", "Private key of the client certificate (TLS)."),
@@ -228,7 +255,7 @@ def _build_opts() -> list[cfg.Opt]:
             f,
             "kombu_reconnect_delay",
             1.0,
-            "Seconds to pause after a recoverable connection error before reconnecting.",
+            _RECONNECT_DELAY_HELP,
             min=0.0,
             max=_MAX_RECONNECT_DELAY,
         ),
@@ -236,7 +263,7 @@ def _build_opts() -> list[cfg.Opt]:
             f,
             "kombu_reconnect_splay",
             0.0,
-            "Maximum random seconds added to a reconnection wait.",
+            _RECONNECT_SPLAY_HELP,
             min=0.0,
         ),
         opt(s, "kombu_compression", None, _COMPRESSION_HELP),
@@ -441,6 +468,7 @@ class RabbitSettings:
             ConfigurationError: the options are inconsistent (see the class).
         """
         values = OPTIONS.read(conf, url.query, str(url))
+        warn_without_effect(RABBIT_GROUP, values, WITHOUT_EFFECT)
         return cls(**{f.name: values[f.name] for f in fields(cls)})
 
     def on_rabbitmq4(self) -> RabbitSettings:
