@@ -336,15 +336,10 @@ def _build_opts() -> list[cfg.Opt]:
     return opts
 
 
+#: ``[oslo_messaging_rabbit]`` (also read from ``[messaging_rabbit]``); ``list_opts`` is what
+#: ``oslo-config-generator`` finds through the ``messaging.drivers`` entry point.
 OPTIONS = OptionGroup(RABBIT_GROUP, _build_opts)
-#: The options of ``[oslo_messaging_rabbit]``, each also read from ``[messaging_rabbit]``
-#: (built once; do not change them).
-rabbit_opts = OPTIONS.opts
-#: The driver's options for ``oslo-config-generator``, found through the
-#: ``messaging.drivers`` entry point (this package exports it).
-list_opts = OPTIONS.list_opts
-#: Register the ``[oslo_messaging_rabbit]`` options on a ``ConfigOpts``.
-register_rabbit_opts = OPTIONS.register
+rabbit_opts, register_rabbit_opts, list_opts = OPTIONS.opts, OPTIONS.register, OPTIONS.list_opts
 
 
 def ssl_versions() -> dict[str, int]:
@@ -508,17 +503,12 @@ class RabbitSettings:
 
 
 def _problems(s: RabbitSettings) -> list[str]:
-    problems = []
-    if s.rabbit_quorum_queue and s.rabbit_ha_queues:
-        problems.append(
-            "rabbit_quorum_queue and rabbit_ha_queues are both enabled; a queue is either "
-            "quorum or classic mirrored, disable one"
-        )
-    if s.rabbit_transient_quorum_queue and s.rabbit_ha_queues:
-        problems.append(
-            "rabbit_transient_quorum_queue and rabbit_ha_queues are both enabled; a queue "
-            "is either quorum or classic mirrored, disable one"
-        )
+    problems = [
+        f"{quorum} and rabbit_ha_queues are both enabled; a queue is either quorum or "
+        "classic mirrored, disable one"
+        for quorum in ("rabbit_quorum_queue", "rabbit_transient_quorum_queue")
+        if s.rabbit_ha_queues and getattr(s, quorum)
+    ]
     if s.rabbit_stream_fanout and s.rabbit_qos_prefetch_count <= 0:
         problems.append("rabbit_stream_fanout needs rabbit_qos_prefetch_count above 0")
     if s.rabbit_stream_fanout and not s.rabbit_transient_quorum_queue:

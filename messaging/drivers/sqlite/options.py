@@ -180,15 +180,10 @@ def _build_opts() -> list[cfg.Opt]:
     return opts
 
 
+#: ``[oslo_messaging_sqlite]`` (also read from ``[messaging_sqlite]``); ``list_opts`` is what
+#: ``oslo-config-generator`` finds through the ``messaging.drivers`` entry point.
 OPTIONS = OptionGroup(SQLITE_GROUP, _build_opts)
-#: The options of ``[oslo_messaging_sqlite]``, each also read from ``[messaging_sqlite]``
-#: (built once; do not change them).
-sqlite_opts = OPTIONS.opts
-#: The driver's options for ``oslo-config-generator``, found through the
-#: ``messaging.drivers`` entry point (this package exports it).
-list_opts = OPTIONS.list_opts
-#: Register the ``[oslo_messaging_sqlite]`` options on a ``ConfigOpts``.
-register_sqlite_opts = OPTIONS.register
+sqlite_opts, register_sqlite_opts, list_opts = OPTIONS.opts, OPTIONS.register, OPTIONS.list_opts
 
 
 @dataclass(frozen=True)

@@ -128,15 +128,10 @@ def _build_opts() -> list[cfg.Opt]:
     return opts
 
 
+#: ``[oslo_messaging_stomp]`` (also read from ``[messaging_stomp]``); ``list_opts`` is what
+#: ``oslo-config-generator`` finds through the ``messaging.drivers`` entry point.
 OPTIONS = OptionGroup(STOMP_GROUP, _build_opts)
-#: The options of ``[oslo_messaging_stomp]``, each also read from ``[messaging_stomp]``
-#: (built once; do not change them).
-stomp_opts = OPTIONS.opts
-#: The driver's options for ``oslo-config-generator``, found through the
-#: ``messaging.drivers`` entry point (this package exports it).
-list_opts = OPTIONS.list_opts
-#: Register the ``[oslo_messaging_stomp]`` options on a ``ConfigOpts``.
-register_stomp_opts = OPTIONS.register
+stomp_opts, register_stomp_opts, list_opts = OPTIONS.opts, OPTIONS.register, OPTIONS.list_opts
 
 
 @dataclass(frozen=True)
