@@ -35,22 +35,29 @@ import time
 import weakref
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from messaging.server import MessageHandlingServer
+from typing import Any, Protocol
 
 __all__ = [
     "HealthServer",
     "LinkHealth",
     "ProcessHealth",
+    "Reporting",
     "ServerHealth",
     "report",
     "serve_http",
     "track",
 ]
 
-_SERVERS: weakref.WeakSet[MessageHandlingServer] = weakref.WeakSet()
+
+class Reporting(Protocol):
+    """What reports its health: every RPC server and notification listener."""
+
+    def health(self) -> ServerHealth:
+        """Read its health now."""
+        ...
+
+
+_SERVERS: weakref.WeakSet[Reporting] = weakref.WeakSet()
 _SERVERS_LOCK = threading.Lock()
 
 
@@ -75,13 +82,13 @@ class LinkHealth:
     error: str | None = None
 
 
-def track(server: MessageHandlingServer) -> None:
+def track(server: Reporting) -> None:
     """Count ``server`` in the process's reports (servers call this themselves)."""
     with _SERVERS_LOCK:
         _SERVERS.add(server)
 
 
-def _servers() -> list[MessageHandlingServer]:
+def _servers() -> list[Reporting]:
     with _SERVERS_LOCK:
         return list(_SERVERS)
 
@@ -151,7 +158,7 @@ class ProcessHealth:
         }
 
 
-def report(servers: Iterable[MessageHandlingServer] | None = None) -> ProcessHealth:
+def report(servers: Iterable[Reporting] | None = None) -> ProcessHealth:
     """Read the health of ``servers`` (default: every one of the process).
 
     Returns:
