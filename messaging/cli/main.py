@@ -14,7 +14,7 @@ import traceback
 from collections.abc import Sequence
 from typing import NoReturn
 
-from messaging.cli import demo, listen, notify, parked, rpc, serve
+from messaging.cli import demo, health, listen, notify, parked, rpc, serve
 from messaging.cli.errors import ExitCode, describe
 from messaging.cli.session import ENV_TRANSPORT_URL, Session
 
@@ -127,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     rpc.add_parsers(subparsers, parents)
     serve.add_parser(subparsers, parents)
     parked.add_parser(subparsers, parents)
+    health.add_parser(subparsers, parents)
     demo.add_parser(subparsers, parents)
     parser.commands = dict(subparsers.choices)  # type: ignore[attr-defined]
     return parser

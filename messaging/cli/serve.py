@@ -10,6 +10,7 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
+from messaging import health
 from messaging.cli.errors import CliError, ExitCode
 from messaging.cli.listen import stop_signals
 from messaging.cli.rpc import DEFAULT_TOPIC
@@ -57,6 +58,20 @@ def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
         "--executor",
         default="threading",
         help="how requests are run: threading (default), blocking or eventlet",
+    )
+    parser.add_argument(
+        "--health-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="answer health probes on this port: /livez, /readyz, /health (0: any free "
+        "port, said at start; default: none)",
+    )
+    parser.add_argument(
+        "--health-host",
+        default="127.0.0.1",
+        metavar="ADDRESS",
+        help="the address of the health endpoints (default: 127.0.0.1)",
     )
     parser.add_argument(
         "endpoints",
@@ -152,6 +167,16 @@ def run(args: argparse.Namespace, session: Session) -> int:
             )
         )
         announced.append(f"notifications on {', '.join(topics)}")
+    probes = None
+    if args.health_port is not None:
+        try:
+            probes = health.serve_http(args.health_port, args.health_host)
+        except OSError as exc:
+            raise CliError(
+                f"cannot answer health probes on {args.health_host}:{args.health_port}: {exc}",
+                ExitCode.USAGE,
+            ) from exc
+        announced.append(f"health probes on {probes.url}/livez, /readyz and /health")
     stop = threading.Event()
     with stop_signals(stop):
         started: list[MessageHandlingServer] = []
@@ -167,4 +192,6 @@ def run(args: argparse.Namespace, session: Session) -> int:
                 server.stop()
             for server in started:
                 server.wait(timeout=_STOP_TIMEOUT)
+            if probes is not None:
+                probes.close()
     return ExitCode.OK

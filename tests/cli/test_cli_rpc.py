@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.brokers import closed_port
 from tests.cli.conftest import Cli, Running
 
 ENDPOINTS = textwrap.dedent(
@@ -174,3 +176,39 @@ def test_demo_on_the_transport_of_the_environment(
     assert "[demo] transport: rabbit://guest:****@" in result.stdout
     assert "[rpc server] received add(a=2, b=3) -> 5" in result.stdout
     assert result.stdout.count("[listener] ") == 3
+
+
+def test_serve_answers_health_probes_that_health_reads(
+    cli: Cli, tmp_path: Path, names: dict[str, str]
+) -> None:
+    (tmp_path / "shop_endpoints.py").write_text(ENDPOINTS)
+    running = cli.start(
+        "serve",
+        "--topic",
+        names["topic"],
+        "--server",
+        "shop1",
+        "--health-port",
+        "0",
+        "shop_endpoints:Inventory",
+    )
+    try:
+        running.wait_ready()
+        (ready,) = [line for line in running.stderr_seen if "health probes on" in line]
+        match = re.search(r"health probes on (http://127\.0\.0\.1:\d+)/livez", ready)
+        assert match, ready
+        result = cli.run("health", "--url", match.group(1))
+        assert result.code == 0, result
+        assert result.stdout.startswith("process: ready, 1 server(s)")
+        assert f"- RPC server on {names['topic']}.shop1: running" in result.stdout
+        assert "connected yes, consuming yes" in result.stdout
+        as_json = json.loads(cli.run("health", "--url", match.group(1), "--json").stdout)
+        assert as_json["ready"] is True and as_json["live"] is True
+    finally:
+        running.kill()
+
+
+def test_health_of_a_process_that_does_not_answer_exits_5(cli: Cli) -> None:
+    result = cli.run("health", "--port", str(closed_port()))
+    assert result.code == 5
+    assert "no health report from http://127.0.0.1:" in result.stderr
