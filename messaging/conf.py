@@ -101,6 +101,15 @@ def _default_opts() -> list[cfg.Opt]:
             default=False,
             help="Add an endpoint answering 'oslo_rpc_server_ping' to every RPC server.",
         ),
+        cfg.FloatOpt(
+            "rpc_canary_interval",
+            default=0.0,
+            min=0.0,
+            help="Seconds between the calls an RPC server makes to itself through the broker "
+            "(ours; not an oslo.messaging option). A call not answered within the interval "
+            "is reported in the server's health and logged, and the transport sets up again "
+            "everything the process consumes from and replies through. 0: no canary.",
+        ),
         cfg.IntOpt(
             "max_message_size",
             default=128 * 1024 * 1024,

@@ -109,7 +109,10 @@ class ServerHealth:
         link: its transport's connections (see :class:`LinkHealth`).
         problems: why it is not ready or not live, in words (empty when healthy).
         live: nothing it depends on has died.
-        ready: it runs, connected and consuming.
+        ready: it runs, connected and consuming (and its canary, if any, is answered).
+        canary: what the RPC canary found (a
+            :class:`~messaging.rpc.canary.CanaryHealth`), for an RPC server with
+            ``rpc_canary_interval`` set; else None.
     """
 
     name: str
@@ -124,6 +127,7 @@ class ServerHealth:
     problems: tuple[str, ...] = ()
     live: bool = True
     ready: bool = True
+    canary: Any = None
 
 
 @dataclass(frozen=True)

@@ -460,6 +460,20 @@ class Driver(abc.ABC):
         """The state of the driver's connections (for health reports); cheap, thread-safe."""
         return LinkHealth()
 
+    def repair(self, reason: str) -> bool:
+        """Set up again everything this process consumes from and replies through.
+
+        Called when an end-to-end check (the RPC canary) found that messages no
+        longer make the round trip although the driver saw nothing wrong.
+
+        Args:
+            reason: what was found, for the driver's log.
+
+        Returns:
+            Whether the driver had anything to set up again.
+        """
+        return False
+
     @abc.abstractmethod
     def cleanup(self) -> None:
         """Release every resource of this driver instance."""

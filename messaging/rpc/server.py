@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 from collections.abc import Callable, Sequence
@@ -10,6 +11,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from messaging.conf import register_transport_opts
 from messaging.exceptions import ExpectedException, NoSuchMethod
 from messaging.excerpt import excerpt, log_exception
+from messaging.health import ServerHealth
+from messaging.rpc.canary import Canary, CanaryEndpoint
 from messaging.rpc.dispatcher import PingEndpoint, RPCAccessPolicyBase, RPCDispatcher
 from messaging.server import MessageHandlingServer
 from messaging.transport import NOTIFICATION_TRANSPORT_FOR_RPC, NotificationTransport
@@ -52,9 +55,44 @@ class RPCServer(MessageHandlingServer):
         if isinstance(transport, NotificationTransport):
             LOG.warning(NOTIFICATION_TRANSPORT_FOR_RPC)
         self.target = target
+        interval = float(self.conf.rpc_canary_interval)
+        self._canary = Canary(transport, target, interval) if interval > 0 else None
 
     def _create_listener(self) -> Listener:
         return self.transport.listen(self.target, 1, None)
+
+    def _after_start(self) -> None:
+        if self._canary is not None:
+            self._canary.start()
+
+    def stop(self, *, log_after: float | None = None, timeout: float | None = None) -> None:
+        """Stop receiving (and the canary's calls); see :meth:`MessageHandlingServer.stop`."""
+        if self._canary is not None:
+            self._canary.stop()
+        super().stop(log_after=log_after, timeout=timeout)
+
+    def _before_cleanup(self) -> None:
+        if self._canary is not None:
+            self._canary.wait()
+
+    def health(self) -> ServerHealth:
+        """This server's health, with what its canary found (see :mod:`messaging.health`)."""
+        found = super().health()
+        if self._canary is None:
+            return found
+        canary = self._canary.health()
+        problems = list(found.problems)
+        if found.state == "running" and canary.failures:
+            problems.append(
+                f"its canary call through the broker failed {canary.failures} time(s) in a "
+                f"row ({canary.last_error})"
+            )
+        return dataclasses.replace(
+            found,
+            canary=canary,
+            problems=tuple(problems),
+            ready=found.ready and not canary.failures,
+        )
 
     def _health_name(self) -> str:
         where = (
@@ -130,6 +168,8 @@ def get_rpc_server(
             )
         else:
             endpoints.append(PingEndpoint())
+    if transport.conf.rpc_canary_interval > 0:
+        endpoints.append(CanaryEndpoint())
     dispatcher = RPCDispatcher(endpoints, serializer, access_policy)
     return server_cls(transport, target, dispatcher, executor)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import json
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -183,6 +184,48 @@ def test_the_http_endpoints_answer_probes(bus: Transport) -> None:
             assert status == 200
             assert any(s["name"] == "notification listener on health" for s in body["servers"])
             assert _get(endpoints.url + "/nothing")[0] == 404
+    finally:
+        server.stop()
+        server.wait()
+
+
+def test_an_rpc_server_with_a_canary_reports_its_answers(bus: Transport) -> None:
+    bus.conf.set_override("rpc_canary_interval", 0.05)
+    endpoints: list[Any] = []
+    server = messaging.get_rpc_server(
+        bus, messaging.Target(topic="health", server="s1"), endpoints, executor="threading"
+    )
+    assert [type(e).__name__ for e in endpoints] == ["CanaryEndpoint"]
+    server.start()
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while server.health().canary.last_answer_age is None:
+            assert time.monotonic() < deadline, "the canary was never answered"
+            time.sleep(0.01)  # the canary's own thread answers; nothing to wait on
+        now = server.health()
+        assert now.ready and now.canary.failures == 0 and now.canary.round_trip is not None
+        assert health.report([server]).as_dict()["servers"][0]["canary"]["interval"] == 0.05
+    finally:
+        server.stop()
+        server.wait()
+
+
+def test_a_failing_canary_makes_the_server_not_ready(bus: Transport) -> None:
+    bus.conf.set_override("rpc_canary_interval", 0.05)
+    server = messaging.get_rpc_server(
+        bus, messaging.Target(topic="health", server="s1"), [], executor="threading"
+    )
+    server.dispatcher.endpoints.clear()  # nothing answers the canary: every call fails
+    server.start()
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while server.health().canary.failures == 0:
+            assert time.monotonic() < deadline, "the canary never failed"
+            time.sleep(0.01)
+        now = server.health()
+        assert not now.ready
+        assert any("canary call through the broker failed" in p for p in now.problems)
+        assert now.canary.repairs == 0  # the in-memory driver has nothing to set up again
     finally:
         server.stop()
         server.wait()

@@ -213,6 +213,22 @@ class AmqpConnection:
         """
         self._enqueue(_Command(lambda _conn: fn(), needs_connection=False))
 
+    def reconnect(self, reason: str) -> None:
+        """Drop the connection and make it again (what is on it is set up again).
+
+        For a path an end-to-end check found broken while the connection looks
+        fine (a binding or an exchange deleted under it, say); nothing happens
+        while the connection is down or was never used.
+        """
+        if not self.in_use:
+            return
+
+        def drop() -> None:
+            if self._conn is not None:
+                self._lost(amqp.exceptions.RecoverableConnectionError(reason))
+
+        self.post(drop)
+
     def _enqueue(self, command: _Command) -> None:
         if self._closing.is_set() or self._thread is None or self._pid != process_id():
             with self._lock:

@@ -183,6 +183,17 @@ class RabbitDriver(base.Driver):
             error=None if failure is None else str(failure),
         )
 
+    def repair(self, reason: str) -> bool:
+        """Make both connections again: every exchange, queue and binding is declared anew."""
+        with self._lock:
+            broker = self._broker if self._pid == process_id() else None
+        if broker is None:
+            return False
+        LOG.warning("Connecting again to declare everything anew: %s", reason)
+        for connection in (broker.consuming, broker.publishing):
+            connection.reconnect(reason)
+        return True
+
     def flush(self, timeout: float | None = None) -> int:
         """Wait for the confirms of notifications sent without waiting for them."""
         with self._lock:
