@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DRIVER_NAMESPACE",
+    "METRICS_GROUP",
     "NOTIFICATIONS_GROUP",
     "OSLO_NOTIFICATIONS_GROUP",
     "OUTBOX_WHEN_FULL",
@@ -50,6 +51,7 @@ __all__ = [
     "message_limits",
     "old_group_name",
     "register_group",
+    "register_metrics_opts",
     "register_notification_opts",
     "register_transport_opts",
     "set_control_exchange_default",
@@ -57,6 +59,8 @@ __all__ = [
 ]
 
 NOTIFICATIONS_GROUP = "oslo_messaging_notifications"
+#: oslo.messaging's metrics group (see :mod:`messaging.metrics`).
+METRICS_GROUP = "oslo_messaging_metrics"
 #: The same group: oslo.messaging's name is the group's name.
 OSLO_NOTIFICATIONS_GROUP = NOTIFICATIONS_GROUP
 #: The drivers' entry points; the module of each may define ``list_opts()``,
@@ -249,6 +253,58 @@ def _notification_opts() -> list[cfg.Opt]:
     return deprecated_group(opts, NOTIFICATIONS_GROUP)
 
 
+def _metrics_opts() -> list[cfg.Opt]:
+    from oslo_config import cfg
+
+    return [
+        cfg.BoolOpt(
+            "metrics_enabled",
+            default=False,
+            help="Count messages sent, received and handled, and time calls and handling, as "
+            "Prometheus metrics (needs the prometheus_client extra: messaging-fleet[metrics]).",
+        ),
+        cfg.StrOpt(
+            "metrics_process_name",
+            default="",
+            help="A 'process' label on every metric ('' for none).",
+        ),
+        cfg.StrOpt(
+            "metrics_socket_file",
+            default="/var/tmp/metrics_collector.sock",
+            help="oslo.messaging's socket of the oslo.metrics daemon. No effect in messaging "
+            "(Prometheus scrapes the process: see metrics_http_port); warned about when set.",
+        ),
+        cfg.IntOpt(
+            "metrics_buffer_size",
+            default=1000,
+            help="oslo.messaging's buffer of metrics for the daemon. No effect in messaging; "
+            "warned about when set.",
+        ),
+        cfg.IntOpt(
+            "metrics_thread_stop_timeout",
+            default=10,
+            help="oslo.messaging's wait for its metrics thread. No effect in messaging; "
+            "warned about when set.",
+        ),
+        cfg.PortOpt(
+            "metrics_http_port",
+            default=None,
+            help="Answer Prometheus scrapes on this port (ours; not an oslo.messaging option). "
+            "Unset: metrics are counted (when enabled) but not served; 0: any free port.",
+        ),
+        cfg.StrOpt(
+            "metrics_http_host",
+            default="127.0.0.1",
+            help="The address of the metrics endpoint (ours).",
+        ),
+    ]
+
+
+def register_metrics_opts(conf: cfg.ConfigOpts) -> None:
+    """Register the ``[oslo_messaging_metrics]`` options on ``conf``."""
+    register_group(conf, METRICS_GROUP, _metrics_opts())
+
+
 def list_opts() -> list[tuple[str | None, list[cfg.Opt]]]:
     """Return every option, grouped, for ``oslo-config-generator``.
 
@@ -263,6 +319,7 @@ def list_opts() -> list[tuple[str | None, list[cfg.Opt]]]:
     groups: list[tuple[str | None, list[cfg.Opt]]] = [
         (None, copy.deepcopy(_default_opts())),
         (NOTIFICATIONS_GROUP, copy.deepcopy(_notification_opts())),
+        (METRICS_GROUP, copy.deepcopy(_metrics_opts())),
     ]
     for hook in _driver_option_hooks():
         for group, opts in hook():

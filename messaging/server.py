@@ -16,13 +16,14 @@ different threads: ``stop()`` waits for ``start()``, ``wait()`` waits for
 from __future__ import annotations
 
 import abc
+import functools
 import logging
 import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from messaging import health
+from messaging import health, metrics
 from messaging.conf import register_transport_opts
 from messaging.exceptions import (
     ExecutorLoadFailure,
@@ -151,16 +152,40 @@ class MessageHandlingServer(abc.ABC):
             ready=running and not problems,
         )
 
+    #: What a server receives, in metrics: ``rpc`` or ``notification``.
+    metrics_kind = "rpc"
+
+    @functools.cached_property
+    def metrics_name(self) -> str:
+        """The ``server`` label of this server's metrics (its health name)."""
+        return self._health_name()
+
     def _handle_batch(self, batch: list[IncomingMessage]) -> None:
+        started = time.monotonic()
         with self._counts:
             self._in_flight += 1
             self._received += len(batch)
-            self._last_message_at = time.monotonic()
+            self._last_message_at = started
+        counting = metrics.ACTIVE
+        if counting is not None:
+            for message in batch:
+                priority = str(message.message.get("priority", "")).lower()
+                counting.count_received(self.metrics_name, self.metrics_kind, priority)
         try:
             self._process_incoming(batch)
         finally:
             with self._counts:
                 self._in_flight -= 1
+            if counting is not None:
+                counting.observe_handling(
+                    self.metrics_name, self.metrics_kind, time.monotonic() - started
+                )
+
+    def _count_handled(self, outcome: str) -> None:
+        """Count one message handled, with its outcome (when metrics are on)."""
+        counting = metrics.ACTIVE
+        if counting is not None:
+            counting.count_handled(self.metrics_name, self.metrics_kind, outcome)
 
     # -- ordering ------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from messaging import _plugins
+from messaging import _plugins, metrics
 from messaging.conf import (
     NOTIFICATIONS_GROUP,
     register_notification_opts,
@@ -24,7 +24,15 @@ from messaging.conf import (
     set_control_exchange_default,
 )
 from messaging.confhelpers import redact_url
-from messaging.exceptions import DriverLoadFailure, InvalidTarget, InvalidTransportURL
+from messaging.exceptions import (
+    DriverLoadFailure,
+    InvalidTarget,
+    InvalidTransportURL,
+    MessageDeliveryFailure,
+    MessageSerializationError,
+    MessageUndeliverable,
+    MessagingTimeout,
+)
 from messaging.target import Target
 
 if TYPE_CHECKING:
@@ -338,16 +346,26 @@ class Transport:
     ) -> Any:
         if not target.topic:
             raise InvalidTarget("A topic is required to send", target)
-        return self._driver.send(
-            target,
-            ctxt,
-            message,
-            wait_for_reply=wait_for_reply,
-            timeout=timeout,
-            call_monitor_timeout=call_monitor_timeout,
-            retry=retry,
-            transport_options=transport_options,
-        )
+        counting = metrics.ACTIVE
+        started = time.monotonic() if counting is not None else 0.0
+        try:
+            result = self._driver.send(
+                target,
+                ctxt,
+                message,
+                wait_for_reply=wait_for_reply,
+                timeout=timeout,
+                call_monitor_timeout=call_monitor_timeout,
+                retry=retry,
+                transport_options=transport_options,
+            )
+        except BaseException as exc:
+            if counting is not None:
+                _count_request(counting, target, bool(wait_for_reply), started, exc)
+            raise
+        if counting is not None:
+            _count_request(counting, target, bool(wait_for_reply), started, None)
+        return result
 
     def send(
         self, target: Target, ctxt: Any, message: dict[str, Any], *args: Any, **kwargs: Any
@@ -374,7 +392,20 @@ class Transport:
         if outbox is not None:
             outbox.put(str(target.topic), ctxt, message, version, retry)
             return
-        self._driver.send_notification(target, ctxt, message, version, retry=retry)
+        counting = metrics.ACTIVE
+        if counting is None:
+            self._driver.send_notification(target, ctxt, message, version, retry=retry)
+            return
+        priority = str(message.get("priority", "")).lower()
+        topic = str(target.topic)
+        # The notifier's target is <topic>.<priority>: the label is the topic alone.
+        topic = topic.removesuffix(f".{priority}") if priority else topic
+        try:
+            self._driver.send_notification(target, ctxt, message, version, retry=retry)
+        except Exception as exc:
+            counting.count_send_failed("notification", topic, priority, exc)
+            raise
+        counting.count_sent("notification", topic, priority)
 
     def send_notification(
         self,
@@ -482,6 +513,35 @@ class NotificationTransport(Transport):
     """A transport obtained for notifications."""
 
 
+#: Errors that mean a request did not leave (the rest: it left, and the call failed).
+_NOT_SENT = (
+    MessageDeliveryFailure,
+    MessageSerializationError,
+    MessageUndeliverable,
+    InvalidTarget,
+)
+
+
+def _count_request(
+    counting: metrics.Metrics,
+    target: Target,
+    call: bool,
+    started: float,
+    error: BaseException | None,
+) -> None:
+    kind = "call" if call else ("fanout" if target.fanout else "cast")
+    topic = str(target.topic)
+    if isinstance(error, _NOT_SENT):
+        counting.count_send_failed(kind, topic, "", error)
+        return
+    counting.count_sent(kind, topic)
+    if call:
+        outcome = (
+            "ok" if error is None else "timeout" if isinstance(error, MessagingTimeout) else "error"
+        )
+        counting.observe_call(topic, outcome, time.monotonic() - started)
+
+
 def _get_transport(
     conf: cfg.ConfigOpts,
     url: str | TransportURL | None,
@@ -489,6 +549,7 @@ def _get_transport(
     transport_cls: type[Transport],
 ) -> Transport:
     register_transport_opts(conf)
+    metrics.enable_from_conf(conf)
     parsed = url if isinstance(url, TransportURL) else TransportURL.parse(conf, url)
     name = parsed.driver_name
     try:

@@ -59,6 +59,7 @@ class NotificationServerBase(MessageHandlingServer):
     """
 
     dispatcher: NotificationDispatcher
+    metrics_kind = "notification"
 
     def __init__(
         self,
@@ -108,6 +109,7 @@ class NotificationServerBase(MessageHandlingServer):
     ) -> None:
         if not requeue:
             message.acknowledge()
+            self._count_handled("ok")
             if message.previous_attempts is None:
                 self._local_attempts.forget(message)
         elif self._allow_requeue:
@@ -120,6 +122,7 @@ class NotificationServerBase(MessageHandlingServer):
                 excerpt(mask_secrets(message.message), 1000),
             )
             message.acknowledge()
+            self._count_handled("dropped")
 
     def _attempts(self, message: IncomingMessage) -> int:
         # Failed attempts so far: the transport's count, else this process's.
@@ -152,12 +155,14 @@ class NotificationServerBase(MessageHandlingServer):
         )
         if message.previous_attempts is None:
             self._local_attempts.set(message, attempt)
+        self._count_handled("requeued")
         self._delayed.call_later(delay, message.requeue)
 
     def _park(self, message: IncomingMessage, failure: HandlingFailure) -> None:
         self._local_attempts.forget(message)
         if message.park(failure):
             LOG.error("Parked notification %s: %s", describe(message), failure.summary())
+            self._count_handled("parked")
             return
         # Nowhere to park it: it is logged whole, then acknowledged.
         LOG.error(
@@ -169,6 +174,7 @@ class NotificationServerBase(MessageHandlingServer):
             failure.traceback,
         )
         message.acknowledge()
+        self._count_handled("dropped")
 
     def _before_cleanup(self) -> None:
         dropped = self._delayed.stop()

@@ -125,6 +125,7 @@ class RPCServer(MessageHandlingServer):
         except Exception as exc:
             failure = exc
             log_exception(LOG, "Exception during message handling")
+        self._count_handled("ok" if failure is None else "failed")
         try:
             if failure is not None:
                 message.reply(failure=failure)
