@@ -259,15 +259,17 @@ class Publisher:
             self._in_flight_waiters -= 1
 
     def _async_done(self, outcome: Outcome, publication: Publication) -> None:
+        # Reported before it counts as settled: once flush() returns, every
+        # failure it waited for is in the log.
+        if outcome.error is not None:
+            LOG.error(
+                "A message to %s could not be delivered: %s", publication.describe(), outcome.error
+            )
         with self._in_flight_lock:
             self._in_flight -= 1
             self._in_flight_bytes -= len(publication.body)
             if self._in_flight_waiters:
                 self._in_flight_lock.notify_all()
-        if outcome.error is not None:
-            LOG.error(
-                "A message to %s could not be delivered: %s", publication.describe(), outcome.error
-            )
 
     @property
     def unconfirmed(self) -> int:
