@@ -30,8 +30,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args
+
+from messaging.drivers import names
+from messaging.drivers.entities import Binding, ExchangeSpec, QueueKind, QueueSpec, Subscription
 
 if TYPE_CHECKING:
     from messaging.drivers.rabbit.options import RabbitSettings
@@ -71,97 +74,14 @@ __all__ = [
     "rpc_topic_queue",
 ]
 
-DEFAULT_EXCHANGE = ""
+DEFAULT_EXCHANGE = names.DEFAULT_EXCHANGE
 """RabbitMQ's default exchange: it routes to the queue named by the routing key."""
-
-QueueKind = Literal["topic", "notification", "reply", "fanout"]
-"""``topic``: RPC ``<topic>`` and ``<topic>.<server>`` queues; ``notification``:
-notification and pool queues; ``reply``: ``reply_<id>``; ``fanout``: fanout queues."""
 
 PublishKind = Literal["call", "cast", "fanout", "reply", "notification"]
 """What a message is: an RPC call or cast to a topic, a fanout cast, a reply to a
 call, or a notification."""
 
 _DURABLE_TOPIC_KINDS = ("topic", "notification")
-
-
-@dataclass(frozen=True)
-class ExchangeSpec:
-    """An exchange to declare (or, with ``passive``, only to check for).
-
-    Attributes:
-        name: the exchange name; ``""`` is the default exchange, never declared.
-        type: ``topic``, ``fanout`` or ``direct``.
-        durable: survives a broker restart.
-        auto_delete: removed when its last binding goes.
-        passive: only check that it exists.
-        rabbit4: the form to declare instead on RabbitMQ 4 and later, when it
-            differs (see :meth:`RabbitSettings.on_rabbitmq4`); not compared.
-    """
-
-    name: str
-    type: str
-    durable: bool
-    auto_delete: bool
-    passive: bool = False
-    rabbit4: ExchangeSpec | None = field(default=None, compare=False)
-
-    def for_broker(self, rabbitmq4: bool) -> ExchangeSpec:
-        """The form to declare on a broker of RabbitMQ 4 and later or not."""
-        return self.rabbit4 if rabbitmq4 and self.rabbit4 is not None else self
-
-
-@dataclass(frozen=True)
-class QueueSpec:
-    """A queue to declare.
-
-    Attributes:
-        name: the queue name.
-        durable: survives a broker restart.
-        auto_delete: removed when its last consumer leaves.
-        exclusive: usable by the declaring connection only (oslo never sets it).
-        arguments: the ``x-*`` declaration arguments (a fresh dict per spec; left
-            out of the hash, so that specs can be kept in sets).
-        rabbit4: the form to declare instead on RabbitMQ 4 and later, when it
-            differs (see :meth:`RabbitSettings.on_rabbitmq4`); not compared.
-    """
-
-    name: str
-    durable: bool
-    auto_delete: bool
-    exclusive: bool = False
-    arguments: dict[str, Any] = field(default_factory=dict, hash=False)
-    rabbit4: QueueSpec | None = field(default=None, compare=False)
-
-    def for_broker(self, rabbitmq4: bool) -> QueueSpec:
-        """The form to declare on a broker of RabbitMQ 4 and later or not."""
-        return self.rabbit4 if rabbitmq4 and self.rabbit4 is not None else self
-
-
-@dataclass(frozen=True)
-class Binding:
-    """A queue bound to an exchange with a routing key."""
-
-    exchange: str
-    queue: str
-    routing_key: str
-
-
-@dataclass(frozen=True)
-class Subscription:
-    """What one consumer declares before consuming, in this order.
-
-    Attributes:
-        exchange: the exchange (not declared when it is the default exchange).
-        queue: the queue consumed from.
-        binding: the binding, or None for a queue reached through the default exchange.
-        kind: the queue kind, for :func:`consumer_arguments`.
-    """
-
-    exchange: ExchangeSpec
-    queue: QueueSpec
-    binding: Binding | None
-    kind: QueueKind
 
 
 @dataclass(frozen=True)
@@ -318,7 +238,7 @@ def rpc_topic_queue(settings: RabbitSettings, topic: str) -> QueueSpec:
 
 def rpc_server_queue(settings: RabbitSettings, topic: str, server: str) -> QueueSpec:
     """The queue ``<topic>.<server>`` of one server."""
-    return _topic_queue(settings, f"{topic}.{server}", "topic")
+    return _topic_queue(settings, names.server_queue(topic, server), "topic")
 
 
 def fanout_exchange(settings: RabbitSettings, topic: str) -> ExchangeSpec:
@@ -326,7 +246,10 @@ def fanout_exchange(settings: RabbitSettings, topic: str) -> ExchangeSpec:
     return _with_rabbit4(
         settings,
         lambda s: ExchangeSpec(
-            f"{topic}_fanout", "fanout", durable=s.rabbit_transient_quorum_queue, auto_delete=True
+            names.fanout_exchange(topic),
+            "fanout",
+            durable=s.rabbit_transient_quorum_queue,
+            auto_delete=True,
         ),
     )
 
@@ -342,7 +265,10 @@ def fanout_queue(settings: RabbitSettings, topic: str, unique: str) -> QueueSpec
         topic: the RPC topic.
         unique: a hex uuid4, or :func:`queue_manager_unique` with ``use_queue_manager``.
     """
-    name = f"{topic}_fanout" if settings.rabbit_stream_fanout else f"{topic}_fanout_{unique}"
+    if settings.rabbit_stream_fanout:
+        name = names.fanout_exchange(topic)
+    else:
+        name = names.fanout_queue(topic, unique)
     # rabbit_stream_fanout requires rabbit_transient_quorum_queue (RabbitSettings
     # checks it), so this is also oslo's "transient quorum or stream".
     return _with_rabbit4(
@@ -376,7 +302,7 @@ def reply_queue(settings: RabbitSettings, unique: str) -> QueueSpec:
     return _with_rabbit4(
         settings,
         lambda s: QueueSpec(
-            f"reply_{unique}",
+            names.reply_queue(unique),
             durable=s.rabbit_transient_quorum_queue,
             auto_delete=False,
             arguments=queue_arguments(s, "reply"),
@@ -391,7 +317,7 @@ def queue_manager_unique(settings: RabbitSettings, counter: int) -> str:
 
 def notification_routing_key(topic: str, priority: str) -> str:
     """The routing key and default queue name of a notification: ``<topic>.<priority>``."""
-    return f"{topic}.{priority.lower()}"
+    return names.notification_key(topic, priority)
 
 
 def notification_queue(settings: RabbitSettings, topic_priority: str) -> QueueSpec:
@@ -486,7 +412,7 @@ def rpc_publish(
     """
     if fanout:
         return PublishSpec(fanout_exchange(settings, topic), "")
-    key = f"{topic}.{server}" if server else topic
+    key = names.server_queue(topic, server) if server else topic
     return PublishSpec(rpc_topic_exchange(settings, exchange_name), key)
 
 
