@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["Target"]
+from messaging.exceptions import InvalidTarget
+
+__all__ = ["Target", "refuse_fanout_call"]
 
 
 class Target:
@@ -66,3 +68,16 @@ class Target:
             if (value := getattr(self, name)) is not None
         ]
         return f"<Target {', '.join(attrs)}>"
+
+
+def refuse_fanout_call(target: Target) -> None:
+    """Refuse a call to a fanout target: a call is answered by one server.
+
+    The one check of it, made by the RPC client (before the transport, as
+    oslo.messaging does) and by the drivers (for callers of ``Transport.send``).
+
+    Raises:
+        InvalidTarget: ``target.fanout`` is set.
+    """
+    if target.fanout:
+        raise InvalidTarget("A call cannot be used with fanout", target)

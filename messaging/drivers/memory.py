@@ -41,19 +41,16 @@ Failure injection, for tests (``broker = get_broker()`` or ``driver.broker``):
 
 from __future__ import annotations
 
-import collections
 import logging
 import threading
-import time
-import uuid
-from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from messaging import wire
-from messaging.drivers import base
-from messaging.drivers.delivered import DecodingListener, undecodable
+from messaging.drivers import base, names
+from messaging.drivers.core import Kind, PendingCall, TransportCore
 from messaging.drivers.memory_broker import (
     FANOUT,
+    TOPIC,
     Broker,
     Consumer,
     Delivery,
@@ -61,27 +58,21 @@ from messaging.drivers.memory_broker import (
     get_broker,
     reset_brokers,
 )
-from messaging.drivers.replies import describe_call
-from messaging.exceptions import (
-    InvalidTarget,
-    MessageDeliveryFailure,
-    MessageUndeliverable,
-    MessagingTimeout,
-)
+from messaging.drivers.replies import ReplyWaiters
+from messaging.exceptions import MessageDeliveryFailure
 
 if TYPE_CHECKING:
     from oslo_config import cfg
 
     from messaging.poison import HandlingFailure
-    from messaging.target import Target
-    from messaging.transport import TransportOptions, TransportURL
+    from messaging.transport import TransportURL
 
 __all__ = ["Broker", "MemoryDriver", "get_broker", "reset_brokers"]
 
 LOG = logging.getLogger(__name__)
 
 
-class MemoryDriver(base.Driver):
+class MemoryDriver(TransportCore):
     """The in-memory driver (see the module documentation).
 
     Args:
@@ -95,6 +86,7 @@ class MemoryDriver(base.Driver):
     """
 
     capabilities = base.Capabilities(requeue=True, pools=True, fanout=True, rpc=True)
+    reply_retry = None
 
     def __init__(
         self,
@@ -106,32 +98,29 @@ class MemoryDriver(base.Driver):
         super().__init__(conf, url, default_exchange, allowed_remote_exmods)
         self.broker = get_broker(url.virtual_host)
         self._lock = threading.Lock()
-        self._waiter: _ReplyWaiter | None = None
-        self._listeners: base.OpenListeners[DecodingListener[Delivery]] = base.OpenListeners()
+        self._replies: ReplyWaiters | None = None
 
     def publish(
         self,
-        exchange: str,
-        routing_key: str,
+        kind: Kind,
+        route: names.Route,
         body: str,
         retry: int | None,
         *,
-        kind: str = "topic",
-        declare_queue: str | None = None,
-        expires_in: float | None = None,
+        declare: names.QueueBinding | None = None,
+        call: PendingCall | None = None,
     ) -> int:
         """Publish an encoded body, retrying injected connection failures as ``retry`` allows.
+
+        A call's request expires after the call's timeout.
 
         Returns:
             The number of queues the body was put in.
 
         Raises:
-            MessageTooLarge: the body is larger than ``max_message_size``.
             MessageDeliveryFailure: every allowed attempt failed.
         """
-        wire.check_size(
-            body, self.limits, f"The message to exchange {exchange!r}, routing key {routing_key!r}"
-        )
+        exchange, routing_key = route.exchange, route.routing_key
         allowed = base.attempts(retry)
         tries = 0
         while True:
@@ -141,9 +130,9 @@ class MemoryDriver(base.Driver):
                     exchange,
                     routing_key,
                     body,
-                    kind=kind,
-                    declare_queue=declare_queue,
-                    expires_in=expires_in,
+                    kind=FANOUT if route.fanout else TOPIC,
+                    declare_queue=None if declare is None else declare.queue,
+                    expires_in=None if call is None else call.timeout,
                 )
             except PublishFailed as failed:
                 if tries >= allowed:
@@ -160,270 +149,31 @@ class MemoryDriver(base.Driver):
                     failed.error,
                 )
 
-    # Notifications
+    def consume(self, queues: names.ListenerQueues, batch_size: int) -> _MemorySource:
+        """Declare and bind the queues; RPC requests are acknowledged when taken."""
+        for bound in queues.bindings:
+            kind = FANOUT if bound.fanout else TOPIC
+            self.broker.declare_queue(bound.queue, bound.exchange, bound.routing_key, kind=kind)
+        consumer = self.broker.consumer(queues.queues, auto_ack=queues.rpc)
+        return _MemorySource(self.broker, consumer, own_queue=queues.own_queue)
 
-    def send_notification(
-        self, target: Target, ctxt: Any, message: dict[str, Any], version: float, retry: int | None
-    ) -> None:
-        """Send a notification to ``<target.topic>``, declaring that queue as oslo does."""
-        body = wire.encode_notification(ctxt, message, version)
-        topic = str(target.topic)
-        self.publish(self.exchange_of(target), topic, body, retry, declare_queue=topic)
-
-    def listen_for_notifications(
-        self,
-        targets_and_priorities: Iterable[tuple[Target, str]],
-        pool: str | None,
-        batch_size: int,
-        batch_timeout: float | None,
-    ) -> base.Listener:
-        """Consume ``<topic>.<priority>`` queues, or the ``pool`` queue bound to each key."""
-        queues = []
-        for target, priority in targets_and_priorities:
-            key = f"{target.topic}.{priority}"
-            queue = pool or key
-            self.broker.declare_queue(queue, self.exchange_of(target), key)
-            queues.append(queue)
-        consumer = self.broker.consumer(queues, auto_ack=False)
-        source = _MemorySource(self.broker, consumer)
-        return self._track(
-            DecodingListener(source, self, batch_size, batch_timeout, False, self._forget)
-        )
-
-    # RPC
-
-    def listen(self, target: Target, batch_size: int, batch_timeout: float | None) -> base.Listener:
-        """Consume ``<topic>``, ``<topic>.<server>`` and a fanout queue of this listener."""
-        topic = str(target.topic)
-        exchange = self.exchange_of(target)
-        self.broker.declare_queue(topic, exchange, topic)
-        queues = [topic]
-        if target.server:
-            direct = f"{topic}.{target.server}"
-            self.broker.declare_queue(direct, exchange, direct)
-            queues.append(direct)
-        fanout_queue = f"{topic}_fanout_{uuid.uuid4().hex}"
-        self.broker.declare_queue(fanout_queue, f"{topic}_fanout", topic, kind=FANOUT)
-        queues.append(fanout_queue)
-        consumer = self.broker.consumer(queues, auto_ack=True)
-        source = _MemorySource(self.broker, consumer, own_queue=fanout_queue)
-        return self._track(
-            DecodingListener(source, self, batch_size, batch_timeout, True, self._forget)
-        )
-
-    def send_reply(self, reply_q: str, msg_id: str, body: str, heartbeat: bool) -> None:
-        """Publish a reply (or a heartbeat) to a caller's reply queue; never raises."""
-        try:
-            if not self.publish("", reply_q, body, retry=None):
-                LOG.warning("Reply queue %s doesn't exist, drop reply to %s", reply_q, msg_id)
-        except Exception:
-            LOG.exception("Cannot send the reply to message ID %s", msg_id)
-
-    def send(
-        self,
-        target: Target,
-        ctxt: Any,
-        message: dict[str, Any],
-        wait_for_reply: bool | None = None,
-        timeout: float | None = None,
-        call_monitor_timeout: float | None = None,
-        retry: int | None = None,
-        transport_options: TransportOptions | None = None,
-    ) -> Any:
-        """Cast, fan out or call; a call returns the result or raises the remote failure.
-
-        Raises:
-            InvalidTarget: a call to a fanout target.
-            MessagingTimeout: no reply within ``timeout``, or no heartbeat within
-                ``call_monitor_timeout``.
-            MessageUndeliverable: ``at_least_once`` and no queue for the request.
-            MessageDeliveryFailure: the request could not be published.
-            MessageSerializationError: the request does not encode as JSON.
-        """
-        if wait_for_reply and target.fanout:
-            raise InvalidTarget("A call cannot be sent to a fanout target", target)
-        mandatory = bool(transport_options and transport_options.at_least_once)
-        if not wait_for_reply:
-            body = wire.encode_request(ctxt, message)
-            self._publish_request(target, message, body, retry, mandatory, None)
-            return None
-        waiter = self._reply_waiter()
-        msg_id = wire.new_msg_id()
-        body = wire.encode_request(ctxt, message, msg_id, waiter.queue, call_monitor_timeout)
-        waiter.expect(msg_id)
-        try:
-            self._publish_request(target, message, body, retry, mandatory, timeout)
-            return self._wait_for_reply(
-                waiter, msg_id, target, message, timeout, call_monitor_timeout
-            )
-        finally:
-            waiter.forget(msg_id)
-
-    def _publish_request(
-        self,
-        target: Target,
-        message: dict[str, Any],
-        body: str,
-        retry: int | None,
-        mandatory: bool,
-        expires_in: float | None,
-    ) -> None:
-        topic = str(target.topic)
-        if target.fanout:
-            # oslo ignores target.exchange for fanout and publishes with an empty key.
-            exchange, kind, key = f"{topic}_fanout", FANOUT, ""
-        else:
-            exchange, kind = self.exchange_of(target), "topic"
-            key = f"{topic}.{target.server}" if target.server else topic
-        routed = self.publish(exchange, key, body, retry, kind=kind, expires_in=expires_in)
-        if mandatory and not routed:
-            no_route = LookupError(
-                f"NO_ROUTE: no queue is bound to {key!r} in exchange {exchange!r}"
-            )
-            raise MessageUndeliverable(no_route, exchange, key, message)
-
-    def _reply_waiter(self) -> _ReplyWaiter:
+    def reply_source(self, deadline: base.Deadline) -> ReplyWaiters:
+        """This driver's reply queue; the broker hands its replies over as they are published."""
         with self._lock:
-            if self._waiter is None:
-                queue = f"reply_{uuid.uuid4().hex}"
-                self._waiter = _ReplyWaiter(self.broker, queue, self.limits)
-            return self._waiter
+            if self._replies is None:
+                replies = ReplyWaiters(names.reply_queue(names.new_id()), self.limits)
+                self.broker.declare_queue(replies.queue_name)
+                self.broker.deliver_to(replies.queue_name, replies.deliver)
+                self._replies = replies
+            return self._replies
 
-    def _wait_for_reply(
-        self,
-        waiter: _ReplyWaiter,
-        msg_id: str,
-        target: Target,
-        message: dict[str, Any],
-        timeout: float | None,
-        call_monitor_timeout: float | None,
-    ) -> Any:
-        now = time.monotonic()
-        deadline = None if timeout is None else now + timeout
-        monitor = None if call_monitor_timeout is None else now + call_monitor_timeout
-        result = None
-        while True:
-            limits = [d for d in (deadline, monitor) if d is not None]
-            wait = None if not limits else max(0.0, min(limits) - time.monotonic())
-            reply = waiter.next(msg_id, wait)
-            if reply is None:
-                raise self._timeout_error(
-                    waiter, msg_id, target, message, timeout, call_monitor_timeout, deadline
-                )
-            body = reply.message
-            if body.get("failure"):
-                raise wire.deserialize_failure(body["failure"], self.allowed_remote_exmods)
-            if body.get("result") is not None:
-                result = body["result"]
-            if body.get("ending", True):
-                return result
-            if call_monitor_timeout is not None:
-                monitor = time.monotonic() + call_monitor_timeout
-
-    @staticmethod
-    def _timeout_error(
-        waiter: _ReplyWaiter,
-        msg_id: str,
-        target: Target,
-        message: dict[str, Any],
-        timeout: float | None,
-        call_monitor_timeout: float | None,
-        deadline: float | None,
-    ) -> MessagingTimeout:
-        head = describe_call(msg_id, target, message)
-        tail = f"timeout {timeout}s, reply queue {waiter.queue}"
-        if waiter.closed:
-            return MessagingTimeout(f"{head}: the transport was cleaned up; {tail}")
-        if deadline is None or time.monotonic() < deadline:
-            return MessagingTimeout(
-                f"{head}: no heartbeat or reply within call_monitor_timeout "
-                f"{call_monitor_timeout}s; {tail}"
-            )
-        return MessagingTimeout(f"{head}: no reply within {timeout}s; {tail}")
-
-    # Lifecycle
-
-    def _track(self, listener: DecodingListener[Delivery]) -> DecodingListener[Delivery]:
-        return self._listeners.track(listener)
-
-    def _forget(self, listener: DecodingListener[Delivery]) -> None:
-        self._listeners.forget(listener)
-
-    def cleanup(self) -> None:
-        """Clean up every listener of this driver and delete its reply queue."""
+    def release(self) -> None:
+        """End the calls in progress and delete the reply queue."""
         with self._lock:
-            listeners = self._listeners.take_all()
-            waiter, self._waiter = self._waiter, None
-        for listener in listeners:
-            listener.cleanup()
-        if waiter is not None:
-            waiter.close()
-
-
-class _ReplyWaiter:
-    """The reply queue of one driver, shared by its calling threads.
-
-    Whichever caller is first in line takes the next reply from the broker and
-    files it under its ``_msg_id``; each caller returns when its own file fills.
-    """
-
-    def __init__(self, broker: Broker, queue: str, limits: wire.Limits) -> None:
-        self.queue = queue
-        self.limits = limits
-        self.closed = False
-        self._broker = broker
-        broker.declare_queue(queue)
-        self._consumer = broker.consumer([queue], auto_ack=True)
-        self._lock = threading.Lock()
-        self._replies: dict[str, collections.deque[wire.Decoded]] = {}
-
-    def expect(self, msg_id: str) -> None:
-        with self._lock:
-            self._replies[msg_id] = collections.deque()
-
-    def forget(self, msg_id: str) -> None:
-        with self._lock:
-            self._replies.pop(msg_id, None)
-
-    def _ready(self, msg_id: str) -> bool:
-        with self._lock:
-            return bool(self._replies.get(msg_id))
-
-    def next(self, msg_id: str, timeout: float | None) -> wire.Decoded | None:
-        """The next reply to ``msg_id``, or None after ``timeout`` or once closed."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            with self._lock:
-                replies = self._replies[msg_id]
-                if replies:
-                    return replies.popleft()
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if self.closed or (remaining is not None and remaining <= 0):
-                return None
-            delivery = self._broker.get(self._consumer, remaining, lambda: self._ready(msg_id))
-            if delivery is not None:
-                self._file(delivery)
-
-    def _file(self, delivery: Delivery) -> None:
-        try:
-            reply = wire.decode(delivery.body, self.limits)
-        except Exception as exc:  # whatever it is, the callers must go on
-            reason = undecodable(exc, delivery.body, f"reply queue {delivery.queue}")
-            self._broker.dead_letter(delivery, reason)
-            return
-        with self._lock:
-            replies = self._replies.get(str(reply.msg_id))
-            if replies is not None:
-                replies.append(reply)
-        if replies is None:
-            LOG.info("No calling threads waiting for msg_id : %s", reply.msg_id)
-        else:
-            self._broker.wake()
-
-    def close(self) -> None:
-        self.closed = True
-        self._broker.stop_consumer(self._consumer)
-        self._broker.delete_queue(self.queue)
+            replies, self._replies = self._replies, None
+        if replies is not None:
+            replies.close()
+            self.broker.delete_queue(replies.queue_name)
 
 
 class _MemorySource:

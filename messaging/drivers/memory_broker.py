@@ -27,6 +27,8 @@ from messaging.exceptions import TransportDriverError
 
 __all__ = [
     "DEFAULT_VIRTUAL_HOST",
+    "FANOUT",
+    "TOPIC",
     "Broker",
     "Consumer",
     "Delivery",
@@ -145,6 +147,7 @@ class Broker:
         self._send_failures: collections.deque[BaseException] = collections.deque()
         self._waiting: list[_Ticket] = []
         self._consumers: weakref.WeakSet[Consumer] = weakref.WeakSet()
+        self._handlers: dict[str, Callable[[str], None]] = {}
 
     def __repr__(self) -> str:
         return f"<Broker virtual_host={self.virtual_host!r}>"
@@ -195,6 +198,7 @@ class Broker:
         """Delete a queue, its bindings and its messages (a no-op if it does not exist)."""
         with self._cond:
             queue = self._queues.pop(name, None)
+            self._handlers.pop(name, None)
             for exchange in self._exchanges.values():
                 for bound in exchange.bindings.values():
                     bound.discard(name)
@@ -258,6 +262,7 @@ class Broker:
         Raises:
             PublishFailed: an injected connection failure (see :meth:`fail_next_sends`).
         """
+        handlers = []
         with self._cond:
             if self._send_failures:
                 raise PublishFailed(self._send_failures.popleft())
@@ -268,11 +273,36 @@ class Broker:
                     self._declare_queue(declare_queue, exchange, routing_key, kind)
                 names = self._declare_exchange(exchange, kind).route(routing_key)
             expires_at = None if expires_in is None else time.monotonic() + expires_in
+            queued = False
             for name in names:
-                self._queues[name].append(_Stored(body, expires_at=expires_at))
-            if names:
+                handler = self._handlers.get(name) if self._handlers else None
+                if handler is not None:
+                    handlers.append(handler)
+                else:
+                    self._queues[name].append(_Stored(body, expires_at=expires_at))
+                    queued = True
+            if queued:
                 self._cond.notify_all()
-            return len(names)
+        for handler in handlers:
+            handler(body)
+        return len(names)
+
+    def deliver_to(self, name: str, handler: Callable[[str], None] | None) -> None:
+        """Hand what is routed to queue ``name`` to ``handler`` instead of queueing it.
+
+        The handler runs on the publishing thread, outside the broker's lock, and
+        the message counts as acknowledged (a consumer with ``auto_ack`` that
+        never waits: RabbitMQ's push consumers). None stops it.
+
+        Args:
+            name: an existing queue.
+            handler: called with each body; must not raise.
+        """
+        with self._cond:
+            if handler is None:
+                self._handlers.pop(name, None)
+            else:
+                self._handlers[name] = handler
 
     def fail_next_sends(self, count: int = 1, error: BaseException | None = None) -> None:
         """Make the next ``count`` publish attempts fail as if the connection broke.

@@ -8,7 +8,9 @@ monitor deadline back). A reply nobody waits for any more (its caller timed
 out) is logged and dropped. A reply that cannot be decoded (whatever the
 reason: see :func:`messaging.wire.loads`) is logged with a bounded excerpt and
 dropped; if its ``_msg_id`` can still be read, the caller waiting for it gets
-the error at once instead of a timeout.
+the error at once instead of a timeout. A ``call_monitor_timeout`` of 0 (or
+None) means no monitoring, as in oslo.messaging; :meth:`ReplyWaiters.close`
+ends every wait in progress (the transport was cleaned up).
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ LOG = logging.getLogger(__name__)
 _WARN_WAITERS = 10
 #: What :meth:`ReplyWaiters.send_failed` puts in a box: the request never left.
 SEND_FAILED = "__send_failed__"
+#: What :meth:`ReplyWaiters.close` puts in a box: the transport was cleaned up.
+_CLOSED = "__closed__"
 #: A reply's ``_msg_id`` as it appears in the raw body, enveloped (escaped) or not.
 _MSG_ID = re.compile(rb'_msg_id\\?"\s*:\s*\\?"([0-9a-f]{32})\\?"')
 
@@ -63,6 +67,7 @@ class ReplyWaiters:
         self._waiters: dict[str, queue.SimpleQueue[dict[str, Any]]] = {}
         self._lock = threading.Lock()
         self._warn_at = _WARN_WAITERS
+        self.closed = False
 
     def register(self, msg_id: str) -> queue.SimpleQueue[dict[str, Any]]:
         """Start waiting for the replies to ``msg_id`` (before the request is sent)."""
@@ -82,6 +87,14 @@ class ReplyWaiters:
         """Stop waiting for ``msg_id``."""
         with self._lock:
             self._waiters.pop(msg_id, None)
+
+    def close(self) -> None:
+        """End every wait in progress, and any later, with a :class:`MessagingTimeout`."""
+        with self._lock:
+            self.closed = True
+            boxes = list(self._waiters.values())
+        for box in boxes:
+            box.put({_CLOSED: True})
 
     @staticmethod
     def send_failed(box: queue.SimpleQueue[dict[str, Any]], error: BaseException) -> None:
@@ -116,6 +129,8 @@ class ReplyWaiters:
         started = time.monotonic() if started is None else started
         msg_id = wire.new_msg_id()
         box = self.register(msg_id)
+        if self.closed:
+            box.put({_CLOSED: True})
         try:
             body = wire.encode_request(
                 ctxt, message, msg_id, reply_address or self.queue_name, call_monitor_timeout
@@ -202,6 +217,11 @@ class ReplyWaiters:
             error = reply.get(SEND_FAILED)
             if error is not None:
                 raise error
+            if _CLOSED in reply:
+                raise MessagingTimeout(
+                    f"{describe}: the transport was cleaned up; timeout {timeout}s, "
+                    f"reply queue {self.queue_name}"
+                )
             if reply.get("failure"):
                 raise wire.deserialize_failure(reply["failure"], allowed_remote_exmods)
             if reply.get("result") is not None:

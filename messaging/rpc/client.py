@@ -15,6 +15,7 @@ from messaging.exceptions import (
 )
 from messaging.rpc.versions import check_version, version_is_compatible
 from messaging.serializer import NoOpSerializer, Serializer
+from messaging.target import refuse_fanout_call
 from messaging.transport import NOTIFICATION_TRANSPORT_FOR_RPC, NotificationTransport
 
 if TYPE_CHECKING:
@@ -155,8 +156,7 @@ class _CallContext:
             Exception: a builtin exception, or one from ``allowed_remote_exmods``,
                 raised by the server.
         """
-        if self.target.fanout:
-            raise InvalidTarget("A call cannot be used with fanout", self.target)
+        refuse_fanout_call(self.target)
         result = self._send(ctxt, method, kwargs, call=True)
         return self.serializer.deserialize_entity(ctxt, result)
 

@@ -14,7 +14,7 @@ from oslo_config import cfg
 
 from messaging import exceptions, transport
 from messaging.drivers import memory
-from messaging.drivers.base import IncomingMessage, RpcIncomingMessage
+from messaging.drivers.base import Deadline, IncomingMessage, RpcIncomingMessage
 from messaging.target import Target
 
 JOIN = 10.0  # seconds: bound on every join and wait
@@ -677,12 +677,12 @@ def test_reply_for_an_unknown_call_is_logged(
     assert call(trans, Target(topic="compute"))  # creates the reply queue
     driver = trans.driver
     assert isinstance(driver, memory.MemoryDriver)
-    reply_q = driver._reply_waiter().queue
+    reply_q = driver.reply_source(Deadline(None)).queue_name
     stray = {"result": 1, "failure": None, "ending": True, "_msg_id": "e" * 32}
     stray_body = json.dumps({"oslo.version": "2.0", "oslo.message": json.dumps(stray)})
-    broker_of(trans).publish("", reply_q, stray_body)
 
     with caplog.at_level(logging.INFO):
+        broker_of(trans).publish("", reply_q, stray_body)
         assert call(trans, Target(topic="compute")) == {"args": {"a": 1}, "user": "u1"}
     assert "e" * 32 in caplog.text
 
