@@ -112,7 +112,7 @@ class MemoryDriver(TransportCore):
     ) -> int:
         """Publish an encoded body, retrying injected connection failures as ``retry`` allows.
 
-        A call's request expires after the call's timeout.
+        A call's request expires when the call ends.
 
         Returns:
             The number of queues the body was put in.
@@ -132,7 +132,7 @@ class MemoryDriver(TransportCore):
                     body,
                     kind=FANOUT if route.fanout else TOPIC,
                     declare_queue=None if declare is None else declare.queue,
-                    expires_in=None if call is None else call.timeout,
+                    expires_in=None if call is None else call.deadline.remaining(),
                 )
             except PublishFailed as failed:
                 if tries >= allowed:

@@ -30,6 +30,7 @@ import pytest
 from oslo_config import cfg
 
 import messaging
+from messaging.drivers.names import Route
 from messaging.drivers.sqlite.options import register_sqlite_opts
 from messaging.drivers.sqlite.store import Declaration, Store
 from messaging.exceptions import TransportDriverError
@@ -184,7 +185,8 @@ def test_listeners_drain_a_full_disk_through_the_reserve_while_sends_fail(
             # Replies still go: the request was taken, its caller waits for the answer.
             driver: Any = transport.driver
             driver.bus.store.declare([Declaration("reply_waiting")], time.time() + 60)
-            assert driver.publish("", "reply_waiting", '{"reply": 1}', 0) == 1
+            to_reply = Route("", "reply_waiting", "reply_waiting", "")
+            assert driver.publish("reply", to_reply, '{"reply": 1}', 0) == 1
             (disk / "filler").unlink()
             notifier.info({}, "room.again", {"n": 200})
             assert inbox.received.get(timeout=WAIT) == 200

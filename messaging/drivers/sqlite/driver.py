@@ -14,7 +14,8 @@ so pools and competing consumers behave the same:
 
 Notifications are at-least-once (see :mod:`~messaging.drivers.sqlite.store`
 for claims and the visibility timeout). Bodies are encoded by
-:mod:`messaging.wire`, as on RabbitMQ.
+:mod:`messaging.wire`, as on RabbitMQ. The protocol is the driver core's
+(:mod:`messaging.drivers.core`); this module fills in its primitives.
 """
 
 from __future__ import annotations
@@ -22,29 +23,23 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
-from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from messaging import wire
-from messaging.drivers import base
-from messaging.drivers.delivered import DecodingListener
+from messaging.drivers import base, names
+from messaging.drivers.core import Kind, PendingCall, TransportCore
 from messaging.drivers.pool import process_id
+from messaging.drivers.replies import ReplyWaiters
 from messaging.drivers.sqlite.bus import Bus, close_bus, open_bus
 from messaging.drivers.sqlite.listener import SqliteSource
 from messaging.drivers.sqlite.options import SqliteSettings, database_path
-from messaging.drivers.sqlite.store import Declaration, Limits, StoredMessage, StoreError
-from messaging.exceptions import (
-    InvalidTarget,
-    MessageDeliveryFailure,
-    MessageUndeliverable,
-)
+from messaging.drivers.sqlite.store import Declaration, Limits, StoreError
+from messaging.exceptions import MessageDeliveryFailure
 
 if TYPE_CHECKING:
     from oslo_config import cfg
 
-    from messaging.target import Target
-    from messaging.transport import TransportOptions, TransportURL
+    from messaging.transport import TransportURL
 
 __all__ = ["SqliteDriver"]
 
@@ -52,11 +47,9 @@ LOG = logging.getLogger(__name__)
 
 #: Pauses between attempts to write when the database fails (seconds).
 RETRY_PAUSES = (0.05, 0.1, 0.2, 0.5, 1.0)
-#: Attempts to store a reply before it is given up (with a log).
-REPLY_RETRY = 5
 
 
-class SqliteDriver(base.Driver):
+class SqliteDriver(TransportCore):
     """The ``sqlite://`` driver: a durable bus in one file, for the processes of one host.
 
     URL: ``sqlite:///relative/bus.db`` or ``sqlite:////absolute/bus.db``, with
@@ -83,7 +76,6 @@ class SqliteDriver(base.Driver):
         self.path = database_path(url, self.settings)
         self.disk_limits = Limits(self.settings.max_bytes, self.settings.max_messages)
         self._lock = threading.Lock()
-        self._listeners: base.OpenListeners[DecodingListener[StoredMessage]] = base.OpenListeners()
         self._pid = process_id()
         # Opened now, so that a file that is not a usable bus is reported at once.
         self._bus: Bus | None = open_bus(self.path, self.settings, self.limits)
@@ -107,43 +99,38 @@ class SqliteDriver(base.Driver):
 
     def publish(
         self,
-        exchange: str,
-        routing_key: str,
+        kind: Kind,
+        route: names.Route,
         body: str,
         retry: int | None,
         *,
-        fanout: bool = False,
-        declare: Declaration | None = None,
-        expires_at: float | None = None,
-        limits: Limits | None = None,
-        deadline: base.Deadline | None = None,
+        declare: names.QueueBinding | None = None,
+        call: PendingCall | None = None,
     ) -> int:
         """Store a message, trying again as ``retry`` and ``publish_timeout`` allow.
 
-        Args:
-            exchange: the exchange.
-            routing_key: the routing key.
-            body: the encoded message.
-            retry: oslo's retry count.
-            fanout: copy to every queue bound to the exchange.
-            declare: a queue to declare first.
-            expires_at: when unconsumed copies are dropped (wall clock).
-            limits: the disk bound; None for none.
-            deadline: an earlier bound than ``publish_timeout`` (a call's timeout).
+        Every message but a reply is held to the disk bound (replies are small
+        and taken at once; refusing one would leave its caller waiting for
+        nothing). A call's request expires after the call's timeout, and its
+        tries end at the call's deadline.
 
         Returns:
             How many queues got a copy.
 
         Raises:
-            MessageTooLarge: the body is larger than ``max_message_size``.
             MessageDeliveryFailure: the tries allowed failed, ``publish_timeout`` (or
-                ``deadline``) passed, the file cannot be written (at once), or the
-                disk bound was reached (at once: waiting would not make room).
+                the call's deadline) passed, the file cannot be written (at once), or
+                the disk bound was reached (at once: waiting would not make room).
         """
-        wire.check_size(
-            body, self.limits, f"The message to exchange {exchange!r}, routing key {routing_key!r}"
-        )
-        bound = (deadline or base.Deadline(None)).within(self.settings.publish_timeout)
+        exchange, routing_key = route.exchange, route.routing_key
+        expires_at = None
+        deadline = base.Deadline(None)
+        if call is not None:
+            deadline = call.deadline
+            left = deadline.remaining()
+            if left is not None:
+                expires_at = time.time() + left
+        bound = deadline.within(self.settings.publish_timeout)
         tries = base.Attempts(retry, bound)
         while True:
             tries.begin()
@@ -152,10 +139,10 @@ class SqliteDriver(base.Driver):
                     exchange,
                     routing_key,
                     body,
-                    fanout=fanout,
-                    declare=declare,
+                    fanout=route.fanout,
+                    declare=None if declare is None else self._declaration(declare),
                     expires_at=expires_at,
-                    limits=limits,
+                    limits=None if kind == "reply" else self.disk_limits,
                     busy=bound.remaining(),
                 )
             except StoreError as exc:
@@ -167,165 +154,26 @@ class SqliteDriver(base.Driver):
                 LOG.warning("%s (attempt %d); trying again", exc, tries.tries)
                 time.sleep(tries.pause(RETRY_PAUSES[min(tries.tries, len(RETRY_PAUSES)) - 1]))
 
-    # -- notifications --------------------------------------------------------------------
+    @staticmethod
+    def _declaration(bound: names.QueueBinding) -> Declaration:
+        return Declaration(bound.queue, bound.exchange, bound.routing_key)
 
-    def send_notification(
-        self, target: Target, ctxt: Any, message: dict[str, Any], version: float, retry: int | None
-    ) -> None:
-        """Store a notification in ``<target.topic>`` (declared here) and the pools bound to it.
+    def consume(self, queues: names.ListenerQueues, batch_size: int) -> SqliteSource:
+        """Declare the queues (the listener's own one leased) and take from them."""
+        shared = [self._declaration(b) for b in queues.bindings if b.queue != queues.own_queue]
+        own = [self._declaration(b) for b in queues.bindings if b.queue == queues.own_queue]
+        bus = self.bus
+        bus.store.declare(shared, None)
+        own_queue = own[0] if own else None
+        return SqliteSource(bus, self.settings, queues.queues, rpc=queues.rpc, own_queue=own_queue)
 
-        Raises:
-            MessageDeliveryFailure: it could not be stored, or the disk bound was reached.
-            MessageSerializationError: the message does not encode as JSON.
-        """
-        body = wire.encode_notification(ctxt, message, version)
-        topic = str(target.topic)
-        exchange = self.exchange_of(target)
-        declare = Declaration(topic, exchange, topic)
-        self.publish(exchange, topic, body, retry, declare=declare, limits=self.disk_limits)
+    def reply_source(self, deadline: base.Deadline) -> ReplyWaiters:
+        """The process's reply queue on this file."""
+        return self.bus.replies(deadline.remaining())
 
-    def listen_for_notifications(
-        self,
-        targets_and_priorities: Iterable[tuple[Target, str]],
-        pool: str | None,
-        batch_size: int,
-        batch_timeout: float | None,
-    ) -> base.Listener:
-        """Consume ``<topic>.<priority>`` queues, or the ``pool`` queue bound to each key."""
-        declarations = []
-        for target, priority in targets_and_priorities:
-            key = f"{target.topic}.{priority}"
-            declarations.append(Declaration(pool or key, self.exchange_of(target), key))
-        self.bus.store.declare(declarations, None)
-        queues = list(dict.fromkeys(d.queue for d in declarations))
-        source = SqliteSource(self, queues, rpc=False)
-        return self._track(
-            DecodingListener(source, self, batch_size, batch_timeout, False, self._forget)
-        )
-
-    # -- RPC ------------------------------------------------------------------------------
-
-    def listen(self, target: Target, batch_size: int, batch_timeout: float | None) -> base.Listener:
-        """Consume ``<topic>``, ``<topic>.<server>`` and a fanout queue of this server."""
-        topic = str(target.topic)
-        exchange = self.exchange_of(target)
-        declarations = [Declaration(topic, exchange, topic)]
-        if target.server:
-            direct = f"{topic}.{target.server}"
-            declarations.append(Declaration(direct, exchange, direct))
-        self.bus.store.declare(declarations, None)
-        fanout = Declaration(f"{topic}_fanout_{uuid.uuid4().hex}", f"{topic}_fanout", topic)
-        queues = [d.queue for d in declarations] + [fanout.queue]
-        source = SqliteSource(self, queues, rpc=True, own_queue=fanout)
-        return self._track(
-            DecodingListener(source, self, batch_size, batch_timeout, True, self._forget)
-        )
-
-    def send(
-        self,
-        target: Target,
-        ctxt: Any,
-        message: dict[str, Any],
-        wait_for_reply: bool | None = None,
-        timeout: float | None = None,
-        call_monitor_timeout: float | None = None,
-        retry: int | None = None,
-        transport_options: TransportOptions | None = None,
-    ) -> Any:
-        """Cast, fan out or call; a call returns the result or raises the remote failure.
-
-        Raises:
-            InvalidTarget: a call to a fanout target.
-            MessagingTimeout: no reply within ``timeout``, or no heartbeat within
-                ``call_monitor_timeout``.
-            MessageUndeliverable: ``at_least_once`` and no queue for the request.
-            MessageDeliveryFailure: the request could not be stored.
-            MessageSerializationError: the request does not encode as JSON.
-        """
-        if wait_for_reply and target.fanout:
-            raise InvalidTarget("A call cannot be sent to a fanout target", target)
-        mandatory = bool(transport_options and transport_options.at_least_once)
-        if not wait_for_reply:
-            body = wire.encode_request(ctxt, message)
-            self._publish_request(target, message, body, retry, mandatory, None)
-            return None
-        started = time.monotonic()
-        deadline = base.Deadline(timeout, started)
-        expires_at = None if timeout is None else time.time() + timeout
-        return self.bus.replies(deadline.remaining()).call(
-            target,
-            ctxt,
-            message,
-            lambda body, _box: self._publish_request(
-                target, message, body, retry, mandatory, expires_at, deadline
-            ),
-            timeout,
-            call_monitor_timeout,
-            self.allowed_remote_exmods,
-            started=started,
-        )
-
-    def _publish_request(
-        self,
-        target: Target,
-        message: dict[str, Any],
-        body: str,
-        retry: int | None,
-        mandatory: bool,
-        expires_at: float | None,
-        deadline: base.Deadline | None = None,
-    ) -> None:
-        topic = str(target.topic)
-        if target.fanout:
-            # As oslo: the fanout exchange is named after the topic, whatever target.exchange.
-            exchange, key = f"{topic}_fanout", ""
-        else:
-            exchange = self.exchange_of(target)
-            key = f"{topic}.{target.server}" if target.server else topic
-        routed = self.publish(
-            exchange,
-            key,
-            body,
-            retry,
-            fanout=bool(target.fanout),
-            expires_at=expires_at,
-            limits=self.disk_limits,
-            deadline=deadline,
-        )
-        if mandatory and not routed:
-            no_route = LookupError(
-                f"NO_ROUTE: no queue is bound to {key!r} in exchange {exchange!r}"
-            )
-            raise MessageUndeliverable(no_route, exchange, key, message)
-
-    def send_reply(self, reply_q: str, msg_id: str, body: str, heartbeat: bool) -> None:
-        """Store a reply (or heartbeat) in a caller's reply queue; never raises.
-
-        Replies are not held to the disk bound: they are small and taken at
-        once, and refusing one would leave its caller waiting for nothing.
-        """
-        try:
-            routed = self.publish("", reply_q, body, REPLY_RETRY)
-        except MessageDeliveryFailure:
-            LOG.exception("Could not send the reply to %s on %s", msg_id, reply_q)
-            return
-        if not routed:
-            LOG.warning("Reply queue %s doesn't exist, drop reply to %s", reply_q, msg_id)
-
-    # -- lifecycle ------------------------------------------------------------------------
-
-    def _track(self, listener: DecodingListener[StoredMessage]) -> DecodingListener[StoredMessage]:
-        return self._listeners.track(listener)
-
-    def _forget(self, listener: DecodingListener[StoredMessage]) -> None:
-        self._listeners.forget(listener)
-
-    def cleanup(self) -> None:
-        """Clean up every listener of this driver and let go of the bus file."""
+    def release(self) -> None:
+        """Let go of the bus file (the last driver of the process closes it)."""
         with self._lock:
-            listeners = self._listeners.take_all()
             bus, self._bus = self._bus, None
-        for listener in listeners:
-            listener.cleanup()
         if bus is not None and self._pid == process_id():
             close_bus(self.path)

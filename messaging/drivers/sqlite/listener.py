@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING
 from messaging.exceptions import TransportDriverError
 
 if TYPE_CHECKING:
-    from messaging.drivers.sqlite.driver import SqliteDriver
+    from messaging.drivers.sqlite.bus import Bus
+    from messaging.drivers.sqlite.options import SqliteSettings
     from messaging.drivers.sqlite.store import Declaration, StoredMessage
     from messaging.poison import HandlingFailure
 
@@ -51,7 +52,8 @@ class SqliteSource:
     Thread-safe: several threads may take at once.
 
     Args:
-        driver: the driver that created it.
+        bus: the process's handle on the file.
+        settings: the options of the driver that created it.
         queues: the queues to consume.
         rpc: take requests (at most once) instead of claiming notifications.
         own_queue: a transient queue of this listener (an RPC server's fanout
@@ -60,26 +62,27 @@ class SqliteSource:
 
     def __init__(
         self,
-        driver: SqliteDriver,
+        bus: Bus,
+        settings: SqliteSettings,
         queues: list[str],
         *,
         rpc: bool,
         own_queue: Declaration | None = None,
     ) -> None:
-        self.bus = driver.bus
+        self.bus = bus
         self.queues = queues
         self.rpc = rpc
         self.consumer = consumer_id()
-        self._visible_for = driver.settings.visibility_timeout
-        self._prefetch = driver.settings.prefetch
-        self._prefetch_bytes = driver.settings.prefetch_bytes
+        self._visible_for = settings.visibility_timeout
+        self._prefetch = settings.prefetch
+        self._prefetch_bytes = settings.prefetch_bytes
         self._lock = threading.Lock()  # the buffer, and fetching into it
         self._buffer: collections.deque[StoredMessage] = collections.deque()
         self._stopped = False
         self._failing = False
         self._own_queue = own_queue
         if own_queue is not None:
-            self.bus.keeper.lease(own_queue, driver.settings.transient_queue_ttl)
+            self.bus.keeper.lease(own_queue, settings.transient_queue_ttl)
         if not rpc:
             self.bus.keeper.hold_claims(self.consumer, self._visible_for)
 

@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import logging
 import threading
-import uuid
 from typing import TYPE_CHECKING
 
+from messaging.drivers import names
 from messaging.drivers.replies import ReplyWaiters
 from messaging.drivers.sqlite.store import Declaration
 from messaging.exceptions import TransportDriverError
 
 if TYPE_CHECKING:
-    from messaging.drivers.sqlite.bus import Bus
+    from messaging.drivers.sqlite.keeper import Keeper
+    from messaging.drivers.sqlite.store import Store
+    from messaging.drivers.sqlite.wakeup import ChangeWatcher
     from messaging.wire import Limits
 
 __all__ = ["ReplyQueue"]
@@ -36,24 +38,36 @@ class ReplyQueue(ReplyWaiters):
     """Declares the reply queue and routes what arrives on it to the callers.
 
     Args:
-        bus: the bus the queue lives on.
+        store: the bus's store.
+        watcher: the bus's change watcher.
+        keeper: the bus's keeper, which renews the queue's lease.
         ttl: seconds the queue outlives its process.
         limits: the bounds replies are decoded with.
         busy: bounds the wait for another process's write when declaring the queue.
     """
 
-    def __init__(self, bus: Bus, ttl: float, limits: Limits, busy: float | None = None) -> None:
-        super().__init__(f"reply_{uuid.uuid4().hex}", limits)
-        self._bus = bus
+    def __init__(
+        self,
+        store: Store,
+        watcher: ChangeWatcher,
+        keeper: Keeper,
+        ttl: float,
+        limits: Limits,
+        busy: float | None = None,
+    ) -> None:
+        super().__init__(names.reply_queue(names.new_id()), limits)
+        self._store = store
+        self._watcher = watcher
+        self._keeper = keeper
         self._closed = False
-        bus.keeper.lease(Declaration(self.queue_name), ttl, busy)
+        keeper.lease(Declaration(self.queue_name), ttl, busy)
         self._thread = threading.Thread(
             target=self._run, name="messaging-sqlite-replies", daemon=True
         )
         self._thread.start()
 
     def _run(self) -> None:
-        watcher, store = self._bus.watcher, self._bus.store
+        watcher, store = self._watcher, self._store
         while not self._closed:
             seen = watcher.generation
             try:
@@ -70,10 +84,11 @@ class ReplyQueue(ReplyWaiters):
     def close(self) -> None:
         """Stop the thread and delete the queue."""
         self._closed = True
-        self._bus.watcher.wake()
+        super().close()
+        self._watcher.wake()
         self._thread.join(5.0)
-        self._bus.keeper.forget(self.queue_name)
+        self._keeper.forget(self.queue_name)
         try:
-            self._bus.store.delete_queue(self.queue_name)
+            self._store.delete_queue(self.queue_name)
         except TransportDriverError as exc:
             LOG.warning("Cannot delete the reply queue %s: %s", self.queue_name, exc)
