@@ -20,7 +20,7 @@ oslo.messaging does); listener pools (queue
 a topic, call monitoring (heartbeats) and remote exceptions; fanout casts where
 the transport has fanout exchanges (Redis: through PUB/SUB, so only servers
 listening at the time get them, as on RabbitMQ; memory: yes). The names are
-oslo.messaging's (:mod:`messaging.drivers.rabbit.topology`): topic exchange
+oslo.messaging's (:mod:`messaging.drivers.names`): topic exchange
 ``<control_exchange>``, queues ``<topic>`` and ``<topic>.<server>``, fanout
 exchange ``<topic>_fanout`` with a queue per server, reply queue ``reply_<hex>``
 (with oslo's ``x-expires``, which Redis honours), and the body is oslo's

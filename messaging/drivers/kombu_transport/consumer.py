@@ -39,8 +39,8 @@ from messaging.drivers.kombu_transport.link import Declared
 from messaging.exceptions import MessageDeliveryFailure, TransportDriverError
 
 if TYPE_CHECKING:
+    from messaging.drivers.entities import Subscription
     from messaging.drivers.kombu_transport.link import KombuLink
-    from messaging.drivers.rabbit.topology import Subscription
 
 __all__ = ["TICK", "Consumer", "Delivery"]
 

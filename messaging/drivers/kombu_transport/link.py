@@ -1,7 +1,7 @@
 """Opening kombu connections to one broker and declaring the driver's entities on them.
 
 The names and flags of exchanges, queues and bindings come from
-:mod:`messaging.drivers.rabbit.topology` (oslo.messaging's layout); this module
+:mod:`~messaging.drivers.kombu_transport.declarations` (oslo.messaging's layout); this module
 only says them to kombu, in the calls every kombu transport understands
 (``exchange_declare``, ``queue_declare``, ``queue_bind`` on a channel).
 """
@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 import kombu as kombu_typed
 
 if TYPE_CHECKING:
+    from messaging.drivers.entities import Binding, ExchangeSpec, QueueSpec, Subscription
     from messaging.drivers.kombu_transport.options import KombuSettings
-    from messaging.drivers.rabbit.topology import Binding, ExchangeSpec, QueueSpec, Subscription
 
 __all__ = ["Declared", "KombuLink"]
 

@@ -23,8 +23,8 @@ from messaging.drivers.kombu_transport.link import Declared
 from messaging.exceptions import MessageDeliveryFailure
 
 if TYPE_CHECKING:
+    from messaging.drivers.entities import Binding, ExchangeSpec, QueueSpec
     from messaging.drivers.kombu_transport.link import KombuLink
-    from messaging.drivers.rabbit.topology import Binding, ExchangeSpec, QueueSpec
 
 __all__ = ["Publication", "Publisher"]
 
