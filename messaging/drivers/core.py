@@ -217,9 +217,12 @@ class TransportCore(DriverCore):
 
     Attributes:
         reply_retry: oslo's retry count of a reply's publish.
+        concurrent_poll: whether the threads of an executor may take from a
+            listener at once (see :attr:`~messaging.drivers.base.Listener.concurrent_poll`).
     """
 
     reply_retry: ClassVar[int | None] = 5
+    concurrent_poll: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -372,6 +375,7 @@ class TransportCore(DriverCore):
         listener = DecodingListener(
             source, self, batch_size, batch_timeout, queues.rpc, self.forget
         )
+        listener.concurrent_poll = self.concurrent_poll
         return self.track(listener)
 
     def _warn_at_least_once(self) -> None:

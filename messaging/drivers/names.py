@@ -133,11 +133,13 @@ class ListenerQueues:
         rpc: RPC requests (taken at most once) rather than notifications.
         own_queue: a queue of this listener alone (an RPC server's fanout queue),
             deleted when the listener closes.
+        pool: the notification listener pool whose queue this is, if any.
     """
 
     bindings: tuple[QueueBinding, ...]
     rpc: bool
     own_queue: str | None = None
+    pool: str | None = None
 
     @property
     def queues(self) -> list[str]:
@@ -163,7 +165,7 @@ def notification_queues(
     for target, priority in targets_and_priorities:
         key = notification_key(str(target.topic), priority)
         bindings.append(QueueBinding(pool or key, exchange_of(target, default_exchange), key))
-    return ListenerQueues(tuple(dict.fromkeys(bindings)), rpc=False)
+    return ListenerQueues(tuple(dict.fromkeys(bindings)), rpc=False, pool=pool)
 
 
 def server_queues(target: Target, default_exchange: str, unique: str) -> ListenerQueues:

@@ -119,6 +119,16 @@ class Delivery:
     headers: dict[str, str]
     body: str
 
+    @property
+    def queue(self) -> str:
+        """Where it came from, for logs (its destination)."""
+        return self.destination
+
+    @property
+    def redelivered(self) -> bool:
+        """Whether the broker says it delivered it before (RabbitMQ's ``redelivered``)."""
+        return self.headers.get("redelivered") == "true"
+
 
 @dataclass(eq=False)
 class Subscription:

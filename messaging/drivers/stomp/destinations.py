@@ -25,7 +25,7 @@ down is lost). Acknowledgements are cumulative (``client`` mode, see
 
 from __future__ import annotations
 
-import uuid
+from messaging.drivers import names
 
 __all__ = ["Destinations", "give_back_destination"]
 
@@ -121,7 +121,7 @@ class Destinations:
 
     def new_reply(self) -> tuple[str, dict[str, str], str]:
         """A fresh reply destination for one connection: where, SUBSCRIBE headers, ack mode."""
-        name = f"reply_{uuid.uuid4().hex}"
+        name = names.reply_queue(names.new_id())
         if not self.rabbit:
             return f"/topic/{name}", {}, "client"
         expiry = str(max(1, int(self.reply_expiry * 1000)))
