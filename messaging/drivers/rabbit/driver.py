@@ -6,12 +6,16 @@ has on one broker, it holds two AMQP connections to it, one that publishes and
 one that consumes (RabbitMQ may throttle a publishing connection; consumers
 must not be stuck behind it). Each listener gets a channel of its own on the
 consuming connection; every RPC client of the process shares one reply queue.
+
+The RPC send sequence, reply waiting and listener tracking are the driver
+core's (:class:`~messaging.drivers.core.DriverCore`); this module publishes
+requests with confirms, replies with RabbitMQ's mandatory flag, and consumes
+with parking.
 """
 
 from __future__ import annotations
 
 import atexit
-import functools
 import logging
 import threading
 import time
@@ -19,34 +23,27 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from messaging import delayed, wire
-from messaging.drivers import base
+from messaging.drivers import base, names
+from messaging.drivers.core import DriverCore, PendingCall
 from messaging.drivers.delivered import DecodingListener
 from messaging.drivers.pool import ConnectionRegistry, process_id
 from messaging.drivers.rabbit import topology
 from messaging.drivers.rabbit.connection import AmqpConnection
-from messaging.drivers.rabbit.consumer import Delivery, Subscription
+from messaging.drivers.rabbit.consumer import Subscription
 from messaging.drivers.rabbit.options import RabbitSettings, broker_key
 from messaging.drivers.rabbit.parking import ParkingSubscription
 from messaging.drivers.rabbit.publisher import Publication, Publisher, amqp_properties
 from messaging.drivers.rabbit.queue_manager import queue_unique
 from messaging.drivers.rabbit.reply import ReplyRouter
-from messaging.drivers.replies import describe_request
-from messaging.exceptions import (
-    InvalidTarget,
-    MessageTooLarge,
-    MessageUndeliverable,
-    MessagingTimeout,
-)
+from messaging.exceptions import MessageTooLarge, MessageUndeliverable, MessagingTimeout
 from messaging.health import LinkHealth
 
 if TYPE_CHECKING:
-    import queue
-
     from oslo_config import cfg
 
     from messaging.poison import ParkedMessage
     from messaging.target import Target
-    from messaging.transport import TransportOptions, TransportURL
+    from messaging.transport import TransportURL
 
 __all__ = ["RabbitDriver"]
 
@@ -117,7 +114,7 @@ def _flush_at_exit() -> None:
             LOG.error("%d notifications were not confirmed by the broker before exit", left)
 
 
-class RabbitDriver(base.Driver):
+class RabbitDriver(DriverCore):
     """The ``rabbit://`` driver.
 
     URL: ``rabbit://user:pass@host1:5672,user:pass@host2:5672/vhost?option=value``;
@@ -139,7 +136,6 @@ class RabbitDriver(base.Driver):
         self._lock = threading.Lock()
         self._broker: BrokerConnections | None = None
         self._pid = process_id()
-        self._listeners: base.OpenListeners[DecodingListener[Delivery]] = base.OpenListeners()
         self._routes: dict[
             tuple[str | None, str | None],
             tuple[topology.ExchangeSpec, topology.QueueSpec, topology.Binding, dict[str, Any]],
@@ -213,11 +209,12 @@ class RabbitDriver(base.Driver):
                 unconfirmed,
                 self.settings.publish_confirm_timeout,
             )
+        super().cleanup()
+
+    def release(self) -> None:
+        """Leave the shared connections (the last driver of the process closes them)."""
         with self._lock:
-            listeners = self._listeners.take_all()
             broker, self._broker = self._broker, None
-        for listener in listeners:
-            listener.cleanup()
         if broker is not None and self._pid == process_id():
             REGISTRY.release(self._key)
 
@@ -289,95 +286,58 @@ class RabbitDriver(base.Driver):
         subs = topology.notification_subscriptions(self.settings, triples, pool)
         subscription = self._subscribe(subs, max(1, batch_size))
         source = ParkingSubscription(subscription, self.broker.publisher, self.settings)
-        return self._track(
-            DecodingListener(source, self, batch_size, batch_timeout, False, self._forget)
+        return self.track(
+            DecodingListener(source, self, batch_size, batch_timeout, False, self.forget)
         )
 
     # -- RPC ------------------------------------------------------------------------------------
 
-    def send(
+    def reply_source(self, deadline: base.Deadline) -> ReplyRouter:
+        """The process's reply queue on this broker, consumed from its first use."""
+        return self.broker.replies
+
+    def publish_request(
         self,
-        target: Target,
-        ctxt: Any,
-        message: dict[str, Any],
-        wait_for_reply: bool | None = None,
-        timeout: float | None = None,
-        call_monitor_timeout: float | None = None,
-        retry: int | None = None,
-        transport_options: TransportOptions | None = None,
-    ) -> Any:
-        """Publish an RPC request; for a call, wait for and return the reply."""
-        if wait_for_reply and target.fanout:
-            raise InvalidTarget("A call cannot be used with fanout", target)
-        topic = str(target.topic)
-        spec = topology.rpc_publish(
-            self.settings,
-            self.exchange_of(target),
-            topic,
-            target.server,
-            fanout=bool(target.fanout),
-        )
-        at_least_once = bool(transport_options and transport_options.at_least_once)
-        kind: topology.PublishKind = (
-            "fanout" if target.fanout else ("call" if wait_for_reply else "cast")
-        )
-        mandatory = topology.publish_mandatory(self.settings, kind, at_least_once)
-        properties = topology.publish_properties(kind, timeout)
-        broker = self.broker
-        what = functools.partial(describe_request, message, topic)
-        if not wait_for_reply:
-            body = wire.encode_request(ctxt, message).encode("utf-8")
-            wire.check_size(body, self.limits, what)
-            self._publish_request(broker, spec, body, properties, mandatory, retry)
-            return None
-        replies = broker.replies
-
-        def send(body: str, box: queue.SimpleQueue[dict[str, Any]]) -> None:
-            wire.check_size(body, self.limits, what)
-            # The reply (or a failure to publish) ends the wait: no need to wait for
-            # the request's confirm first, which would cost the caller a wake-up.
-            broker.publisher.publish_then(
-                Publication(
-                    spec.exchange,
-                    spec.routing_key,
-                    body.encode("utf-8"),
-                    properties,
-                    mandatory,
-                    retry=retry,
-                ),
-                lambda error: replies.send_failed(box, error),
-            )
-
-        try:
-            return replies.call(
-                target,
-                ctxt,
-                message,
-                send,
-                timeout,
-                call_monitor_timeout,
-                self.allowed_remote_exmods,
-            )
-        except MessagingTimeout as exc:
-            failure = broker.publishing.last_failure
-            if failure is None or broker.publishing.connected:
-                raise
-            # Say why: the request never left (the broker was not reachable).
-            raise MessagingTimeout(f"{exc}; the broker was not reachable: {failure}") from exc
-
-    def _publish_request(
-        self,
-        broker: BrokerConnections,
-        spec: topology.PublishSpec,
-        body: bytes,
-        properties: dict[str, Any],
-        mandatory: bool,
+        route: names.Route,
+        body: str,
         retry: int | None,
+        mandatory: bool,
+        message: dict[str, Any],
+        call: PendingCall | None,
     ) -> None:
-        broker.publisher.publish(
-            Publication(spec.exchange, spec.routing_key, body, properties, mandatory, retry=retry),
-            timeout=self.settings.publish_confirm_timeout,
+        """Publish a request as oslo does; a cast waits for the broker's confirm, a call not.
+
+        A call's wait ends with its reply, or with the failure to publish (the
+        request's confirm is not waited for: it would cost the caller a wake-up).
+        """
+        kind: topology.PublishKind = "fanout" if route.fanout else ("call" if call else "cast")
+        if route.fanout:
+            exchange = topology.fanout_exchange(self.settings, route.topic)
+        else:
+            exchange = topology.rpc_topic_exchange(self.settings, route.exchange)
+        publication = Publication(
+            exchange,
+            route.routing_key,
+            body.encode("utf-8"),
+            topology.publish_properties(kind, None if call is None else call.timeout),
+            topology.publish_mandatory(self.settings, kind, mandatory),
+            retry=retry,
         )
+        publisher = self.broker.publisher
+        if call is None:
+            publisher.publish(publication, timeout=self.settings.publish_confirm_timeout)
+        else:
+            publisher.publish_then(publication, call.fail)
+
+    def timed_out(self, error: MessagingTimeout) -> MessagingTimeout:
+        """Say why a call timed out when the request never left: the broker was not reachable."""
+        broker = self._broker  # not reopened after a clean-up
+        if broker is None or broker.publishing.last_failure is None:
+            return error
+        failure = broker.publishing.last_failure
+        if broker.publishing.connected:
+            return error
+        return MessagingTimeout(f"{error}; the broker was not reachable: {failure}")
 
     def listen(self, target: Target, batch_size: int, batch_timeout: float | None) -> base.Listener:
         """Consume ``<topic>``, ``<topic>.<server>`` and a fanout queue of this server."""
@@ -393,8 +353,8 @@ class RabbitDriver(base.Driver):
         keep = self.settings.rabbit_stream_fanout or self.settings.use_queue_manager
         own_fanout = [] if keep else [subs[2].queue.name]
         subscription = self._subscribe(subs, 1, delete_on_close=own_fanout)
-        return self._track(
-            DecodingListener(subscription, self, batch_size, batch_timeout, True, self._forget)
+        return self.track(
+            DecodingListener(subscription, self, batch_size, batch_timeout, True, self.forget)
         )
 
     def send_reply(self, reply_q: str, msg_id: str, body: str, heartbeat: bool) -> None:
@@ -499,9 +459,3 @@ class RabbitDriver(base.Driver):
             subscription.close()
             raise
         return subscription
-
-    def _track(self, listener: DecodingListener[Delivery]) -> DecodingListener[Delivery]:
-        return self._listeners.track(listener)
-
-    def _forget(self, listener: DecodingListener[Delivery]) -> None:
-        self._listeners.forget(listener)
