@@ -868,6 +868,22 @@ class NotificationConformance(DriverHarness):
         assert inbox.drain() == []
         self.check_parked(1)
 
+    def test_a_redelivered_notification_is_handled_once(self) -> None:
+        transport = self.notification_transport()
+        topic = self.unique("dedup")
+        inbox: Collector[Notification] = self.collector()
+        server = self.listen(transport, [topic], [InfoEndpoint(inbox)])
+        body = _notification_body({"n": "once"})
+        self.inject_raw(transport, topic, False, [body])
+        (first,) = inbox.take(1)
+        assert first.payload == {"n": "once"}
+        # A notification counts as seen once acknowledged, just after its endpoint returns.
+        time.sleep(0.2)
+        self.inject_raw(transport, topic, False, [body, _notification_body({"n": "next"})])
+        (after,) = inbox.take(1)
+        self.stop(server)
+        assert [after.payload, *(n.payload for n in inbox.drain())] == [{"n": "next"}]
+
     def test_a_flood_of_deep_bodies_does_not_stall_a_listener(self) -> None:
         transport = self.notification_transport()
         topic = self.unique("poison-flood")
@@ -1009,6 +1025,47 @@ class RPCConformance(DriverHarness):
             client.call({}, "add", a=1, b=2)
         elapsed = time.monotonic() - started
         assert elapsed < self.wait_timeout, f"call_monitor_timeout=1 took {elapsed:.2f}s"
+
+    def test_call_monitor_timeout_0_means_no_monitoring(self) -> None:
+        # As oslo.messaging: 0 (like None) asks for no heartbeats and fails no call.
+        client, _topic, _inbox, _servers = self.served_topic()
+        unmonitored = client.prepare(call_monitor_timeout=0)
+        assert unmonitored.call({}, "slow", seconds=1.5) == "done"
+
+    def test_call_monitor_timeout_0_waits_for_the_whole_timeout(self) -> None:
+        transport = self.rpc_transport()
+        client = self.client(transport, self.unique("nobody"), timeout=1, call_monitor_timeout=0)
+        started = time.monotonic()
+        with pytest.raises(messaging.MessagingTimeout, match="no reply within 1s"):
+            client.call({}, "add", a=1, b=2)
+        elapsed = time.monotonic() - started
+        assert 0.9 <= elapsed < self.wait_timeout, f"timeout=1 took {elapsed:.2f}s"
+
+    # -- refusals and duplicates ----------------------------------------------------------
+
+    def test_a_call_to_a_fanout_target_is_refused_alike_everywhere(self) -> None:
+        transport = self.rpc_transport()
+        topic = self.unique("fanout-call")
+        expected = r"^A call cannot be used with fanout: "
+        with pytest.raises(messaging.InvalidTarget, match=expected):
+            transport.send(
+                messaging.Target(topic=topic, fanout=True),
+                {},
+                {"method": "add", "args": {"a": 1, "b": 2}},
+                wait_for_reply=True,
+                timeout=1,
+            )
+        with pytest.raises(messaging.InvalidTarget, match=expected):
+            self.client(transport, topic).prepare(fanout=True).call({}, "add", a=1, b=2)
+
+    def test_a_redelivered_request_is_handled_once(self) -> None:
+        client, topic, inbox, _servers = self.served_topic()
+        body = _request_body("once")
+        self.inject_raw(client.transport, topic, True, [body, body])
+        assert client.call({}, "add", a=1, b=2) == 3  # queued behind both copies
+        assert inbox.take(1) == [("server-a", "once")]
+        assert client.call({}, "add", a=2, b=2) == 4
+        assert inbox.drain() == []
 
     # -- remote failures -------------------------------------------------------------------
 
