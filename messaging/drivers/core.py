@@ -33,7 +33,7 @@ import abc
 import functools
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -45,12 +45,10 @@ from messaging.exceptions import MessageUndeliverable, MessagingTimeout
 from messaging.target import refuse_fanout_call
 
 if TYPE_CHECKING:
-    from oslo_config import cfg
-
     from messaging.target import Target
-    from messaging.transport import TransportOptions, TransportURL
+    from messaging.transport import TransportOptions
 
-__all__ = ["DriverCore", "Kind", "PendingCall", "TransportCore"]
+__all__ = ["DriverCore", "Kind", "Outgoing", "PendingCall", "TransportCore"]
 
 LOG = logging.getLogger(__name__)
 
@@ -73,24 +71,50 @@ class PendingCall:
     fail: Callable[[BaseException], None]
 
 
+@dataclass(slots=True)
+class Outgoing:
+    """A message to publish, with what its transport needs to know of it.
+
+    Attributes:
+        kind: what it is.
+        route: where it goes.
+        body: the encoded message, within ``max_message_size``.
+        retry: oslo's retry count.
+        declare: a queue to declare and bind before publishing (a notification's
+            default queue, so that what is sent before anyone listens is kept).
+        call: with a call's request: the call.
+        mandatory: ``at_least_once``: a request no queue receives is an error.
+        message: the request, for errors.
+    """
+
+    kind: Kind
+    route: names.Route
+    body: str
+    retry: int | None
+    declare: names.QueueBinding | None = None
+    call: PendingCall | None = None
+    mandatory: bool = False
+    message: dict[str, Any] | None = None
+
+
 class DriverCore(base.Driver):
     """The RPC send sequence, reply waiting and listener tracking of every driver.
 
-    A subclass provides :meth:`reply_source` and :meth:`publish_request`, and
+    A subclass provides :meth:`reply_source` and :meth:`publish_request`, may
+    set itself up in :meth:`open` (instead of repeating the constructor), and
     tracks the listeners it hands out with :meth:`track` and :meth:`forget`.
     """
 
-    def __init__(
-        self,
-        conf: cfg.ConfigOpts,
-        url: TransportURL,
-        default_exchange: str | None = None,
-        allowed_remote_exmods: Sequence[str] | None = None,
-    ) -> None:
-        super().__init__(conf, url, default_exchange, allowed_remote_exmods)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # Built as every driver is: (conf, url, default_exchange, allowed_remote_exmods).
+        super().__init__(*args, **kwargs)
         self._listeners: base.OpenListeners[base.Listener] = base.OpenListeners()
+        self.open()
 
     # -- what a driver provides ------------------------------------------------------------
+
+    def open(self) -> None:
+        """Set the driver up, once its ``conf``, ``url`` and ``limits`` are known."""
 
     @abc.abstractmethod
     def reply_source(self, deadline: base.Deadline) -> ReplyWaiters:
@@ -101,24 +125,8 @@ class DriverCore(base.Driver):
         """
 
     @abc.abstractmethod
-    def publish_request(
-        self,
-        route: names.Route,
-        body: str,
-        retry: int | None,
-        mandatory: bool,
-        message: dict[str, Any],
-        call: PendingCall | None,
-    ) -> None:
+    def publish_request(self, request: Outgoing) -> None:
         """Publish an encoded RPC request (already checked against ``max_message_size``).
-
-        Args:
-            route: where it goes.
-            body: the encoded request.
-            retry: oslo's retry count.
-            mandatory: ``at_least_once``: a request no queue receives is an error.
-            message: the request, for errors.
-            call: the call it belongs to; None for a cast.
 
         Raises:
             MessageUndeliverable: ``mandatory`` and no queue received it.
@@ -166,7 +174,8 @@ class DriverCore(base.Driver):
         if not wait_for_reply:
             body = wire.encode_request(ctxt, message)
             wire.check_size(body, self.limits, what)
-            self.publish_request(route, body, retry, mandatory, message, None)
+            kind: Kind = "fanout" if route.fanout else "cast"
+            self.publish_request(Outgoing(kind, route, body, retry, None, None, mandatory, message))
             return None
         started = time.monotonic()
         deadline = base.Deadline(timeout, started)
@@ -174,9 +183,10 @@ class DriverCore(base.Driver):
 
         def send(body: str, box: Any) -> None:
             wire.check_size(body, self.limits, what)
-            fail = functools.partial(replies.send_failed, box)
-            call = PendingCall(timeout, deadline, fail)
-            self.publish_request(route, body, retry, mandatory, message, call)
+            call = PendingCall(timeout, deadline, functools.partial(replies.send_failed, box))
+            self.publish_request(
+                Outgoing("call", route, body, retry, None, call, mandatory, message)
+            )
 
         try:
             return replies.call(
@@ -224,43 +234,19 @@ class TransportCore(DriverCore):
     reply_retry: ClassVar[int | None] = 5
     concurrent_poll: ClassVar[bool] = True
 
-    def __init__(
-        self,
-        conf: cfg.ConfigOpts,
-        url: TransportURL,
-        default_exchange: str | None = None,
-        allowed_remote_exmods: Sequence[str] | None = None,
-    ) -> None:
-        super().__init__(conf, url, default_exchange, allowed_remote_exmods)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         # The few topics notified over and over: their routes worked out once each.
         self._notification_routes: dict[
             tuple[str | None, str | None], tuple[names.Route, names.QueueBinding]
         ] = {}
         self._warned_at_least_once = False
+        super().__init__(*args, **kwargs)
 
     # -- the transport's primitives ----------------------------------------------------------
 
     @abc.abstractmethod
-    def publish(
-        self,
-        kind: Kind,
-        route: names.Route,
-        body: str,
-        retry: int | None,
-        *,
-        declare: names.QueueBinding | None = None,
-        call: PendingCall | None = None,
-    ) -> int | None:
-        """Publish an encoded body, trying again as ``retry`` allows.
-
-        Args:
-            kind: what it is.
-            route: where it goes.
-            body: the encoded message, within ``max_message_size``.
-            retry: oslo's retry count.
-            declare: a queue to declare and bind before publishing (a notification's
-                default queue, so that what is sent before anyone listens is kept).
-            call: with a call's request: its timeout and deadline.
+    def publish(self, out: Outgoing) -> int | None:
+        """Publish an encoded body, trying again as ``out.retry`` allows.
 
         Returns:
             How many queues got the message; None where the transport cannot tell.
@@ -297,7 +283,7 @@ class TransportCore(DriverCore):
         body = wire.encode_notification(ctxt, message, version)
         route, queue = self._notification_route(target)
         wire.check_size(body, self.limits, lambda: f"The notification to {route.routing_key!r}")
-        self.publish("notification", route, body, retry, declare=queue)
+        self.publish(Outgoing("notification", route, body, retry, queue))
 
     def _notification_route(self, target: Target) -> tuple[names.Route, names.QueueBinding]:
         key = (target.exchange, target.topic)
@@ -332,34 +318,26 @@ class TransportCore(DriverCore):
         queues = names.server_queues(target, self.default_exchange, names.new_id())
         return self._listener(queues, batch_size, batch_timeout)
 
-    def publish_request(
-        self,
-        route: names.Route,
-        body: str,
-        retry: int | None,
-        mandatory: bool,
-        message: dict[str, Any],
-        call: PendingCall | None,
-    ) -> None:
+    def publish_request(self, request: Outgoing) -> None:
         """Publish a request with :meth:`publish`; check that it was routed if ``mandatory``."""
-        kind: Kind = "fanout" if route.fanout else ("call" if call else "cast")
-        routed = self.publish(kind, route, body, retry, call=call)
-        if not mandatory:
+        routed = self.publish(request)
+        if not request.mandatory:
             return
         if routed is None:
             self._warn_at_least_once()
         elif not routed:
+            route = request.route
             no_route = LookupError(
                 f"NO_ROUTE: no queue is bound to {route.routing_key!r} "
                 f"in exchange {route.exchange!r}"
             )
-            raise MessageUndeliverable(no_route, route.exchange, route.routing_key, message)
+            raise MessageUndeliverable(no_route, route.exchange, route.routing_key, request.message)
 
     def send_reply(self, reply_q: str, msg_id: str, body: str, heartbeat: bool) -> None:
         """Publish a reply (or a heartbeat) to a caller's reply queue; never raises."""
         route = names.Route(names.DEFAULT_EXCHANGE, reply_q, reply_q, names.DEFAULT_EXCHANGE)
         try:
-            routed = self.publish("reply", route, body, self.reply_retry)
+            routed = self.publish(Outgoing("reply", route, body, self.reply_retry))
         except Exception:
             LOG.exception("Could not send the reply to %s on %s", msg_id, reply_q)
             return

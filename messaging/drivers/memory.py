@@ -43,11 +43,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from messaging.drivers import base, names
-from messaging.drivers.core import Kind, PendingCall, TransportCore
+from messaging.drivers.core import Outgoing, TransportCore
 from messaging.drivers.memory_broker import (
     FANOUT,
     TOPIC,
@@ -62,10 +61,7 @@ from messaging.drivers.replies import ReplyWaiters
 from messaging.exceptions import MessageDeliveryFailure
 
 if TYPE_CHECKING:
-    from oslo_config import cfg
-
     from messaging.poison import HandlingFailure
-    from messaging.transport import TransportURL
 
 __all__ = ["Broker", "MemoryDriver", "get_broker", "reset_brokers"]
 
@@ -88,28 +84,13 @@ class MemoryDriver(TransportCore):
     capabilities = base.Capabilities(requeue=True, pools=True, fanout=True, rpc=True)
     reply_retry = None
 
-    def __init__(
-        self,
-        conf: cfg.ConfigOpts,
-        url: TransportURL,
-        default_exchange: str | None = None,
-        allowed_remote_exmods: Sequence[str] | None = None,
-    ) -> None:
-        super().__init__(conf, url, default_exchange, allowed_remote_exmods)
-        self.broker = get_broker(url.virtual_host)
+    def open(self) -> None:
+        """Find the broker of the URL's virtual host."""
+        self.broker = get_broker(self.url.virtual_host)
         self._lock = threading.Lock()
         self._replies: ReplyWaiters | None = None
 
-    def publish(
-        self,
-        kind: Kind,
-        route: names.Route,
-        body: str,
-        retry: int | None,
-        *,
-        declare: names.QueueBinding | None = None,
-        call: PendingCall | None = None,
-    ) -> int:
+    def publish(self, out: Outgoing) -> int:
         """Publish an encoded body, retrying injected connection failures as ``retry`` allows.
 
         A call's request expires when the call ends.
@@ -120,8 +101,9 @@ class MemoryDriver(TransportCore):
         Raises:
             MessageDeliveryFailure: every allowed attempt failed.
         """
+        route, declare, call = out.route, out.declare, out.call
         exchange, routing_key = route.exchange, route.routing_key
-        allowed = base.attempts(retry)
+        allowed = base.attempts(out.retry)
         tries = 0
         while True:
             tries += 1
@@ -129,7 +111,7 @@ class MemoryDriver(TransportCore):
                 return self.broker.publish(
                     exchange,
                     routing_key,
-                    body,
+                    out.body,
                     kind=FANOUT if route.fanout else TOPIC,
                     declare_queue=None if declare is None else declare.queue,
                     expires_in=None if call is None else call.deadline.remaining(),

@@ -30,6 +30,7 @@ import pytest
 from oslo_config import cfg
 
 import messaging
+from messaging.drivers.core import Outgoing
 from messaging.drivers.names import Route
 from messaging.drivers.sqlite.options import register_sqlite_opts
 from messaging.drivers.sqlite.store import Declaration, Store
@@ -186,7 +187,7 @@ def test_listeners_drain_a_full_disk_through_the_reserve_while_sends_fail(
             driver: Any = transport.driver
             driver.bus.store.declare([Declaration("reply_waiting")], time.time() + 60)
             to_reply = Route("", "reply_waiting", "reply_waiting", "")
-            assert driver.publish("reply", to_reply, '{"reply": 1}', 0) == 1
+            assert driver.publish(Outgoing("reply", to_reply, '{"reply": 1}', 0)) == 1
             (disk / "filler").unlink()
             notifier.info({}, "room.again", {"n": 200})
             assert inbox.received.get(timeout=WAIT) == 200

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from messaging import wire
 from messaging.drivers import base, names
-from messaging.drivers.core import Kind, PendingCall, TransportCore
+from messaging.drivers.core import Outgoing, TransportCore
 from messaging.drivers.entities import Binding, Subscription
 from messaging.drivers.kombu_transport import declarations
 from messaging.drivers.kombu_transport.consumer import Consumer
@@ -25,9 +25,7 @@ from messaging.drivers.pool import ConnectionRegistry, process_id
 from messaging.drivers.replies import ReplyWaiters
 
 if TYPE_CHECKING:
-    from oslo_config import cfg
-
-    from messaging.transport import TransportURL
+    pass
 
 __all__ = ["KombuDriver"]
 
@@ -110,15 +108,9 @@ class KombuDriver(TransportCore):
     capabilities = base.Capabilities(requeue=True, pools=True, fanout=True, rpc=True)
     reply_retry = 3
 
-    def __init__(
-        self,
-        conf: cfg.ConfigOpts,
-        url: TransportURL,
-        default_exchange: str | None = None,
-        allowed_remote_exmods: Sequence[str] | None = None,
-    ) -> None:
-        super().__init__(conf, url, default_exchange, allowed_remote_exmods)
-        self.settings = KombuSettings.from_url(url)
+    def open(self) -> None:
+        """Read the URL's options; the connections open on first use."""
+        self.settings = KombuSettings.from_url(self.url)
         self.capabilities = self.settings.capabilities
         self._key = self.settings.broker_key()
         self._lock = threading.Lock()
@@ -153,22 +145,15 @@ class KombuDriver(TransportCore):
         if broker is not None and self._pid == process_id():
             REGISTRY.release(self._key)
 
-    def publish(
-        self,
-        kind: Kind,
-        route: names.Route,
-        body: str,
-        retry: int | None,
-        *,
-        declare: names.QueueBinding | None = None,
-        call: PendingCall | None = None,
-    ) -> None:
+    def publish(self, out: Outgoing) -> None:
         """Publish through the process's publisher; kombu does not say what was routed.
 
         Raises:
             NotImplementedError: a fanout cast on a transport without fanout exchanges.
             MessageDeliveryFailure: see :meth:`Publisher.publish`.
         """
+        kind, route, body, retry = out.kind, out.route, out.body, out.retry
+        declare, call = out.declare, out.call
         if kind == "reply":
             self._publish_reply(route.routing_key, body, retry)
             return

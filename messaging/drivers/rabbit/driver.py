@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from messaging import delayed, wire
 from messaging.drivers import base, names
-from messaging.drivers.core import DriverCore, PendingCall
+from messaging.drivers.core import DriverCore, Outgoing
 from messaging.drivers.delivered import DecodingListener
 from messaging.drivers.pool import ConnectionRegistry, process_id
 from messaging.drivers.rabbit import topology
@@ -39,8 +39,6 @@ from messaging.exceptions import MessageTooLarge, MessageUndeliverable, Messagin
 from messaging.health import LinkHealth
 
 if TYPE_CHECKING:
-    from oslo_config import cfg
-
     from messaging.poison import ParkedMessage
     from messaging.target import Target
     from messaging.transport import TransportURL
@@ -123,16 +121,10 @@ class RabbitDriver(DriverCore):
 
     capabilities = base.Capabilities(requeue=True, pools=True, fanout=True, rpc=True)
 
-    def __init__(
-        self,
-        conf: cfg.ConfigOpts,
-        url: TransportURL,
-        default_exchange: str | None = None,
-        allowed_remote_exmods: Sequence[str] | None = None,
-    ) -> None:
-        super().__init__(conf, url, default_exchange, allowed_remote_exmods)
-        self.settings = RabbitSettings.from_conf(conf, url)
-        self._key = broker_key(url, self.settings)
+    def open(self) -> None:
+        """Read the options; the connections open on first use."""
+        self.settings = RabbitSettings.from_conf(self.conf, self.url)
+        self._key = broker_key(self.url, self.settings)
         self._lock = threading.Lock()
         self._broker: BrokerConnections | None = None
         self._pid = process_id()
@@ -296,20 +288,13 @@ class RabbitDriver(DriverCore):
         """The process's reply queue on this broker, consumed from its first use."""
         return self.broker.replies
 
-    def publish_request(
-        self,
-        route: names.Route,
-        body: str,
-        retry: int | None,
-        mandatory: bool,
-        message: dict[str, Any],
-        call: PendingCall | None,
-    ) -> None:
+    def publish_request(self, request: Outgoing) -> None:
         """Publish a request as oslo does; a cast waits for the broker's confirm, a call not.
 
         A call's wait ends with its reply, or with the failure to publish (the
         request's confirm is not waited for: it would cost the caller a wake-up).
         """
+        route, call = request.route, request.call
         kind: topology.PublishKind = "fanout" if route.fanout else ("call" if call else "cast")
         if route.fanout:
             exchange = topology.fanout_exchange(self.settings, route.topic)
@@ -318,10 +303,10 @@ class RabbitDriver(DriverCore):
         publication = Publication(
             exchange,
             route.routing_key,
-            body.encode("utf-8"),
+            request.body.encode("utf-8"),
             topology.publish_properties(kind, None if call is None else call.timeout),
-            topology.publish_mandatory(self.settings, kind, mandatory),
-            retry=retry,
+            topology.publish_mandatory(self.settings, kind, request.mandatory),
+            retry=request.retry,
         )
         publisher = self.broker.publisher
         if call is None:

@@ -23,11 +23,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from messaging.drivers import base, names
-from messaging.drivers.core import Kind, PendingCall, TransportCore
+from messaging.drivers.core import Outgoing, TransportCore
 from messaging.drivers.pool import process_id
 from messaging.drivers.replies import ReplyWaiters
 from messaging.drivers.sqlite.bus import Bus, close_bus, open_bus
@@ -37,9 +36,7 @@ from messaging.drivers.sqlite.store import Declaration, Limits, StoreError
 from messaging.exceptions import MessageDeliveryFailure
 
 if TYPE_CHECKING:
-    from oslo_config import cfg
-
-    from messaging.transport import TransportURL
+    pass
 
 __all__ = ["SqliteDriver"]
 
@@ -64,16 +61,10 @@ class SqliteDriver(TransportCore):
 
     capabilities = base.Capabilities(requeue=True, pools=True, fanout=True, rpc=True)
 
-    def __init__(
-        self,
-        conf: cfg.ConfigOpts,
-        url: TransportURL,
-        default_exchange: str | None = None,
-        allowed_remote_exmods: Sequence[str] | None = None,
-    ) -> None:
-        super().__init__(conf, url, default_exchange, allowed_remote_exmods)
-        self.settings = SqliteSettings.from_conf(conf, url)
-        self.path = database_path(url, self.settings)
+    def open(self) -> None:
+        """Read the options and open the bus file (a file that is not a usable bus fails now)."""
+        self.settings = SqliteSettings.from_conf(self.conf, self.url)
+        self.path = database_path(self.url, self.settings)
         self.disk_limits = Limits(self.settings.max_bytes, self.settings.max_messages)
         self._lock = threading.Lock()
         self._pid = process_id()
@@ -97,16 +88,7 @@ class SqliteDriver(TransportCore):
                 self._bus = open_bus(self.path, self.settings, self.limits)
             return self._bus
 
-    def publish(
-        self,
-        kind: Kind,
-        route: names.Route,
-        body: str,
-        retry: int | None,
-        *,
-        declare: names.QueueBinding | None = None,
-        call: PendingCall | None = None,
-    ) -> int:
+    def publish(self, out: Outgoing) -> int:
         """Store a message, trying again as ``retry`` and ``publish_timeout`` allow.
 
         Every message but a reply is held to the disk bound (replies are small
@@ -122,6 +104,8 @@ class SqliteDriver(TransportCore):
                 the call's deadline) passed, the file cannot be written (at once), or
                 the disk bound was reached (at once: waiting would not make room).
         """
+        kind, route, body, retry = out.kind, out.route, out.body, out.retry
+        declare, call = out.declare, out.call
         exchange, routing_key = route.exchange, route.routing_key
         expires_at = None
         deadline = base.Deadline(None)

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from messaging.drivers import base, names
-from messaging.drivers.core import Kind, PendingCall, TransportCore
+from messaging.drivers.core import Outgoing, TransportCore
 from messaging.drivers.replies import ReplyWaiters
 from messaging.drivers.stomp.connection import REGISTRY, StompConnection
 from messaging.drivers.stomp.destinations import Destinations
@@ -21,9 +21,7 @@ from messaging.drivers.stomp.listener import StompSource
 from messaging.drivers.stomp.options import StompSettings
 
 if TYPE_CHECKING:
-    from oslo_config import cfg
-
-    from messaging.transport import TransportURL
+    pass
 
 __all__ = ["StompDriver"]
 
@@ -43,15 +41,9 @@ class StompDriver(TransportCore):
     #: One thread polls a listener: the broker's order of deliveries is kept.
     concurrent_poll = False
 
-    def __init__(
-        self,
-        conf: cfg.ConfigOpts,
-        url: TransportURL,
-        default_exchange: str | None = None,
-        allowed_remote_exmods: Sequence[str] | None = None,
-    ) -> None:
-        super().__init__(conf, url, default_exchange, allowed_remote_exmods)
-        self.settings = StompSettings.from_conf(conf, url)
+    def open(self) -> None:
+        """Read the options and share the process's connection to the broker."""
+        self.settings = StompSettings.from_conf(self.conf, self.url)
         self._key = self.settings.broker_key()
         self._lock = threading.Lock()
         self._released = False
@@ -74,16 +66,7 @@ class StompDriver(TransportCore):
     def __repr__(self) -> str:
         return f"<StompDriver {self.settings.redacted}>"
 
-    def publish(
-        self,
-        kind: Kind,
-        route: names.Route,
-        body: str,
-        retry: int | None,
-        *,
-        declare: names.QueueBinding | None = None,
-        call: PendingCall | None = None,
-    ) -> None:
+    def publish(self, out: Outgoing) -> None:
         """SEND to the route's destination and wait for the receipt; STOMP does not say who got it.
 
         On RabbitMQ, a notification's default queue is declared first, and a
@@ -92,6 +75,8 @@ class StompDriver(TransportCore):
         Raises:
             MessageDeliveryFailure: no receipt from the broker within ``retry``.
         """
+        kind, route, body, retry = out.kind, out.route, out.body, out.retry
+        declare, call = out.declare, out.call
         destinations = self.destinations
         if kind == "reply":
             self.connection.send(route.routing_key, body, {}, retry)
