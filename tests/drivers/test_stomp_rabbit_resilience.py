@@ -388,8 +388,9 @@ def test_what_an_rpc_server_holds_unhandled_is_bounded_by_prefetch_fanout_includ
             return sorted(int(row) for row in rows if row.isdigit())
 
         wait_until(lambda: unacknowledged() == [4, 4, 4], "4 unacknowledged in each queue", 30.0)
+        inbox = listener.source._inbox  # type: ignore[attr-defined]
         destinations = collections.Counter(
-            delivery.destination for delivery in list(listener._inbox.queue) if delivery
+            delivery.destination for delivery in list(inbox.queue) if delivery
         )
         assert sorted(destinations.values()) == [4, 4, 4], destinations
     finally:
