@@ -23,7 +23,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from messaging import delayed, wire
-from messaging.drivers import base, names
+from messaging.drivers import base
 from messaging.drivers.core import DriverCore, Outgoing
 from messaging.drivers.delivered import DecodingListener
 from messaging.drivers.pool import ConnectionRegistry, process_id
