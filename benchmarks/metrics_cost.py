@@ -107,11 +107,13 @@ def main() -> None:
             finally:
                 metrics.disable()
     print(f"{args.rounds} rounds, {args.count} notifications and {args.calls} calls each")
-    print(f"{'measure':28} {'off':>10} {'on':>10} {'on/off':>8}")
+    print(f"{'measure':28} {'off':>10} {'on':>10} {'on/off':>8}   each round (off/on)")
     for name in results[False][0]:
         off = statistics.median(r[name] for r in results[False])
         on = statistics.median(r[name] for r in results[True])
-        print(f"{name:28} {off:10.0f} {on:10.0f} {on / off:8.3f}")
+        pairs = zip(results[False], results[True], strict=True)
+        rounds = ", ".join(f"{a[name]:.0f}/{b[name]:.0f}" for a, b in pairs)
+        print(f"{name:28} {off:10.0f} {on:10.0f} {on / off:8.3f}   {rounds}")
 
 
 if __name__ == "__main__":

@@ -107,35 +107,44 @@ class Metrics:
             buckets=_CALL_BUCKETS,
             registry=reg,
         )
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self._collector = _HealthCollector(prom, extra, self._extra)
         reg.register(self._collector)
 
     # -- hooks (called by the Transport and server layers) ---------------------------------
 
+    def _child(self, metric: Any, *labels: str) -> Any:
+        # prometheus_client's labels() takes a lock and checks every label on
+        # each call; the children are looked up once per label set instead.
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels, *self._extra)
+        return child
+
     def count_sent(self, kind: str, topic: str, priority: str = "") -> None:
         """One message sent."""
-        self.sent.labels(kind, topic, priority, *self._extra).inc()
+        self._child(self.sent, kind, topic, priority).inc()
 
     def count_send_failed(self, kind: str, topic: str, priority: str, error: BaseException) -> None:
         """One message that could not be sent."""
-        labels = (kind, topic, priority, type(error).__name__, *self._extra)
-        self.send_failed.labels(*labels).inc()
+        self._child(self.send_failed, kind, topic, priority, type(error).__name__).inc()
 
     def observe_call(self, topic: str, outcome: str, seconds: float) -> None:
         """One RPC call ended after ``seconds``."""
-        self.call_seconds.labels(topic, outcome, *self._extra).observe(seconds)
+        self._child(self.call_seconds, topic, outcome).observe(seconds)
 
     def count_received(self, server: str, kind: str, priority: str = "") -> None:
         """One message received."""
-        self.received.labels(server, kind, priority, *self._extra).inc()
+        self._child(self.received, server, kind, priority).inc()
 
     def count_handled(self, server: str, kind: str, outcome: str) -> None:
         """One message handled, with its outcome."""
-        self.handled.labels(server, kind, outcome, *self._extra).inc()
+        self._child(self.handled, server, kind, outcome).inc()
 
     def observe_handling(self, server: str, kind: str, seconds: float) -> None:
         """One batch handled in ``seconds``."""
-        self.handling_seconds.labels(server, kind, *self._extra).observe(seconds)
+        self._child(self.handling_seconds, server, kind).observe(seconds)
 
     def unregister(self) -> None:
         """Take every instrument off the registry."""
