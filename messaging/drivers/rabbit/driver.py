@@ -154,10 +154,15 @@ class RabbitDriver(DriverCore):
                 )
             return self._broker
 
+    def _opened_broker(self) -> BrokerConnections | None:
+        # The connections this process opened, if any: never opens them (a
+        # forked child's inherited ones are not its own).
+        with self._lock:
+            return self._broker if self._pid == process_id() else None
+
     def link_health(self) -> LinkHealth:
         """The state of the process's two connections to this broker and of its publisher."""
-        with self._lock:
-            broker = self._broker if self._pid == process_id() else None
+        broker = self._opened_broker()
         if broker is None:
             return LinkHealth()
         connections = [c for c in (broker.publishing, broker.consuming) if c.in_use]
@@ -173,8 +178,7 @@ class RabbitDriver(DriverCore):
 
     def repair(self, reason: str) -> bool:
         """Make both connections again: every exchange, queue and binding is declared anew."""
-        with self._lock:
-            broker = self._broker if self._pid == process_id() else None
+        broker = self._opened_broker()
         if broker is None:
             return False
         LOG.warning("Connecting again to declare everything anew: %s", reason)
@@ -184,8 +188,7 @@ class RabbitDriver(DriverCore):
 
     def flush(self, timeout: float | None = None) -> int:
         """Wait for the confirms of notifications sent without waiting for them."""
-        with self._lock:
-            broker = self._broker if self._pid == process_id() else None
+        broker = self._opened_broker()
         return 0 if broker is None else broker.publisher.flush(timeout)
 
     def cleanup(self) -> None:
