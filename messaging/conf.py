@@ -25,7 +25,7 @@ from __future__ import annotations
 import copy
 import functools
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from messaging.confhelpers import (
     apply_query_overrides,
@@ -49,6 +49,7 @@ __all__ = [
     "deprecated_group",
     "list_opts",
     "message_limits",
+    "metrics_daemon_defaults",
     "old_group_name",
     "register_group",
     "register_metrics_opts",
@@ -298,6 +299,12 @@ def _metrics_opts() -> list[cfg.Opt]:
             help="The address of the metrics endpoint (ours).",
         ),
     ]
+
+
+def metrics_daemon_defaults() -> dict[str, Any]:
+    """The options of oslo.messaging's metrics daemon (no effect here), with their defaults."""
+    daemon = ("metrics_socket_file", "metrics_buffer_size", "metrics_thread_stop_timeout")
+    return {opt.name: opt.default for opt in _metrics_opts() if opt.name in daemon}
 
 
 def register_metrics_opts(conf: cfg.ConfigOpts) -> None:

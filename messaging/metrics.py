@@ -33,7 +33,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from messaging import health
-from messaging.conf import METRICS_GROUP, register_metrics_opts
+from messaging.conf import METRICS_GROUP, metrics_daemon_defaults, register_metrics_opts
 from messaging.confhelpers import warn_without_effect
 
 if TYPE_CHECKING:
@@ -225,10 +225,11 @@ def enable_from_conf(conf: cfg.ConfigOpts) -> None:
     """
     register_metrics_opts(conf)
     group = conf[METRICS_GROUP]
+    daemon = metrics_daemon_defaults()
     warn_without_effect(
         METRICS_GROUP,
-        {name: group[name] for name in _DAEMON_OPTIONS},
-        {name: (default, _NO_DAEMON) for name, default in _DAEMON_OPTIONS.items()},
+        {name: group[name] for name in daemon},
+        {name: (default, _NO_DAEMON) for name, default in daemon.items()},
     )
     if not group.metrics_enabled:
         return
@@ -239,11 +240,6 @@ def enable_from_conf(conf: cfg.ConfigOpts) -> None:
 
 
 _NO_DAEMON = "metrics are not sent to an oslo.metrics daemon; Prometheus scrapes the process"
-_DAEMON_OPTIONS = {
-    "metrics_socket_file": "/var/tmp/metrics_collector.sock",
-    "metrics_buffer_size": 1000,
-    "metrics_thread_stop_timeout": 10,
-}
 _SERVED: dict[tuple[str, int, int], Any] = {}
 
 
