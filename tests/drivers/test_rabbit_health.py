@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import amqp
 import pytest
@@ -119,39 +120,60 @@ def test_a_server_on_an_unreachable_broker_says_why_it_is_not_ready() -> None:
         transport.cleanup()
 
 
-def test_the_canary_finds_a_deaf_server_and_the_transport_repairs_it(vhost: str) -> None:
-    """The exchange deleted broker-side: the connection looks fine, requests go nowhere."""
+CANARY_INTERVAL = 1.0
+
+
+@dataclass
+class Canaried:
+    """A running RPC server whose canary has been answered once."""
+
+    transport: messaging.Transport
+    topic: str
+    server: messaging.MessageHandlingServer
+
+
+@pytest.fixture
+def canaried(vhost: str) -> Iterator[Canaried]:
     conf = make_conf()
     transport = messaging.get_rpc_transport(conf, rabbit_url(vhost))
-    conf.set_override("rpc_canary_interval", 1.0)  # registered by the transport
+    conf.set_override("rpc_canary_interval", CANARY_INTERVAL)  # registered by the transport
     topic = f"canary-{uuid.uuid4().hex[:8]}"
     server = serve(transport, topic)
     try:
-        client = messaging.get_rpc_client(
-            transport, messaging.Target(topic=topic, server="s1"), timeout=2
-        )
         wait_for(lambda: server.health().canary.last_answer_age is not None, TIMEOUT, "a canary")
-        assert server.health().ready
-        deaf = rabbit_publish_raw_connection(vhost)
-        deaf.channel().exchange_delete("openstack")
-        deaf.close()
-        deleted = time.monotonic()
-        wait_for(lambda: server.health().canary.failures > 0, TIMEOUT, "the canary to fail")
-        found = time.monotonic() - deleted
-        failing = server.health()
-        assert not failing.ready
-        assert any("canary call through the broker failed" in p for p in failing.problems)
-        wait_for(lambda: server.health().canary.failures == 0, TIMEOUT, "the repair")
-        repaired = time.monotonic() - deleted
-        print(f"\n[canary] deaf path found {found:.1f} s and repaired {repaired:.1f} s after")
-        assert found <= 2 * 1.0 + 1.0, found  # the bound: twice the interval, and some slack
-        assert server.health().canary.repairs >= 1
-        assert client.call({}, "echo", value=3) == 3  # the service's own calls too
-        assert server.health().ready
+        yield Canaried(transport, topic, server)
     finally:
         server.stop()
         server.wait()
         transport.cleanup()
+
+
+def test_the_canary_finds_a_deaf_server_and_the_transport_repairs_it(
+    vhost: str, canaried: Canaried
+) -> None:
+    """The exchange deleted broker-side: the connection looks fine, requests go nowhere."""
+    server = canaried.server
+    client = messaging.get_rpc_client(
+        canaried.transport, messaging.Target(topic=canaried.topic, server="s1"), timeout=2
+    )
+    assert server.health().ready
+    deaf = rabbit_publish_raw_connection(vhost)
+    deaf.channel().exchange_delete("openstack")
+    deaf.close()
+    deleted = time.monotonic()
+    wait_for(lambda: server.health().canary.failures > 0, TIMEOUT, "the canary to fail")
+    found = time.monotonic() - deleted
+    failing = server.health()
+    assert not failing.ready
+    assert any("canary call through the broker failed" in p for p in failing.problems)
+    wait_for(lambda: server.health().canary.failures == 0, TIMEOUT, "the repair")
+    repaired = time.monotonic() - deleted
+    print(f"\n[canary] deaf path found {found:.1f} s and repaired {repaired:.1f} s after")
+    # The bound: twice the interval, and some slack.
+    assert found <= 2 * CANARY_INTERVAL + 1.0, found
+    assert server.health().canary.repairs >= 1
+    assert client.call({}, "echo", value=3) == 3  # the service's own calls too
+    assert server.health().ready
 
 
 def rabbit_publish_raw_connection(vhost: str) -> amqp.Connection:
@@ -162,32 +184,22 @@ def rabbit_publish_raw_connection(vhost: str) -> amqp.Connection:
     return connection
 
 
-def test_a_reply_queue_deleted_broker_side_is_made_again_and_reported(vhost: str) -> None:
-    conf = make_conf()
-    transport = messaging.get_rpc_transport(conf, rabbit_url(vhost))
-    conf.set_override("rpc_canary_interval", 1.0)
-    topic = f"canary-{uuid.uuid4().hex[:8]}"
-    server = serve(transport, topic)
-    try:
-        wait_for(lambda: server.health().canary.last_answer_age is not None, TIMEOUT, "a canary")
-        listed = rabbitmqctl("list_queues", "-p", vhost, "name", "--no-table-headers")
-        (reply,) = [name for name in listed.split() if name.startswith("reply_")]
-        rabbitmqctl("delete_queue", "-p", vhost, reply)
-        deleted = time.monotonic()
-        wait_for(lambda: server.health().link.reconnects >= 1, TIMEOUT, "the reconnect")
-        wait_for(
-            lambda: (
-                (server.health().canary.last_answer_age or TIMEOUT) < time.monotonic() - deleted
-            ),
-            TIMEOUT,
-            "a canary answered after the deletion",
-        )
-        answered = time.monotonic() - deleted
-        print(f"\n[reply queue] answered again {answered:.1f} s after its deletion")
-        assert answered <= 2 * 1.0 + 5.0, answered
-        listed = rabbitmqctl("list_queues", "-p", vhost, "name", "--no-table-headers")
-        assert reply in listed.split()  # declared again by the process
-    finally:
-        server.stop()
-        server.wait()
-        transport.cleanup()
+def test_a_reply_queue_deleted_broker_side_is_made_again_and_reported(
+    vhost: str, canaried: Canaried
+) -> None:
+    server = canaried.server
+    listed = rabbitmqctl("list_queues", "-p", vhost, "name", "--no-table-headers")
+    (reply,) = [name for name in listed.split() if name.startswith("reply_")]
+    rabbitmqctl("delete_queue", "-p", vhost, reply)
+    deleted = time.monotonic()
+    wait_for(lambda: server.health().link.reconnects >= 1, TIMEOUT, "the reconnect")
+    wait_for(
+        lambda: (server.health().canary.last_answer_age or TIMEOUT) < time.monotonic() - deleted,
+        TIMEOUT,
+        "a canary answered after the deletion",
+    )
+    answered = time.monotonic() - deleted
+    print(f"\n[reply queue] answered again {answered:.1f} s after its deletion")
+    assert answered <= 2 * CANARY_INTERVAL + 5.0, answered
+    listed = rabbitmqctl("list_queues", "-p", vhost, "name", "--no-table-headers")
+    assert reply in listed.split()  # declared again by the process
