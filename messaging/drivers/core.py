@@ -35,11 +35,12 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 from messaging import wire
 from messaging.drivers import base, names
 from messaging.drivers.delivered import DecodingListener, DeliverySource
+from messaging.drivers.pool import ProcessLocal
 from messaging.drivers.replies import ReplyWaiters, describe_request
 from messaging.exceptions import MessageUndeliverable, MessagingTimeout
 from messaging.target import refuse_fanout_call
@@ -51,6 +52,8 @@ if TYPE_CHECKING:
 __all__ = ["DriverCore", "Kind", "Outgoing", "PendingCall", "TransportCore"]
 
 LOG = logging.getLogger(__name__)
+
+V = TypeVar("V")
 
 Kind = Literal["notification", "cast", "fanout", "call", "reply"]
 """What a published message is."""
@@ -214,6 +217,14 @@ class DriverCore(base.Driver):
     def forget(self, listener: base.Listener) -> None:
         """Forget a listener that cleaned itself up."""
         self._listeners.forget(listener)
+
+    def process_local(self, open_: Callable[[], V], close: Callable[[V], None]) -> ProcessLocal[V]:
+        """What this driver opens per process; each opening starts with no listeners tracked."""
+        return ProcessLocal(open_, close, on_open=self._forget_listeners)
+
+    def _forget_listeners(self) -> None:
+        # The listeners of a parent process, or of a released opening, are not ours to close.
+        self._listeners = base.OpenListeners()
 
     def cleanup(self) -> None:
         """Clean up every listener of this driver, then :meth:`release` the transport."""

@@ -21,7 +21,7 @@ import threading
 from collections.abc import Callable, Hashable
 from typing import Generic, Protocol, TypeVar
 
-__all__ = ["Closeable", "ConnectionRegistry", "process_id"]
+__all__ = ["Closeable", "ConnectionRegistry", "ProcessLocal", "process_id"]
 
 LOG = logging.getLogger(__name__)
 
@@ -116,3 +116,58 @@ class ConnectionRegistry(Generic[T]):
     def __len__(self) -> int:
         with self._lock:
             return len(self._entries)
+
+
+V = TypeVar("V")
+
+
+class ProcessLocal(Generic[V]):
+    """What a driver holds for the process that uses it, such as its share of a broker.
+
+    Opened on first use, and opened again after :meth:`release` or in a child made
+    by ``fork()``: a parent's connections are never the child's to use or close.
+
+    Args:
+        open_: opens the value (called under a lock, at most once per opening).
+        close: lets go of a value this process opened.
+        on_open: called before each opening (a driver forgets its listeners there).
+    """
+
+    def __init__(
+        self,
+        open_: Callable[[], V],
+        close: Callable[[V], None],
+        on_open: Callable[[], None] | None = None,
+    ) -> None:
+        self._open = open_
+        self._close = close
+        self._on_open = on_open
+        self._lock = threading.Lock()
+        self._value: V | None = None
+        self._pid = process_id()
+
+    def get(self) -> V:
+        """The value of this process, opened now if it is not open."""
+        value = self._value
+        if value is not None and self._pid == process_id():
+            return value  # the common case, without the lock
+        with self._lock:
+            value = self._value
+            if value is None or self._pid != process_id():
+                self._pid = process_id()
+                if self._on_open is not None:
+                    self._on_open()
+                value = self._value = self._open()
+            return value
+
+    def opened(self) -> V | None:
+        """The value this process opened, if any; never opens it."""
+        with self._lock:
+            return self._value if self._pid == process_id() else None
+
+    def release(self) -> None:
+        """Let go of the value, if this process opened it; the next :meth:`get` opens anew."""
+        with self._lock:
+            value, self._value = self._value, None
+        if value is not None and self._pid == process_id():
+            self._close(value)

@@ -21,7 +21,7 @@ from messaging.drivers.kombu_transport.consumer import Consumer
 from messaging.drivers.kombu_transport.link import KombuLink
 from messaging.drivers.kombu_transport.options import KombuSettings
 from messaging.drivers.kombu_transport.publisher import Publication, Publisher
-from messaging.drivers.pool import ConnectionRegistry, process_id
+from messaging.drivers.pool import ConnectionRegistry
 from messaging.drivers.replies import ReplyWaiters
 
 if TYPE_CHECKING:
@@ -113,25 +113,15 @@ class KombuDriver(TransportCore):
         self.settings = KombuSettings.from_url(self.url)
         self.capabilities = self.settings.capabilities
         self._key = self.settings.broker_key()
-        self._lock = threading.Lock()
-        self._broker: KombuBroker | None = None
-        self._pid = process_id()
+        self._broker = self.process_local(
+            lambda: REGISTRY.acquire(self._key, lambda: KombuBroker(self.settings, self.limits)),
+            lambda _broker: REGISTRY.release(self._key),
+        )
 
     @property
     def broker(self) -> KombuBroker:
         """This process's connections to the broker (opened on first use)."""
-        broker = self._broker
-        if broker is not None and self._pid == process_id():
-            return broker  # the common case, without the lock
-        with self._lock:
-            if self._broker is None or self._pid != process_id():
-                # In a forked child the parent's connections are not ours to use.
-                self._pid = process_id()
-                self._listeners = base.OpenListeners()
-                self._broker = REGISTRY.acquire(
-                    self._key, lambda: KombuBroker(self.settings, self.limits)
-                )
-            return self._broker
+        return self._broker.get()
 
     @property
     def link(self) -> KombuLink:
@@ -140,10 +130,7 @@ class KombuDriver(TransportCore):
 
     def release(self) -> None:
         """Leave the shared connections (the last driver of the process closes them)."""
-        with self._lock:
-            broker, self._broker = self._broker, None
-        if broker is not None and self._pid == process_id():
-            REGISTRY.release(self._key)
+        self._broker.release()
 
     def publish(self, out: Outgoing) -> None:
         """Publish through the process's publisher; kombu does not say what was routed.

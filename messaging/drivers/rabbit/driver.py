@@ -26,7 +26,7 @@ from messaging import delayed, wire
 from messaging.drivers import base
 from messaging.drivers.core import DriverCore, Outgoing
 from messaging.drivers.delivered import DecodingListener
-from messaging.drivers.pool import ConnectionRegistry, process_id
+from messaging.drivers.pool import ConnectionRegistry
 from messaging.drivers.rabbit import topology
 from messaging.drivers.rabbit.connection import AmqpConnection
 from messaging.drivers.rabbit.consumer import Subscription
@@ -125,9 +125,12 @@ class RabbitDriver(DriverCore):
         """Read the options; the connections open on first use."""
         self.settings = RabbitSettings.from_conf(self.conf, self.url)
         self._key = broker_key(self.url, self.settings)
-        self._lock = threading.Lock()
-        self._broker: BrokerConnections | None = None
-        self._pid = process_id()
+        self._broker = self.process_local(
+            lambda: REGISTRY.acquire(
+                self._key, lambda: BrokerConnections(self.settings, self.url, self.limits)
+            ),
+            lambda _broker: REGISTRY.release(self._key),
+        )
         self._routes: dict[
             tuple[str | None, str | None],
             tuple[topology.ExchangeSpec, topology.QueueSpec, topology.Binding, dict[str, Any]],
@@ -141,24 +144,11 @@ class RabbitDriver(DriverCore):
     @property
     def broker(self) -> BrokerConnections:
         """This process's connections to the broker (opened on first use)."""
-        broker = self._broker
-        if broker is not None and self._pid == process_id():
-            return broker  # the common case, without the lock
-        with self._lock:
-            if self._broker is None or self._pid != process_id():
-                # In a forked child the parent's connections are not ours to use.
-                self._pid = process_id()
-                self._listeners = base.OpenListeners()
-                self._broker = REGISTRY.acquire(
-                    self._key, lambda: BrokerConnections(self.settings, self.url, self.limits)
-                )
-            return self._broker
+        return self._broker.get()
 
     def _opened_broker(self) -> BrokerConnections | None:
-        # The connections this process opened, if any: never opens them (a
-        # forked child's inherited ones are not its own).
-        with self._lock:
-            return self._broker if self._pid == process_id() else None
+        # Never opens them: a forked child's inherited connections are not its own.
+        return self._broker.opened()
 
     def link_health(self) -> LinkHealth:
         """The state of the process's two connections to this broker and of its publisher."""
@@ -208,10 +198,7 @@ class RabbitDriver(DriverCore):
 
     def release(self) -> None:
         """Leave the shared connections (the last driver of the process closes them)."""
-        with self._lock:
-            broker, self._broker = self._broker, None
-        if broker is not None and self._pid == process_id():
-            REGISTRY.release(self._key)
+        self._broker.release()
 
     # -- notifications -----------------------------------------------------------------------
 
@@ -319,7 +306,7 @@ class RabbitDriver(DriverCore):
 
     def timed_out(self, error: MessagingTimeout) -> MessagingTimeout:
         """Say why a call timed out when the request never left: the broker was not reachable."""
-        broker = self._broker  # not reopened after a clean-up
+        broker = self._opened_broker()  # not reopened after a clean-up
         if broker is None or broker.publishing.last_failure is None:
             return error
         failure = broker.publishing.last_failure

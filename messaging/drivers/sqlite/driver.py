@@ -21,13 +21,11 @@ for claims and the visibility timeout). Bodies are encoded by
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from typing import TYPE_CHECKING
 
 from messaging.drivers import base, names
 from messaging.drivers.core import Outgoing, TransportCore
-from messaging.drivers.pool import process_id
 from messaging.drivers.replies import ReplyWaiters
 from messaging.drivers.sqlite.bus import Bus, close_bus, open_bus
 from messaging.drivers.sqlite.listener import SqliteSource
@@ -66,10 +64,11 @@ class SqliteDriver(TransportCore):
         self.settings = SqliteSettings.from_conf(self.conf, self.url)
         self.path = database_path(self.url, self.settings)
         self.disk_limits = Limits(self.settings.max_bytes, self.settings.max_messages)
-        self._lock = threading.Lock()
-        self._pid = process_id()
-        # Opened now, so that a file that is not a usable bus is reported at once.
-        self._bus: Bus | None = open_bus(self.path, self.settings, self.limits)
+        self._bus = self.process_local(
+            lambda: open_bus(self.path, self.settings, self.limits),
+            lambda _bus: close_bus(self.path),
+        )
+        self._bus.get()  # now, so that a file that is not a usable bus is reported at once
 
     def __repr__(self) -> str:
         return f"<SqliteDriver {self.path}>"
@@ -77,16 +76,7 @@ class SqliteDriver(TransportCore):
     @property
     def bus(self) -> Bus:
         """This process's handle on the file (opened again after use of a cleaned-up driver)."""
-        bus = self._bus
-        if bus is not None and self._pid == process_id():
-            return bus  # the common case, without the lock
-        with self._lock:
-            if self._bus is None or self._pid != process_id():
-                # In a forked child, the parent's connection and threads are not ours.
-                self._pid = process_id()
-                self._listeners = base.OpenListeners()
-                self._bus = open_bus(self.path, self.settings, self.limits)
-            return self._bus
+        return self._bus.get()
 
     def publish(self, out: Outgoing) -> int:
         """Store a message, trying again as ``retry`` and ``publish_timeout`` allow.
@@ -157,7 +147,4 @@ class SqliteDriver(TransportCore):
 
     def release(self) -> None:
         """Let go of the bus file (the last driver of the process closes it)."""
-        with self._lock:
-            bus, self._bus = self._bus, None
-        if bus is not None and self._pid == process_id():
-            close_bus(self.path)
+        self._bus.release()
