@@ -19,15 +19,17 @@ oslo.config is imported lazily: ``import messaging`` stays cheap.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from messaging.exceptions import InvalidTransportURL
+from messaging.exceptions import ConfigurationError, InvalidTransportURL
 
 if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
     from oslo_config import cfg
 
 __all__ = [
@@ -173,6 +175,26 @@ class OptionGroup:
     def read(self, conf: cfg.ConfigOpts, query: Mapping[str, str], url: str) -> dict[str, Any]:
         """The values on ``conf`` with a URL's query on top (:func:`apply_query_overrides`)."""
         return apply_query_overrides(conf, self.name, self.opts(), query, url)
+
+
+S = TypeVar("S", bound="DataclassInstance")
+
+
+def settings_of(cls: type[S], values: Mapping[str, Any]) -> S:
+    """Build the settings dataclass ``cls`` from the option values named like its fields."""
+    return cls(**{f.name: values[f.name] for f in dataclasses.fields(cls)})
+
+
+def refuse_invalid(what: str, group: str, problems: Sequence[str]) -> None:
+    """Raise one ConfigurationError that names every problem, if there is any.
+
+    Args:
+        what: whose options (``RabbitMQ driver``), for the message.
+        group: the options' group, for the message.
+        problems: what is wrong, one sentence fragment each.
+    """
+    if problems:
+        raise ConfigurationError(f"Invalid {what} options ([{group}]): " + "; ".join(problems))
 
 
 _warned: set[tuple[str, str]] = set()

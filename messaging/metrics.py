@@ -72,40 +72,34 @@ class Metrics:
         extra = ("process",) if process else ()
         self._extra = (process,) if process else ()
         reg = self.registry
-        self.sent = prom.Counter(
-            "messaging_sent", "Messages sent", ("kind", "topic", "priority", *extra), registry=reg
-        )
-        self.send_failed = prom.Counter(
+
+        def counter(name: str, doc: str, *labels: str) -> Any:
+            return prom.Counter(name, doc, (*labels, *extra), registry=reg)
+
+        def histogram(name: str, doc: str, *labels: str) -> Any:
+            return prom.Histogram(name, doc, (*labels, *extra), buckets=_CALL_BUCKETS, registry=reg)
+
+        self.sent = counter("messaging_sent", "Messages sent", "kind", "topic", "priority")
+        self.send_failed = counter(
             "messaging_send_failed",
             "Messages that could not be sent",
-            ("kind", "topic", "priority", "exception", *extra),
-            registry=reg,
+            *("kind", "topic", "priority", "exception"),
         )
-        self.received = prom.Counter(
+        self.received = counter(
             "messaging_received",
             "Messages received by servers and listeners",
-            ("server", "kind", "priority", *extra),
-            registry=reg,
+            *("server", "kind", "priority"),
         )
-        self.handled = prom.Counter(
-            "messaging_handled",
-            "Messages handled, by outcome",
-            ("server", "kind", "outcome", *extra),
-            registry=reg,
+        self.handled = counter(
+            "messaging_handled", "Messages handled, by outcome", "server", "kind", "outcome"
         )
-        self.call_seconds = prom.Histogram(
+        self.call_seconds = histogram(
             "messaging_call_seconds",
             "RPC call latency, from sending to the reply",
-            ("topic", "outcome", *extra),
-            buckets=_CALL_BUCKETS,
-            registry=reg,
+            *("topic", "outcome"),
         )
-        self.handling_seconds = prom.Histogram(
-            "messaging_handling_seconds",
-            "Time to handle a received batch",
-            ("server", "kind", *extra),
-            buckets=_CALL_BUCKETS,
-            registry=reg,
+        self.handling_seconds = histogram(
+            "messaging_handling_seconds", "Time to handle a received batch", "server", "kind"
         )
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self._collector = _HealthCollector(prom, extra, self._extra)

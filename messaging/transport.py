@@ -112,6 +112,30 @@ class TransportHost:
     def _key(self) -> tuple[Any, ...]:
         return (self.hostname, self.port, self.username, self.password)
 
+    def netloc(self, redact: bool = False, keep_empty: bool = False) -> str:
+        """``user:password@host:port``, percent-encoded, an IPv6 address in brackets.
+
+        Args:
+            redact: show the password as ``****``.
+            keep_empty: keep an empty user name or password (``:@host``) instead of
+                leaving it out.
+        """
+        username, password = self.username, self.password
+        if not keep_empty:
+            username, password = username or None, password or None
+        cred = ""
+        if username is not None or password is not None:
+            cred = urllib.parse.quote(username or "", safe="")
+            if password is not None:
+                cred += ":" + ("****" if redact else urllib.parse.quote(password, safe=""))
+            cred += "@"
+        name = self.hostname or ""
+        if ":" in name:
+            name = f"[{name}]"
+        if self.port is not None:
+            name += f":{self.port}"
+        return cred + name
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, TransportHost) and self._key() == other._key()
 
@@ -197,22 +221,7 @@ class TransportURL:
         return f"<TransportURL {self.redacted()}>"
 
     def _netloc(self, redact: bool) -> str:
-        parts = []
-        for host in self.hosts:
-            cred = ""
-            if host.username or host.password:
-                cred = urllib.parse.quote(host.username or "", safe="")
-                if host.password:
-                    password = "****" if redact else urllib.parse.quote(host.password, safe="")
-                    cred += ":" + password
-                cred += "@"
-            name = host.hostname or ""
-            if ":" in name:
-                name = f"[{name}]"
-            if host.port is not None:
-                name += f":{host.port}"
-            parts.append(cred + name)
-        return ",".join(parts)
+        return ",".join(host.netloc(redact) for host in self.hosts)
 
     def _render(self, redact: bool) -> str:
         # oslo.messaging's format: always a "/" after the hosts, then the virtual

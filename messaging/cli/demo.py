@@ -28,6 +28,7 @@ from messaging.cli.session import ENV_TRANSPORT_URL, READY_PREFIX, embedded_url
 if TYPE_CHECKING:
     from oslo_config import cfg
 
+    from messaging.cli.commands import Commands
     from messaging.cli.session import Session
 
 __all__ = ["add_parser", "run"]
@@ -47,15 +48,15 @@ def _say(who: str, text: str) -> None:
         print(f"[{who}] {text}", flush=True)
 
 
-def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
-    """Add ``demo`` to the command's subparsers."""
-    parser = subparsers.add_parser(
+def add_parser(commands: Commands) -> None:
+    """Add ``demo`` to the ``messaging`` command."""
+    commands.add(
         "demo",
-        parents=parents,
-        help="run a notification listener and an RPC server in two processes and talk to them",
+        run,
+        long_running=True,
+        summary="run a notification listener and an RPC server in two processes and talk to them",
         description=__doc__.split("\n\n")[1].replace("\n", " ") if __doc__ else None,
     )
-    parser.set_defaults(run=run, long_running=True)
 
 
 class _Child:

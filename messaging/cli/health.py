@@ -11,17 +11,18 @@ from typing import TYPE_CHECKING, Any
 from messaging.cli.errors import CliError, ExitCode
 
 if TYPE_CHECKING:
+    from messaging.cli.commands import Commands
     from messaging.cli.session import Session
 
 __all__ = ["add_parser", "describe", "run"]
 
 
-def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
-    """Add ``health`` to the command's subparsers."""
-    parser = subparsers.add_parser(
+def add_parser(commands: Commands) -> None:
+    """Add ``health`` to the ``messaging`` command."""
+    parser = commands.add(
         "health",
-        parents=parents,
-        help="show the health of a running process (messaging serve --health-port, or "
+        run,
+        summary="show the health of a running process (messaging serve --health-port, or "
         "messaging.health.serve_http in a service)",
         description="Read /health of a running process and print each server and listener: "
         "state, connected, consuming, last message, saturation, unconfirmed sends, "
@@ -36,7 +37,6 @@ def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     parser.add_argument("--port", type=int, default=None, help="the endpoint's port on 127.0.0.1")
     parser.add_argument("--timeout", type=float, default=5.0, help="seconds to wait (default 5)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
-    parser.set_defaults(run=run, long_running=False)
 
 
 def run(args: argparse.Namespace, session: Session) -> int:

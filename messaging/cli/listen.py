@@ -17,6 +17,7 @@ from messaging.cli.errors import CliError, ExitCode
 from messaging.notify.dispatcher import PRIORITIES
 
 if TYPE_CHECKING:
+    from messaging.cli.commands import Commands
     from messaging.cli.session import Session
 
 __all__ = ["NotificationPrinter", "add_parser", "format_line", "run", "stop_signals"]
@@ -24,12 +25,13 @@ __all__ = ["NotificationPrinter", "add_parser", "format_line", "run", "stop_sign
 _STOP_JOIN_TIMEOUT = 30.0
 
 
-def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
-    """Add ``listen`` to the command's subparsers."""
-    parser = subparsers.add_parser(
+def add_parser(commands: Commands) -> None:
+    """Add ``listen`` to the ``messaging`` command."""
+    parser = commands.add(
         "listen",
-        parents=parents,
-        help="print notifications as they arrive",
+        run,
+        long_running=True,
+        summary="print notifications as they arrive",
         description="Print one line per notification received. Without --pool the listener "
         "shares the default queue of each <topic>.<priority> with the other listeners that "
         "have no pool (each notification goes to one of them, and notifications sent while "
@@ -75,7 +77,6 @@ def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     parser.add_argument(
         "--json", action="store_true", help="print each notification as a JSON object"
     )
-    parser.set_defaults(run=run, long_running=True)
 
 
 def format_line(record: dict[str, Any], as_json: bool) -> str:

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from messaging.cli import demo, health, listen, notify, parked, rpc, serve
+from messaging.cli.commands import Commands
 from messaging.cli.errors import ExitCode, describe
 from messaging.cli.session import ENV_TRANSPORT_URL, Session
 
@@ -121,14 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    parents = [common]
-    notify.add_parser(subparsers, parents)
-    listen.add_parser(subparsers, parents)
-    rpc.add_parsers(subparsers, parents)
-    serve.add_parser(subparsers, parents)
-    parked.add_parser(subparsers, parents)
-    health.add_parser(subparsers, parents)
-    demo.add_parser(subparsers, parents)
+    commands = Commands(subparsers, [common])
+    for module in (notify, listen, rpc, serve, parked, health, demo):
+        module.add_parser(commands)
     parser.commands = dict(subparsers.choices)  # type: ignore[attr-defined]
     return parser
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import socket
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from messaging.cli.errors import CliError, ExitCode
 from messaging.cli.jsonargs import parse_json
 
 if TYPE_CHECKING:
+    from messaging.cli.commands import Commands
     from messaging.cli.session import Session
 
 __all__ = ["PRIORITIES", "add_parser", "bounded_retry", "run"]
@@ -36,12 +37,12 @@ def bounded_retry(option: int | None, configured: int | None = None) -> int:
     return DEFAULT_RETRY
 
 
-def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
-    """Add ``notify`` to the command's subparsers."""
-    parser = subparsers.add_parser(
+def add_parser(commands: Commands) -> None:
+    """Add ``notify`` to the ``messaging`` command."""
+    parser = commands.add(
         "notify",
-        parents=parents,
-        help="send a notification",
+        run,
+        summary="send a notification",
         description="Send one notification, as Notifier.<priority>(ctxt, EVENT_TYPE, payload) "
         "does, and wait until the transport has taken it.",
     )
@@ -79,7 +80,6 @@ def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
         default="{}",
         help="the payload, as JSON (default: {})",
     )
-    parser.set_defaults(run=run, long_running=False)
 
 
 def run(args: argparse.Namespace, session: Session) -> int:

@@ -13,11 +13,12 @@ import argparse
 import dataclasses
 import json
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from messaging.cli.errors import CliError, ExitCode
 
 if TYPE_CHECKING:
+    from messaging.cli.commands import Commands
     from messaging.cli.session import Session
     from messaging.poison import ParkedMessage
 
@@ -27,12 +28,12 @@ __all__ = ["add_parser", "run"]
 DEFAULT_LIMIT = 1000
 
 
-def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
-    """Add ``parked`` to the command's subparsers."""
-    parser = subparsers.add_parser(
+def add_parser(commands: Commands) -> None:
+    """Add ``parked`` to the ``messaging`` command."""
+    parser = commands.add(
         "parked",
-        parents=parents,
-        help="list or replay the notifications that listeners parked",
+        run,
+        summary="list or replay the notifications that listeners parked",
         description="List, or replay to the queue they came from, the notifications that "
         "listeners parked after max_delivery_attempts failed attempts.",
     )
@@ -50,7 +51,6 @@ def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     parser.add_argument(
         "--traceback", action="store_true", help="list with each failure's traceback"
     )
-    parser.set_defaults(run=run, long_running=False)
 
 
 def _show(parked: ParkedMessage, with_traceback: bool) -> str:

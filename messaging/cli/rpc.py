@@ -13,10 +13,11 @@ from messaging.cli.jsonargs import parse_object
 from messaging.cli.notify import bounded_retry
 
 if TYPE_CHECKING:
+    from messaging.cli.commands import Commands
     from messaging.cli.session import Session
     from messaging.rpc.client import RPCClient
 
-__all__ = ["DEFAULT_TOPIC", "add_parsers", "run_call", "run_cast", "run_ping"]
+__all__ = ["DEFAULT_TOPIC", "add_parser", "run_call", "run_cast", "run_ping"]
 
 #: The topic of ``call``, ``cast``, ``ping`` and ``serve`` when ``--topic`` is not given.
 DEFAULT_TOPIC = "messaging"
@@ -25,12 +26,17 @@ PING_TIMEOUT = 10.0
 PING_METHOD = "oslo_rpc_server_ping"
 
 
-def _target_options(parser: argparse.ArgumentParser) -> None:
+def add_target_options(parser: argparse.ArgumentParser, topic: str, server: str) -> None:
+    """Add ``--topic`` (default :data:`DEFAULT_TOPIC`) and ``--server`` with these helps."""
     parser.add_argument(
-        "--topic", default=DEFAULT_TOPIC, help=f"the servers' topic (default: {DEFAULT_TOPIC})"
+        "--topic", default=DEFAULT_TOPIC, help=f"{topic} (default: {DEFAULT_TOPIC})"
     )
-    parser.add_argument(
-        "--server", default=None, help="one server of the topic (default: any one of them)"
+    parser.add_argument("--server", default=None, help=server)
+
+
+def _target_options(parser: argparse.ArgumentParser) -> None:
+    add_target_options(
+        parser, "the servers' topic", "one server of the topic (default: any one of them)"
     )
     parser.add_argument(
         "--retry",
@@ -40,12 +46,12 @@ def _target_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_parsers(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
-    """Add ``call``, ``cast`` and ``ping`` to the command's subparsers."""
-    call = subparsers.add_parser(
+def add_parser(commands: Commands) -> None:
+    """Add ``call``, ``cast`` and ``ping`` to the ``messaging`` command."""
+    call = commands.add(
         "call",
-        parents=parents,
-        help="call a method of an RPC server and print its result as JSON",
+        run_call,
+        summary="call a method of an RPC server and print its result as JSON",
         description="Call METHOD(ctxt, **ARGS_JSON) on a server of --topic and print the "
         "result as JSON.",
     )
@@ -58,24 +64,22 @@ def add_parsers(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None
         help="how long to wait for the result (default: [DEFAULT] rpc_response_timeout, 60)",
     )
     _method_arguments(call)
-    call.set_defaults(run=run_call, long_running=False)
 
-    cast = subparsers.add_parser(
+    cast = commands.add(
         "cast",
-        parents=parents,
-        help="invoke a method of an RPC server without waiting",
+        run_cast,
+        summary="invoke a method of an RPC server without waiting",
         description="Send METHOD(ctxt, **ARGS_JSON) to a server of --topic (to every one "
         "with --fanout) and return once the transport has taken it.",
     )
     _target_options(cast)
     cast.add_argument("--fanout", action="store_true", help="send to every server of the topic")
     _method_arguments(cast)
-    cast.set_defaults(run=run_cast, long_running=False)
 
-    ping = subparsers.add_parser(
+    ping = commands.add(
         "ping",
-        parents=parents,
-        help="check that an RPC server answers",
+        run_ping,
+        summary="check that an RPC server answers",
         description=f"Call {PING_METHOD}, which servers with [DEFAULT] rpc_ping_enabled "
         "(and every `messaging serve`) answer with 'pong'.",
     )
@@ -87,7 +91,6 @@ def add_parsers(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None
         metavar="SECONDS",
         help=f"how long to wait for the answer (default: {PING_TIMEOUT:g})",
     )
-    ping.set_defaults(run=run_ping, long_running=False)
 
 
 def _method_arguments(parser: argparse.ArgumentParser) -> None:

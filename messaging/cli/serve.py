@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING, Any
 from messaging import health
 from messaging.cli.errors import CliError, ExitCode
 from messaging.cli.listen import stop_signals
-from messaging.cli.rpc import DEFAULT_TOPIC
+from messaging.cli.rpc import add_target_options
 from messaging.notify.dispatcher import PRIORITIES
 
 if TYPE_CHECKING:
+    from messaging.cli.commands import Commands
     from messaging.cli.session import Session
     from messaging.server import MessageHandlingServer
 
@@ -25,24 +26,20 @@ __all__ = ["add_parser", "load_endpoint", "run"]
 _STOP_TIMEOUT = 30.0
 
 
-def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
-    """Add ``serve`` to the command's subparsers."""
-    parser = subparsers.add_parser(
+def add_parser(commands: Commands) -> None:
+    """Add ``serve`` to the ``messaging`` command."""
+    parser = commands.add(
         "serve",
-        parents=parents,
-        help="serve endpoint classes of a module as an RPC server and notification listener",
+        run,
+        long_running=True,
+        summary="serve endpoint classes of a module as an RPC server and notification listener",
         description="Import each MODULE:ENDPOINT (a class, made with no arguments, or an "
         "object), serve them as an RPC server on --topic and --server, with the ping "
         "endpoint enabled, and, when some have methods named like a priority (info, "
         "error...), as a notification listener too. Runs until SIGINT or SIGTERM. The "
         "current directory is searched for MODULE first.",
     )
-    parser.add_argument(
-        "--topic", default=DEFAULT_TOPIC, help=f"the RPC topic (default: {DEFAULT_TOPIC})"
-    )
-    parser.add_argument(
-        "--server", default=None, help="this server's name (default: the host name)"
-    )
+    add_target_options(parser, "the RPC topic", "this server's name (default: the host name)")
     parser.add_argument(
         "--notification-topic",
         action="append",
@@ -79,7 +76,6 @@ def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
         nargs="+",
         help="e.g. myservice.api:ComputeAPI",
     )
-    parser.set_defaults(run=run, long_running=True)
 
 
 def load_endpoint(spec: str) -> Any:

@@ -177,21 +177,7 @@ def kombu_url(url: TransportURL, transport: str) -> str:
         path = "/" + urllib.parse.quote(url.virtual_host, safe="")
     if not url.hosts:
         return f"{transport}://{path}"
-    urls = []
-    for host in url.hosts:
-        credentials = ""
-        if host.username is not None or host.password is not None:
-            credentials = urllib.parse.quote(host.username or "", safe="")
-            if host.password is not None:
-                credentials += ":" + urllib.parse.quote(host.password, safe="")
-            credentials += "@"
-        name = host.hostname or ""
-        if ":" in name:
-            name = f"[{name}]"
-        if host.port is not None:
-            name += f":{host.port}"
-        urls.append(f"{transport}://{credentials}{name}{path}")
-    return ";".join(urls)
+    return ";".join(f"{transport}://{host.netloc(keep_empty=True)}{path}" for host in url.hosts)
 
 
 def _load_transport(url: TransportURL, name: str) -> type[Any]:

@@ -32,10 +32,10 @@ import socket
 import ssl as ssl_lib
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from messaging.confhelpers import OptionGroup, warn_without_effect
+from messaging.confhelpers import OptionGroup, refuse_invalid, settings_of, warn_without_effect
 from messaging.exceptions import ConfigurationError
 
 if TYPE_CHECKING:
@@ -439,11 +439,7 @@ class RabbitSettings:
     rabbit_auto_quorum: bool = True
 
     def __post_init__(self) -> None:
-        problems = _problems(self)
-        if problems:
-            raise ConfigurationError(
-                f"Invalid RabbitMQ driver options ([{RABBIT_GROUP}]): " + "; ".join(problems)
-            )
+        refuse_invalid("RabbitMQ driver", RABBIT_GROUP, _problems(self))
 
     @classmethod
     def from_conf(cls, conf: cfg.ConfigOpts, url: TransportURL) -> RabbitSettings:
@@ -464,7 +460,7 @@ class RabbitSettings:
         """
         values = OPTIONS.read(conf, url.query, str(url))
         warn_without_effect(RABBIT_GROUP, values, WITHOUT_EFFECT)
-        return cls(**{f.name: values[f.name] for f in fields(cls)})
+        return settings_of(cls, values)
 
     def on_rabbitmq4(self) -> RabbitSettings:
         """The settings that declarations follow on RabbitMQ 4 and later.

@@ -153,12 +153,12 @@ def queue_arguments(settings: RabbitSettings, kind: QueueKind) -> dict[str, Any]
         args["x-ha-policy"] = "all"
     if quorum:
         args["x-queue-type"] = "quorum"
-        if settings.rabbit_quorum_delivery_limit:
-            args["x-delivery-limit"] = settings.rabbit_quorum_delivery_limit
-        if settings.rabbit_quorum_max_memory_length:
-            args["x-max-in-memory-length"] = settings.rabbit_quorum_max_memory_length
-        if settings.rabbit_quorum_max_memory_bytes:
-            args["x-max-in-memory-bytes"] = settings.rabbit_quorum_max_memory_bytes
+        limits = {
+            "x-delivery-limit": settings.rabbit_quorum_delivery_limit,
+            "x-max-in-memory-length": settings.rabbit_quorum_max_memory_length,
+            "x-max-in-memory-bytes": settings.rabbit_quorum_max_memory_bytes,
+        }
+        args.update((name, limit) for name, limit in limits.items() if limit)  # 0: no limit
     if ttl > 0:
         args["x-expires"] = ttl * 1000
     return args

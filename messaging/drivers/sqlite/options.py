@@ -25,11 +25,11 @@ from __future__ import annotations
 
 import os
 import urllib.parse
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from messaging.confhelpers import OptionGroup
-from messaging.exceptions import ConfigurationError, InvalidTransportURL
+from messaging.confhelpers import OptionGroup, refuse_invalid, settings_of
+from messaging.exceptions import InvalidTransportURL
 
 if TYPE_CHECKING:
     from oslo_config import cfg
@@ -240,10 +240,7 @@ class SqliteSettings:
         problems += [
             f"{name} must not be negative" for name in nonnegative if getattr(self, name) < 0
         ]
-        if problems:
-            raise ConfigurationError(
-                f"Invalid sqlite driver options ([{SQLITE_GROUP}]): " + "; ".join(problems)
-            )
+        refuse_invalid("sqlite driver", SQLITE_GROUP, problems)
 
     @classmethod
     def from_conf(cls, conf: cfg.ConfigOpts, url: TransportURL) -> SqliteSettings:
@@ -254,7 +251,7 @@ class SqliteSettings:
             ConfigurationError: an option is out of range.
         """
         values: dict[str, Any] = OPTIONS.read(conf, url.query, shown_url(url))
-        return cls(**{f.name: values[f.name] for f in fields(cls)})
+        return settings_of(cls, values)
 
 
 def shown_url(url: TransportURL) -> str:
