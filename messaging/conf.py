@@ -45,6 +45,7 @@ __all__ = [
     "NOTIFICATIONS_GROUP",
     "OSLO_NOTIFICATIONS_GROUP",
     "OUTBOX_WHEN_FULL",
+    "TRACING_GROUP",
     "apply_query_overrides",
     "deprecated_group",
     "list_opts",
@@ -54,6 +55,7 @@ __all__ = [
     "register_group",
     "register_metrics_opts",
     "register_notification_opts",
+    "register_tracing_opts",
     "register_transport_opts",
     "set_control_exchange_default",
     "set_defaults",
@@ -62,6 +64,8 @@ __all__ = [
 NOTIFICATIONS_GROUP = "oslo_messaging_notifications"
 #: oslo.messaging's metrics group (see :mod:`messaging.metrics`).
 METRICS_GROUP = "oslo_messaging_metrics"
+#: oslo.messaging's tracing group (see :mod:`messaging.tracing`).
+TRACING_GROUP = "oslo_messaging_tracing"
 #: The same group: oslo.messaging's name is the group's name.
 OSLO_NOTIFICATIONS_GROUP = NOTIFICATIONS_GROUP
 #: The drivers' entry points; the module of each may define ``list_opts()``,
@@ -312,6 +316,52 @@ def register_metrics_opts(conf: cfg.ConfigOpts) -> None:
     register_group(conf, METRICS_GROUP, _metrics_opts())
 
 
+def _tracing_opts() -> list[cfg.Opt]:
+    from oslo_config import cfg
+
+    return [
+        cfg.BoolOpt(
+            "tracing_enabled",
+            default=False,
+            help="Make OpenTelemetry spans of RPC calls and casts and of notifications, sent "
+            "and handled, and carry the W3C trace context in each message (needs the "
+            "opentelemetry-api extra: messaging-fleet[tracing]). Unlike oslo.messaging, "
+            "notifications are traced too.",
+        ),
+        cfg.StrOpt(
+            "tracing_service_name",
+            default="openstack",
+            help="The service.name of the spans, when messaging sets up the process's "
+            "TracerProvider itself (the process has none of its own).",
+        ),
+        cfg.StrOpt(
+            "otel_exporter_otlp_endpoint",
+            default="http://localhost:4318",
+            help="Where spans are exported over OTLP, when messaging sets up the process's "
+            "TracerProvider. With http/protobuf, spans go to <endpoint>/v1/traces.",
+        ),
+        cfg.StrOpt(
+            "otlp_protocol",
+            default="http/protobuf",
+            choices=[
+                ("http/protobuf", "OTLP over HTTP (opentelemetry-exporter-otlp-proto-http)"),
+                ("grpc", "OTLP over gRPC (opentelemetry-exporter-otlp-proto-grpc)"),
+            ],
+            help="The OTLP protocol of the exporter messaging sets up.",
+        ),
+        cfg.BoolOpt(
+            "insecure",
+            default=False,
+            help="Connect to a gRPC OTLP endpoint without TLS (grpc protocol only).",
+        ),
+    ]
+
+
+def register_tracing_opts(conf: cfg.ConfigOpts) -> None:
+    """Register the ``[oslo_messaging_tracing]`` options on ``conf``."""
+    register_group(conf, TRACING_GROUP, _tracing_opts())
+
+
 def list_opts() -> list[tuple[str | None, list[cfg.Opt]]]:
     """Return every option, grouped, for ``oslo-config-generator``.
 
@@ -327,6 +377,7 @@ def list_opts() -> list[tuple[str | None, list[cfg.Opt]]]:
         (None, copy.deepcopy(_default_opts())),
         (NOTIFICATIONS_GROUP, copy.deepcopy(_notification_opts())),
         (METRICS_GROUP, copy.deepcopy(_metrics_opts())),
+        (TRACING_GROUP, copy.deepcopy(_tracing_opts())),
     ]
     for hook in _driver_option_hooks():
         for group, opts in hook():

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from messaging import health, metrics
+from messaging import health, metrics, tracing
 from messaging.conf import register_transport_opts
 from messaging.exceptions import (
     ExecutorLoadFailure,
@@ -93,6 +93,8 @@ class MessageHandlingServer(abc.ABC):
         self._received = 0
         self._in_flight = 0
         self._last_message_at: float | None = None
+        # Read once: with tracing off, a message costs only the check of this attribute.
+        self._tracing: tracing.Tracing | None = getattr(transport, "tracing", None)
         health.track(self)
 
     # -- what subclasses provide -------------------------------------------------

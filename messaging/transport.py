@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from messaging import _plugins, metrics
+from messaging import _plugins, metrics, tracing
 from messaging.conf import (
     NOTIFICATIONS_GROUP,
     register_notification_opts,
@@ -325,6 +325,9 @@ class Transport:
         self._driver = driver
         self._outbox: Outbox | None = None
         self._outbox_lock = threading.Lock()
+        #: The spans of this transport's sends (and of its servers' handling);
+        #: None while tracing is off (see :mod:`messaging.tracing`).
+        self.tracing: tracing.Tracing | None = None
 
     @property
     def driver(self) -> Driver:
@@ -355,6 +358,41 @@ class Transport:
     ) -> Any:
         if not target.topic:
             raise InvalidTarget("A topic is required to send", target)
+        traced = self.tracing
+        if traced is not None:
+            with traced.send_rpc(target, ctxt, message, bool(wait_for_reply)) as ctxt:
+                return self._send_counted(
+                    target,
+                    ctxt,
+                    message,
+                    wait_for_reply,
+                    timeout,
+                    call_monitor_timeout,
+                    retry,
+                    transport_options,
+                )
+        return self._send_counted(
+            target,
+            ctxt,
+            message,
+            wait_for_reply,
+            timeout,
+            call_monitor_timeout,
+            retry,
+            transport_options,
+        )
+
+    def _send_counted(
+        self,
+        target: Target,
+        ctxt: Any,
+        message: dict[str, Any],
+        wait_for_reply: bool | None,
+        timeout: float | None,
+        call_monitor_timeout: float | None,
+        retry: int | None,
+        transport_options: TransportOptions | None,
+    ) -> Any:
         counting = metrics.ACTIVE
         started = time.monotonic() if counting is not None else 0.0
         try:
@@ -397,6 +435,21 @@ class Transport:
     ) -> None:
         if not target.topic:
             raise InvalidTarget("A topic is required to send", target)
+        traced = self.tracing
+        if traced is not None:
+            with traced.send_notification(target, ctxt, message) as ctxt:
+                self._send_notification_counted(target, ctxt, message, version, retry)
+            return
+        self._send_notification_counted(target, ctxt, message, version, retry)
+
+    def _send_notification_counted(
+        self,
+        target: Target,
+        ctxt: Any,
+        message: dict[str, Any],
+        version: float,
+        retry: int | None,
+    ) -> None:
         outbox = self._outbox
         if outbox is not None:
             outbox.put(str(target.topic), ctxt, message, version, retry)
@@ -573,7 +626,9 @@ def _get_transport(
         default_exchange=conf.control_exchange,
         allowed_remote_exmods=list(allowed_remote_exmods or []),
     )
-    return transport_cls(driver)
+    transport = transport_cls(driver)
+    transport.tracing = tracing.from_conf(conf, parsed.transport)
+    return transport
 
 
 def get_rpc_transport(

@@ -189,11 +189,20 @@ class NotificationServer(NotificationServerBase):
     """A listener that hands notifications to endpoints one at a time."""
 
     def _process_incoming(self, incoming: list[IncomingMessage]) -> None:
+        traced = self._tracing
         for message in incoming:
             if self._parked_unhandled(message):
                 continue
-            result, error = self.dispatcher.dispatch_failure(message)
-            self._settle(message, result == NotificationResult.REQUEUE, error)
+            if traced is None:
+                result, error = self.dispatcher.dispatch_failure(message)
+                self._settle(message, result == NotificationResult.REQUEUE, error)
+                continue
+            with traced.handle_notification(message, self._pool) as span:
+                result, error = self.dispatcher.dispatch_failure(message)
+                requeue = result == NotificationResult.REQUEUE
+                if requeue:
+                    traced.failed(span, error or "the endpoint asked for a requeue")
+                self._settle(message, requeue, error)
 
 
 class BatchNotificationServer(NotificationServerBase):
@@ -205,6 +214,18 @@ class BatchNotificationServer(NotificationServerBase):
         incoming = [m for m in incoming if not self._parked_unhandled(m)]
         if not incoming:
             return
+        traced = self._tracing
+        if traced is None:
+            self._handle_batch_of(incoming)
+            return
+        with traced.handle_batch(incoming, self._pool) as span:
+            failed = self._handle_batch_of(incoming)
+            if failed:
+                traced.failed(span, f"{len(failed)} of {len(incoming)} notifications requeued")
+
+    def _handle_batch_of(
+        self, incoming: list[IncomingMessage]
+    ) -> dict[IncomingMessage, BaseException | None]:
         try:
             failed = self.dispatcher.dispatch_batch_failures(incoming)
         except Exception as exc:
@@ -212,6 +233,7 @@ class BatchNotificationServer(NotificationServerBase):
             failed = dict.fromkeys(incoming, exc)
         for message in incoming:
             self._settle(message, message in failed, failed.get(message))
+        return failed
 
 
 def _check_features(transport: Transport, allow_requeue: bool, pool: str | None) -> None:

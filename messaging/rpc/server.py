@@ -105,6 +105,17 @@ class RPCServer(MessageHandlingServer):
             self._handle(message)  # type: ignore[arg-type]
 
     def _handle(self, message: RpcIncomingMessage) -> None:
+        traced = self._tracing
+        if traced is None:
+            self._respond(message)
+            return
+        with traced.handle_rpc(message, self.target) as span:
+            failure = self._respond(message)
+            if failure is not None:
+                traced.failed(span, failure)
+
+    def _respond(self, message: RpcIncomingMessage) -> BaseException | None:
+        """Acknowledge, dispatch and reply; return the failure sent back, if any."""
         message.acknowledge()
         result: Any = None
         failure: BaseException | None = None
@@ -133,6 +144,7 @@ class RPCServer(MessageHandlingServer):
                 message.reply(result)
         except Exception:
             log_exception(LOG, "Can not send reply for message %s", excerpt(method))
+        return failure
 
 
 def get_rpc_server(

@@ -38,6 +38,9 @@ VENV_ENV = "MESSAGING_INTEROP_VENV"
 REFRESH_ENV = "MESSAGING_INTEROP_REFRESH"
 DEFAULT_VENV = Path("~/.cache/messaging-interop/oslo-venv")
 REQUIREMENTS = ("oslo.messaging", "oslo.context")
+#: Installed next to oslo.messaging for the trace tests (oslo 18.3 traces RPC with them).
+TRACING_REQUIREMENTS = ("opentelemetry-api", "opentelemetry-sdk")
+INSTALLED = (*REQUIREMENTS, *TRACING_REQUIREMENTS)
 INSTALL_TIMEOUT = 900.0
 LOCK_TIMEOUT = INSTALL_TIMEOUT + 120.0
 
@@ -47,6 +50,14 @@ _PROBE = """
 import json, sys
 from importlib import metadata
 import oslo_context, oslo_messaging
+
+def _has(name):
+    try:
+        metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return False
+    return True
+
 print(json.dumps({
     "oslo.messaging": metadata.version("oslo.messaging"),
     "oslo.context": metadata.version("oslo.context"),
@@ -54,6 +65,8 @@ print(json.dumps({
     "kombu": metadata.version("kombu"),
     "amqp": metadata.version("amqp"),
     "python": sys.version.split()[0],
+    **{name: metadata.version(name) for name in ("opentelemetry-api", "opentelemetry-sdk")
+       if _has(name)},
 }))
 """
 
@@ -197,17 +210,25 @@ def ensure_oslo_env(venv: Path | None = None, refresh: bool | None = None) -> Os
     venv.parent.mkdir(parents=True, exist_ok=True)
     with _file_lock(venv.with_name(venv.name + ".lock"), LOCK_TIMEOUT):
         versions = _probe(python)
-        if versions is not None and not refresh:
+        missing = [name for name in TRACING_REQUIREMENTS if name not in (versions or {})]
+        if versions is not None and not refresh and not missing:
             return OsloEnv(venv, python, versions)
         started = time.monotonic()
         log = venv.with_name(venv.name + "-install.log")
         log.write_text("")
+        if versions is not None and not refresh:
+            # A venv made before the trace tests: add what they need, keep the rest.
+            _run_logged([str(python), "-m", "pip", "install", *missing], log, INSTALL_TIMEOUT)
+            versions = _probe(python)
+            if versions is None:
+                raise OsloEnvError(f"oslo_messaging does not import in {venv} after installing")
+            return OsloEnv(venv, python, versions, time.monotonic() - started)
         if versions is None and venv.exists():
             shutil.rmtree(venv)  # a half-made venv from an interrupted run
         if not python.exists():
             _run_logged([sys.executable, "-m", "venv", str(venv)], log, 300)
         _run_logged(
-            [str(python), "-m", "pip", "install", "--upgrade", *REQUIREMENTS],
+            [str(python), "-m", "pip", "install", "--upgrade", *INSTALLED],
             log,
             INSTALL_TIMEOUT,
         )

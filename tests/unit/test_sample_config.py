@@ -64,8 +64,13 @@ def test_list_opts_has_default_and_notification_groups() -> None:
 
 def test_list_opts_gathers_the_drivers_groups_through_entry_points() -> None:
     groups = list(_options_by_group())
-    assert groups[:3] == [None, "oslo_messaging_notifications", "oslo_messaging_metrics"]
-    assert set(groups[3:]) == {
+    assert groups[:4] == [
+        None,
+        "oslo_messaging_notifications",
+        "oslo_messaging_metrics",
+        "oslo_messaging_tracing",
+    ]
+    assert set(groups[4:]) == {
         "oslo_messaging_rabbit",
         "oslo_messaging_sqlite",
         "oslo_messaging_stomp",
