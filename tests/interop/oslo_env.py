@@ -534,10 +534,22 @@ class OsloPeers:
         peer.wait_ready()
         return peer
 
-    def rpc_server(self, topic: str, server: str, timeout: float = 90.0) -> PeerProcess:
-        """Start an oslo RPC server (``PeerEndpoint``) and wait until it consumes."""
+    def rpc_server(
+        self, topic: str, server: str, timeout: float = 90.0, *, trace: bool = False
+    ) -> PeerProcess:
+        """Start an oslo RPC server (``PeerEndpoint``) and wait until it consumes.
+
+        With ``trace``, oslo's tracing is on and the peer prints its ``span``
+        lines when stopped.
+        """
+        extra = ["--trace"] if trace else []
         peer = self.start(
-            "rpc-server", f"--topic={topic}", f"--server={server}", name=server, timeout=timeout
+            "rpc-server",
+            f"--topic={topic}",
+            f"--server={server}",
+            *extra,
+            name=server,
+            timeout=timeout,
         )
         peer.wait_ready()
         return peer
@@ -550,8 +562,13 @@ class OsloPeers:
         context: dict[str, Any] | None = None,
         call_timeout: float = 30.0,
         timeout: float = 60.0,
+        spans: list[Event] | None = None,
     ) -> list[Event]:
         """Run the calls and casts of ``ops`` through an oslo RPCClient.
+
+        Args:
+            spans: when given, oslo's tracing is on and the client's ``span``
+                lines are appended to it.
 
         Returns:
             One ``result`` or ``error`` line per op, in the order of ``ops``.
@@ -560,8 +577,12 @@ class OsloPeers:
         args.append(f"--call-timeout={call_timeout}")
         if context is not None:
             args.append(f"--context={json.dumps(context)}")
+        if spans is not None:
+            args.append("--trace")
         peer = self.start("rpc-client", *args, timeout=timeout)
         events = self._run_to_end(peer, timeout)
+        if spans is not None:
+            spans.extend(e for e in events if e["event"] == "span")
         outcomes = sorted(
             (e for e in events if e["event"] in ("result", "error")), key=lambda e: e["index"]
         )

@@ -13,6 +13,11 @@ JSON object with an ``event`` key. Logs go to stderr. Modes::
     rpc-server  serve PeerEndpoint on --topic/--server until SIGTERM or --timeout
     rpc-client  perform the calls and casts of --ops, print each outcome
 
+With ``--trace`` (rpc-server, rpc-client), oslo's tracing is on, its spans go
+to an OpenTelemetry SDK provider with an in-memory exporter, and the peer
+prints one ``span`` line per finished span before it ends (``stopped`` or
+``done``).
+
 Configuration: oslo 18.3.1 registers its metrics and tracing options on the
 global ``cfg.CONF`` only, and its RPC client reads them from the conf it is
 given, so a private ``cfg.ConfigOpts()`` fails on the first call. The peer
@@ -206,8 +211,40 @@ def run_listen(args: argparse.Namespace) -> int:
     return 0 if finished else EXIT_TIMEOUT
 
 
+def setup_tracing(conf: Any) -> Any:
+    """Turn oslo's tracing on, into an in-memory exporter set up before oslo's first span."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    # oslo keeps a provider that is already set instead of making its own.
+    trace.set_tracer_provider(provider)
+    conf.set_override("tracing_enabled", True, group="oslo_messaging_tracing")
+    return exporter
+
+
+def report_spans(exporter: Any) -> None:
+    """Print one ``span`` line per finished span."""
+    for span in exporter.get_finished_spans():
+        emit(
+            "span",
+            name=span.name,
+            kind=span.kind.name,
+            trace_id=f"{span.context.trace_id:032x}",
+            span_id=f"{span.context.span_id:016x}",
+            parent_id=None if span.parent is None else f"{span.parent.span_id:016x}",
+            attributes=dict(span.attributes or {}),
+            status=span.status.status_code.name,
+        )
+
+
 def run_rpc_server(args: argparse.Namespace) -> int:
     conf = setup_conf(args.exchange, args.config_file)
+    exporter = setup_tracing(conf) if args.trace else None
     transport = oslo_messaging.get_rpc_transport(
         conf, url=args.url, allowed_remote_exmods=[interop_errors.ALLOWED_MODULE]
     )
@@ -220,6 +257,8 @@ def run_rpc_server(args: argparse.Namespace) -> int:
     server.stop()
     server.wait()
     transport.cleanup()
+    if exporter is not None:
+        report_spans(exporter)
     emit("stopped" if stopped else "timeout")
     return 0 if stopped else EXIT_TIMEOUT
 
@@ -239,6 +278,7 @@ def describe_exception(exc: BaseException) -> dict[str, Any]:
 
 def run_rpc_client(args: argparse.Namespace) -> int:
     conf = setup_conf(args.exchange, args.config_file)
+    exporter = setup_tracing(conf) if args.trace else None
     transport = oslo_messaging.get_rpc_transport(
         conf, url=args.url, allowed_remote_exmods=[interop_errors.ALLOWED_MODULE]
     )
@@ -267,6 +307,8 @@ def run_rpc_client(args: argparse.Namespace) -> int:
                 emit("result", index=index, kind=kind, method=method, result=result)
     finally:
         transport.cleanup()
+    if exporter is not None:
+        report_spans(exporter)
     emit("done")
     return 0
 
@@ -301,12 +343,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     server = sub.add_parser("rpc-server")
     common(server)
     server.add_argument("--server", required=True)
+    server.add_argument("--trace", action="store_true", help="oslo's tracing on; print spans")
 
     client = sub.add_parser("rpc-client")
     common(client)
     client.add_argument("--ops", required=True, help="JSON list of {kind, method, args, ...}")
     client.add_argument("--context", help="JSON keyword arguments of a RequestContext")
     client.add_argument("--call-timeout", type=float, default=30.0, help="RPCClient timeout")
+    client.add_argument("--trace", action="store_true", help="oslo's tracing on; print spans")
 
     args = parser.parse_args(argv)
     if args.mode in ("rpc-server", "rpc-client") and len(args.topic) != 1:

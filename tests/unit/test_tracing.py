@@ -72,6 +72,7 @@ class Calc:
 
 def test_the_options_are_registered_on_the_callers_conf_only() -> None:
     conf = make_conf()
+    global_before = TRACING_GROUP in cfg.CONF  # other tests may use cfg.CONF themselves
     transport = messaging.get_rpc_transport(conf, "fake://")
     try:
         group = conf[TRACING_GROUP]
@@ -81,7 +82,7 @@ def test_the_options_are_registered_on_the_callers_conf_only() -> None:
         assert group.otlp_protocol == "http/protobuf"
         assert group.insecure is False
         assert transport.tracing is None
-        assert TRACING_GROUP not in cfg.CONF
+        assert (TRACING_GROUP in cfg.CONF) == global_before
     finally:
         transport.cleanup()
 
