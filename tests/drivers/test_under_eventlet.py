@@ -10,7 +10,7 @@ with the executor the harness should use:
 - RabbitMQ's resilience (recovery from closed connections, failover, fork),
   publishing and TLS tests, the conformance suite on RabbitMQ 4, the poison
   notification tests (delayed requeues and parking on green threads), the
-  fault, network, outbox, cluster and health (canary) tests;
+  fault, network, outbox, cluster, health (canary) and trace tests;
 - ``tests/eventlet``: what only means something patched (native I/O threads,
   heartbeats while green threads hold the CPU, forked workers).
 
@@ -54,6 +54,7 @@ RABBIT_OTHERS = [
     "test_rabbit_outbox.py",
     "test_rabbit_cluster.py",
     "test_rabbit_health.py",
+    "test_rabbit_tracing.py",
 ]
 
 RUNS = (
