@@ -512,3 +512,26 @@ def test_a_provider_of_the_process_is_kept() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["True"]
+
+
+def test_a_notification_through_the_outbox_still_continues_the_trace(
+    exporter: InMemorySpanExporter,
+) -> None:
+    conf = traced_conf()
+    conf.set_override("outbox", "memory", group="oslo_messaging_notifications")
+    bus = messaging.get_notification_transport(conf, "fake://")
+    endpoint = InfoRecorder()
+    try:
+        listener = messaging.get_notification_listener(
+            bus, [messaging.Target(topic="o")], [endpoint], "threading"
+        )
+        with running(listener):
+            notifier = messaging.Notifier(bus, "p", driver="messagingv2", topics=["o"])
+            notifier.info({}, "out.box", {})
+            endpoint.take(1)
+            spans = wait_for_spans(
+                exporter, has_names("out.box send", "out.box receive"), TIMEOUT, ""
+            )
+    finally:
+        bus.cleanup()
+    assert_child(named(spans, "out.box receive"), named(spans, "out.box send"))
