@@ -8,6 +8,7 @@ URL's scheme through stevedore (namespace ``messaging.drivers``) and wrap it in 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -359,28 +360,22 @@ class Transport:
         if not target.topic:
             raise InvalidTarget("A topic is required to send", target)
         traced = self.tracing
-        if traced is not None:
-            with traced.send_rpc(target, ctxt, message, bool(wait_for_reply)) as ctxt:
-                return self._send_counted(
-                    target,
-                    ctxt,
-                    message,
-                    wait_for_reply,
-                    timeout,
-                    call_monitor_timeout,
-                    retry,
-                    transport_options,
-                )
-        return self._send_counted(
-            target,
-            ctxt,
-            message,
-            wait_for_reply,
-            timeout,
-            call_monitor_timeout,
-            retry,
-            transport_options,
+        sending = (
+            contextlib.nullcontext(ctxt)
+            if traced is None
+            else traced.send_rpc(target, ctxt, message, bool(wait_for_reply))
         )
+        with sending as ctxt:
+            return self._send_counted(
+                target,
+                ctxt,
+                message,
+                wait_for_reply,
+                timeout,
+                call_monitor_timeout,
+                retry,
+                transport_options,
+            )
 
     def _send_counted(
         self,
