@@ -56,6 +56,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--no-oslo", action="store_true", help="measure messaging only")
     parser.add_argument(
+        "--metrics",
+        action="store_true",
+        help="measure messaging with Prometheus metrics on too, against off (needs the "
+        "metrics extra)",
+    )
+    parser.add_argument(
         "--oslo-python",
         help="interpreter with oslo.messaging (default: the interop tests' virtualenv, "
         "created if missing)",
@@ -105,6 +111,10 @@ def _sides(args: argparse.Namespace) -> list[Side]:
     with contextlib.suppress(metadata.PackageNotFoundError):
         ours = replace(ours, versions={"version": metadata.version("messaging-fleet")})
     sides = [ours]
+    if args.metrics:
+        sides.append(
+            replace(ours, key="metrics", label="messaging, metrics on", worker_args=("--metrics",))
+        )
     if args.no_oslo:
         return sides
     if not broker.is_rabbit(args.url):

@@ -235,7 +235,7 @@ def verdict(entry: dict[str, Any]) -> str:
 def main_table(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """The header and rows of the main table (rows where nothing was measured dropped)."""
     summary, ratios = result["summary"], result["ratios"]
-    sides = [key for key in ("messaging", "oslo") if key in summary]
+    sides = [key for key in ("messaging", "metrics", "oslo") if key in summary]
     header = ["measure", "unit", *(_side_label(result, key) for key in sides), "raw kombu"]
     if "oslo" in sides:
         header.append("messaging / oslo")
@@ -243,7 +243,8 @@ def main_table(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     for row in ROWS:
         cells = [
             cell(summary[key].get(col) if col else None, row.fmt)
-            for key, col in ((k, getattr(row, k)) for k in sides)
+            # The metrics side is messaging itself: the same figures.
+            for key, col in ((k, getattr(row, "messaging" if k == "metrics" else k)) for k in sides)
         ]
         raw = cell(summary.get("raw", {}).get(row.raw) if row.raw else None, row.fmt)
         if all(c == DASH for c in [*cells, raw]):
@@ -289,7 +290,7 @@ def checks(result: dict[str, Any]) -> list[str]:
 def _side_label(result: dict[str, Any], key: str) -> str:
     side = result["meta"]["sides"].get(key, {})
     version = side.get("versions", {}).get("version")
-    name = "oslo.messaging" if key == "oslo" else key
+    name = "oslo.messaging" if key == "oslo" else side.get("label", key)
     return f"{name} {version}" if version else name
 
 

@@ -77,6 +77,8 @@ class Side:
     module: str
     python: str
     versions: dict[str, str] = field(default_factory=dict)
+    #: Extra worker options (``--metrics``: the same library, metrics counted).
+    worker_args: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,8 @@ class Ratio:
 
 
 M, OSLO, R = "messaging", "oslo", "raw"
+#: messaging with Prometheus metrics on (``--metrics``), against M in the same repetition.
+MX = "metrics"
 
 RATIOS = (
     Ratio(
@@ -178,6 +182,38 @@ RATIOS = (
         "listener CPU per notification",
         (M, "drain.cpu_us"),
         (OSLO, "drain.cpu_us"),
+    ),
+    Ratio(
+        "metrics_notify_send",
+        "metrics on/off: notify send",
+        (MX, "notify.send_rate"),
+        (M, "notify.send_rate"),
+        ">=",
+        0.95,
+    ),
+    Ratio(
+        "metrics_drain",
+        "metrics on/off: listener drain",
+        (MX, "drain.rate"),
+        (M, "drain.rate"),
+        ">=",
+        0.95,
+    ),
+    Ratio(
+        "metrics_threads",
+        "metrics on/off: calls/s, 8 threads",
+        (MX, "threads.rate"),
+        (M, "threads.rate"),
+        ">=",
+        0.95,
+    ),
+    Ratio(
+        "metrics_call_p50",
+        "metrics on/off: RPC call p50",
+        (MX, "call.p50_ms"),
+        (M, "call.p50_ms"),
+        "<=",
+        1.05,
     ),
     Ratio(
         "notify_send_vs_raw_confirms",
@@ -391,6 +427,8 @@ class Runner:
         self.log(f"  {what}: {time.monotonic() - began:.1f} s")
 
     def _group(self, group: str, side: Side, url: str, name: str, index: int) -> dict[str, Any]:
+        if side.worker_args and group in ("import", "connections"):
+            return {}  # the same library: measured on its plain side
         if group == "import":
             return self._import(side, first=index == 0)
         if group == "notify":
@@ -405,7 +443,7 @@ class Runner:
         self, side: Side, role: str, url: str, exchange: str, topic: str, *extra: str
     ) -> Worker:
         args = [role, "--lib", side.module, "--url", url, "--exchange", exchange, "--topic", topic]
-        args += ["--timeout", str(ROLE_TIMEOUT), *extra]
+        args += ["--timeout", str(ROLE_TIMEOUT), *side.worker_args, *extra]
         module = "benchmarks.bench." + ("green_worker" if self.config.eventlet else "worker")
         return Worker(f"{side.key} {role}", side.python, module, args)
 

@@ -12,9 +12,10 @@ standard library, oslo.config and the library named.
 Protocol: every stdout line is one JSON object with an ``event`` key:
 ``ready`` (the role is set up; listeners and servers are consuming),
 ``casts_done`` (servers), then ``result`` with the figures, or ``error``.
-Roles that serve (``rpc-server``, ``service``) stop when stdin closes. Logs
-and warnings go to stderr. A watchdog ends the process after ``--timeout``
-seconds plus a grace period, whatever happens.
+With ``--metrics`` (messaging only), Prometheus metrics are counted into a
+registry of the worker's own. Roles that serve (``rpc-server``, ``service``)
+stop when stdin closes. Logs and warnings go to stderr. A watchdog ends the
+process after ``--timeout`` seconds plus a grace period, whatever happens.
 
 Roles: ``notify-send``, ``notify-listen``, ``rpc-server``, ``rpc-seq``,
 ``rpc-threads``, ``rpc-cast``, ``service``.
@@ -71,6 +72,10 @@ def _stop_on_stdin_eof() -> threading.Event:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run the role the arguments name and return its figures."""
     lib = importlib.import_module(args.lib)
+    if args.metrics:
+        from prometheus_client import CollectorRegistry
+
+        importlib.import_module(f"{args.lib}.metrics").enable(registry=CollectorRegistry())
     common = {"exchange": args.exchange, "topic": args.topic}
     if args.role == "notify-send":
         return workloads.notify_send(lib, args.url, count=args.count, **common)
@@ -127,6 +132,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--run", default="run", help="label of a cast run")
     parser.add_argument("--timeout", type=float, default=300.0, help="bound on the role")
+    parser.add_argument(
+        "--metrics", action="store_true", help="count Prometheus metrics (messaging only)"
+    )
     args = parser.parse_args(argv)
     if args.count < 1:
         parser.error("--count must be at least 1")
