@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from messaging.exceptions import MessagingException
-from messaging.rpc.client import RPCClient
+from messaging.rpc.client import get_rpc_client
 from messaging.target import Target
 
 if TYPE_CHECKING:
@@ -128,7 +128,7 @@ class Canary:
             )
 
     def _run(self) -> None:
-        client = RPCClient(self.transport, self.target, timeout=self.interval)
+        client = get_rpc_client(self.transport, self.target, timeout=self.interval)
         while not self._stop.wait(self.interval):
             started = time.monotonic()
             try:
