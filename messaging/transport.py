@@ -449,6 +449,12 @@ class Transport:
         if outbox is not None:
             outbox.put(str(target.topic), ctxt, message, version, retry)
             return
+        self._deliver_notification(target, ctxt, message, version, retry)
+
+    def _deliver_notification(
+        self, target: Target, ctxt: Any, message: dict[str, Any], version: float, retry: int | None
+    ) -> None:
+        # To the driver, counted in metrics (also what the outbox sends with).
         counting = metrics.ACTIVE
         if counting is None:
             self._driver.send_notification(target, ctxt, message, version, retry=retry)
@@ -489,14 +495,13 @@ class Transport:
         with self._outbox_lock:
             if self._outbox is not None:
                 return
-            driver = self._driver
 
             def send(
                 topic: str, ctxt: Any, message: dict[str, Any], v: float, r: int | None
             ) -> None:
-                driver.send_notification(Target(topic=topic), ctxt, message, v, r)
+                self._deliver_notification(Target(topic=topic), ctxt, message, v, r)
 
-            self._outbox = Outbox(settings, send, driver.flush, OUTBOX_CONFIRM_TIMEOUT)
+            self._outbox = Outbox(settings, send, self._driver.flush, OUTBOX_CONFIRM_TIMEOUT)
 
     def _listen(
         self, target: Target, batch_size: int = 1, batch_timeout: float | None = None

@@ -195,3 +195,26 @@ def test_oslo_daemon_options_are_warned_about(caplog: pytest.LogCaptureFixture) 
         caplog.text
     )
     assert metrics.ACTIVE is None  # not enabled: warned only
+
+
+def test_notifications_sent_through_an_outbox_are_counted_once_sent(
+    registry: CollectorRegistry, bus: Transport
+) -> None:
+    register_notification_opts(bus.conf)
+    bus.conf.set_override("outbox", "memory", group="oslo_messaging_notifications")
+    endpoint = InfoRecorder()
+    listener = messaging.get_notification_listener(
+        bus, [messaging.Target(topic="boxed")], [endpoint], executor="threading"
+    )
+    listener.start()
+    try:
+        notifier = messaging.Notifier(bus, "m.test", driver="messaging", topics=["boxed"])
+        for n in range(5):
+            notifier.info({}, "m.event", {"n": n})
+        assert bus.flush(TIMEOUT) == 0
+        endpoint.take(5)
+    finally:
+        listener.stop()
+        listener.wait()
+    labels = {"kind": "notification", "topic": "boxed", "priority": "info"}
+    assert value(registry, "messaging_sent_total", **labels) == 5
