@@ -203,13 +203,7 @@ class Tracing:
         msg_id = getattr(incoming, "msg_id", None)
         if msg_id:
             attributes["messaging.message.id"] = str(msg_id)
-        _add_request_id(attributes, incoming.ctxt)
-        return self._tracer.start_as_current_span(
-            f"{method} receive",
-            context=self._parent(incoming),
-            kind=self._trace.SpanKind.CONSUMER,
-            attributes=attributes,
-        )
+        return self._receive_span(f"{method} receive", incoming, attributes)
 
     def handle_notification(self, incoming: _Incoming, pool: str | None = None) -> Any:
         """A CONSUMER span ``<event_type> receive``, child of the sender's (see handle_rpc)."""
@@ -218,9 +212,13 @@ class Tracing:
         if pool:
             attributes["messaging.consumer.group.name"] = pool
         _add_notification(attributes, body)
+        return self._receive_span(f"{body.get('event_type', '')} receive", incoming, attributes)
+
+    def _receive_span(self, name: str, incoming: _Incoming, attributes: dict[str, Any]) -> Any:
+        # A CONSUMER span, child of the sender's (carried in the context), made current.
         _add_request_id(attributes, incoming.ctxt)
         return self._tracer.start_as_current_span(
-            f"{body.get('event_type', '')} receive",
+            name,
             context=self._parent(incoming),
             kind=self._trace.SpanKind.CONSUMER,
             attributes=attributes,
