@@ -38,9 +38,11 @@ __all__ = [
     "Deadline",
     "Driver",
     "DuplicateFilter",
+    "GatheredReply",
     "IncomingMessage",
     "Listener",
     "OpenListeners",
+    "QueueStats",
     "RpcIncomingMessage",
     "attempts",
 ]
@@ -65,6 +67,39 @@ class Capabilities:
     fanout: bool = False
     rpc: bool = False
     batches: bool = True
+
+
+@dataclass(frozen=True)
+class GatheredReply:
+    """One server's reply to a request sent to every server (see :meth:`Driver.gather`).
+
+    Attributes:
+        result: what the server returned (None with a failure).
+        failure: the exception the server replied with, rebuilt (a
+            :class:`~messaging.exceptions.RemoteError` unless allowed), or None.
+        elapsed: seconds from sending the request to receiving this reply.
+    """
+
+    result: Any
+    failure: BaseException | None
+    elapsed: float
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    """A queue as the broker counts it (see :meth:`Driver.queue_stats`).
+
+    Attributes:
+        name: the queue.
+        exists: whether the broker has it; when not, the counts are None.
+        messages: messages ready for delivery (not those delivered and unacknowledged).
+        consumers: consumers subscribed to it.
+    """
+
+    name: str
+    exists: bool
+    messages: int | None = None
+    consumers: int | None = None
 
 
 def attempts(retry: int | None) -> float:
@@ -281,6 +316,8 @@ class Listener(abc.ABC):
     #: may, the workers of a threaded executor receive for themselves, which
     #: saves every message a hand-over between threads.
     concurrent_poll: bool = False
+    #: The queues it consumes, for status reports (empty where the driver does not say).
+    queues: tuple[str, ...] = ()
 
     def __init__(self, batch_size: int = 1, batch_timeout: float | None = None) -> None:
         self.batch_size = max(1, batch_size or 1)
@@ -425,6 +462,60 @@ class Driver(abc.ABC):
     def listen(self, target: Target, batch_size: int, batch_timeout: float | None) -> Listener:
         """Subscribe to RPC requests for ``target`` (topic, topic.server and fanout)."""
         raise NotImplementedError(f"The {type(self).__name__} driver does not support RPC")
+
+    def gather(
+        self,
+        target: Target,
+        ctxt: Any,
+        message: dict[str, Any],
+        timeout: float,
+        expect: int | None = None,
+        retry: int | None = None,
+    ) -> list[GatheredReply]:
+        """Send one request to every server of ``target``'s topic and gather their replies.
+
+        The request goes to the topic's fanout exchange, with a ``_msg_id`` and
+        a ``_reply_q`` as a call's: every server that receives it replies, and
+        the replies are gathered until ``timeout``. This is its own path: a
+        call to a fanout target stays refused by :meth:`send`.
+
+        Args:
+            target: the topic (and exchange) whose servers to reach.
+            ctxt: the request context, as for :meth:`send`.
+            message: the request (``method``, ``args``, ``namespace``, ``version``).
+            timeout: seconds to gather replies for.
+            expect: stop as soon as this many replies came (by default, as
+                soon as every queue that received the request was answered,
+                where the transport says how many did).
+            retry: oslo's retry count of the publish.
+
+        Returns:
+            The replies, in the order they came.
+
+        Raises:
+            NotImplementedError: the driver has no fanout or no RPC.
+            MessageDeliveryFailure: the request could not be published.
+        """
+        raise NotImplementedError(
+            f"The {type(self).__name__} driver cannot send a request to every server"
+        )
+
+    def queue_stats(self, names: Sequence[str]) -> list[QueueStats]:
+        """Ask the broker how many messages and consumers each queue has.
+
+        A queue the broker does not have is reported with ``exists`` False,
+        never as an error.
+
+        Args:
+            names: the queues, in the order to report them.
+
+        Raises:
+            NotImplementedError: the transport cannot tell.
+            MessageDeliveryFailure: the broker could not be reached.
+        """
+        raise NotImplementedError(
+            f"The {type(self).__name__} driver cannot tell the depth of its queues"
+        )
 
     def flush(self, timeout: float | None = None) -> int:
         """Wait until messages sent without waiting for the broker are settled.

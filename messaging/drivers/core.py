@@ -42,7 +42,7 @@ from messaging.drivers import base, names
 from messaging.drivers.delivered import DecodingListener, DeliverySource
 from messaging.drivers.pool import ProcessLocal
 from messaging.drivers.replies import ReplyWaiters, describe_request
-from messaging.exceptions import MessageUndeliverable, MessagingTimeout
+from messaging.exceptions import InvalidTarget, MessageUndeliverable, MessagingTimeout
 from messaging.target import refuse_fanout_call
 
 if TYPE_CHECKING:
@@ -143,6 +143,11 @@ class DriverCore(base.Driver):
         """The error a call that timed out raises: ``error``, or one that says more."""
         return error
 
+    def publish_gathered(self, request: Outgoing) -> int | None:
+        """Publish the request of :meth:`gather`; return how many queues got it, if known."""
+        self.publish_request(request)
+        return None
+
     # -- RPC ---------------------------------------------------------------------------------
 
     def send(
@@ -207,6 +212,42 @@ class DriverCore(base.Driver):
             if better is exc:
                 raise
             raise better from exc
+
+    def gather(
+        self,
+        target: Target,
+        ctxt: Any,
+        message: dict[str, Any],
+        timeout: float,
+        expect: int | None = None,
+        retry: int | None = None,
+    ) -> list[base.GatheredReply]:
+        """Send one request to the topic's fanout exchange and gather every reply.
+
+        See :meth:`messaging.drivers.base.Driver.gather`.
+        """
+        if not target.topic:
+            raise InvalidTarget("A topic is required to send", target)
+        if not self.capabilities.fanout:
+            raise NotImplementedError(
+                f"The {type(self).__name__} driver has no fanout to reach every server"
+            )
+        route = names.request_route(target(fanout=True), self.default_exchange)
+        what = functools.partial(describe_request, message, route.topic)
+        started = time.monotonic()
+        deadline = base.Deadline(timeout, started)
+        replies = self.reply_source(deadline)
+
+        def send(body: str, box: Any) -> int | None:
+            wire.check_size(body, self.limits, what)
+            call = PendingCall(timeout, deadline, functools.partial(replies.send_failed, box))
+            return self.publish_gathered(
+                Outgoing("fanout", route, body, retry, None, call, False, message)
+            )
+
+        return replies.gather(
+            ctxt, message, send, timeout, self.allowed_remote_exmods, expect, started
+        )
 
     # -- listeners and lifecycle -------------------------------------------------------------
 
@@ -344,6 +385,10 @@ class TransportCore(DriverCore):
             )
             raise MessageUndeliverable(no_route, route.exchange, route.routing_key, request.message)
 
+    def publish_gathered(self, request: Outgoing) -> int | None:
+        """Publish with :meth:`publish`, which may say how many queues got the request."""
+        return self.publish(request)
+
     def send_reply(self, reply_q: str, msg_id: str, body: str, heartbeat: bool) -> None:
         """Publish a reply (or a heartbeat) to a caller's reply queue; never raises."""
         route = names.Route(names.DEFAULT_EXCHANGE, reply_q, reply_q, names.DEFAULT_EXCHANGE)
@@ -365,6 +410,7 @@ class TransportCore(DriverCore):
             source, self, batch_size, batch_timeout, queues.rpc, self.forget
         )
         listener.concurrent_poll = self.concurrent_poll
+        listener.queues = tuple(queues.queues)
         return self.track(listener)
 
     def _warn_at_least_once(self) -> None:

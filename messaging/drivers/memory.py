@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from messaging.drivers import base, names
@@ -138,6 +139,18 @@ class MemoryDriver(TransportCore):
             self.broker.declare_queue(bound.queue, bound.exchange, bound.routing_key, kind=kind)
         consumer = self.broker.consumer(queues.queues, auto_ack=queues.rpc)
         return _MemorySource(self.broker, consumer, own_queue=queues.own_queue)
+
+    def queue_stats(self, names: Sequence[str]) -> list[base.QueueStats]:
+        """Count each queue's messages and the consumers taking from it."""
+        found = []
+        for name in names:
+            try:
+                depth = self.broker.queue_depth(name)
+            except KeyError:
+                found.append(base.QueueStats(name, exists=False))
+                continue
+            found.append(base.QueueStats(name, True, depth, self.broker.consumer_count(name)))
+        return found
 
     def reply_source(self, deadline: base.Deadline) -> ReplyWaiters:
         """This driver's reply queue; the broker hands its replies over as they are published."""

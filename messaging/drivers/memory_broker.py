@@ -218,6 +218,11 @@ class Broker:
         """
         return len(self.messages(name))
 
+    def consumer_count(self, name: str) -> int:
+        """How many consumers, not stopped, take from the queue ``name``."""
+        with self._cond:
+            return sum(1 for c in self._consumers if not c.stopped and name in c.queues)
+
     def messages(self, name: str) -> list[str]:
         """The bodies queued in ``name``, head first, left in place.
 

@@ -11,6 +11,10 @@ dropped; if its ``_msg_id`` can still be read, the caller waiting for it gets
 the error at once instead of a timeout. A ``call_monitor_timeout`` of 0 (or
 None) means no monitoring, as in oslo.messaging; :meth:`ReplyWaiters.close`
 ends every wait in progress (the transport was cleaned up).
+
+:meth:`ReplyWaiters.gather` is the one wait that takes several replies for
+one ``_msg_id``: a request sent to every server of a topic (``messaging
+status``), each of which replies.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from messaging import wire
+from messaging.drivers.base import GatheredReply
 from messaging.drivers.delivered import undecodable
 from messaging.exceptions import MessagingTimeout, RemoteError
 from messaging.excerpt import excerpt
@@ -144,6 +149,71 @@ class ReplyWaiters:
                 describe_call(msg_id, target, message),
                 started,
             )
+        finally:
+            self.unregister(msg_id)
+
+    def gather(
+        self,
+        ctxt: Any,
+        message: dict[str, Any],
+        send: Callable[[str, queue.SimpleQueue[dict[str, Any]]], int | None],
+        timeout: float,
+        allowed_remote_exmods: Sequence[str],
+        expect: int | None = None,
+        started: float | None = None,
+    ) -> list[GatheredReply]:
+        """Send one request that several servers receive, and gather their replies.
+
+        As :meth:`call`, but every final reply to the request's ``_msg_id`` is
+        kept (heartbeats are not) until ``timeout`` has passed since
+        ``started``, or until ``expect`` replies came. ``send`` returns how
+        many queues received the request, where the transport can tell: with
+        no ``expect``, that many replies end the wait (none: at once).
+
+        Raises:
+            MessagingTimeout: the transport was cleaned up during the wait.
+            Exception: what ``send`` raised, or gave :meth:`send_failed`.
+        """
+        started = time.monotonic() if started is None else started
+        msg_id = wire.new_msg_id()
+        box = self.register(msg_id)
+        if self.closed:
+            box.put({_CLOSED: True})
+        try:
+            body = wire.encode_request(ctxt, message, msg_id, self.queue_name, None)
+            routed = send(body, box)
+            wanted = routed if expect is None else expect
+            deadline = started + timeout
+            replies: list[GatheredReply] = []
+            while wanted is None or len(replies) < wanted:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    reply = box.get(timeout=remaining)
+                except queue.Empty:
+                    break
+                error = reply.get(SEND_FAILED)
+                if error is not None:
+                    raise error
+                if _CLOSED in reply:
+                    raise MessagingTimeout(
+                        f"Gathering the replies to message ID {msg_id}: the transport was "
+                        f"cleaned up; reply queue {self.queue_name}"
+                    )
+                failure = reply.get("failure")
+                if not failure and not reply.get("ending", True):
+                    continue  # a heartbeat: the server is still at it
+                replies.append(
+                    GatheredReply(
+                        None if failure else reply.get("result"),
+                        wire.deserialize_failure(failure, allowed_remote_exmods)
+                        if failure
+                        else None,
+                        time.monotonic() - started,
+                    )
+                )
+            return replies
         finally:
             self.unregister(msg_id)
 

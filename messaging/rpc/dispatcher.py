@@ -131,13 +131,30 @@ class RPCDispatcher(DispatcherBase):
                 f"not {access_policy!r}"
             )
         self.endpoints = endpoints if isinstance(endpoints, list) else list(endpoints)
+        #: The library's own endpoints (an RPC server's control endpoint): tried
+        #: when no endpoint of ``endpoints`` takes a request, and not listed there.
+        self.builtin_endpoints: list[Any] = []
         self.serializer: Serializer = serializer or NoOpSerializer()
         self.access_policy = access_policy()
         self._default_target = Target()
 
     def _find(self, method: str, namespace: str | None, version: str) -> Any:
+        func, compatible = self._search(self.endpoints, method, namespace, version)
+        if func is None and self.builtin_endpoints:
+            func, builtin = self._search(self.builtin_endpoints, method, namespace, version)
+            compatible = compatible or builtin
+        if func is not None:
+            return func
+        if compatible:
+            raise NoSuchMethod(method)
+        raise UnsupportedVersion(version, method=method)
+
+    def _search(
+        self, endpoints: Sequence[Any], method: str, namespace: str | None, version: str
+    ) -> tuple[Any, bool]:
+        """The method found (or None), and whether an endpoint was compatible."""
         compatible = False
-        for endpoint in self.endpoints:
+        for endpoint in endpoints:
             target = getattr(endpoint, "target", None) or self._default_target
             if namespace not in target.accepted_namespaces:
                 continue
@@ -147,10 +164,8 @@ class RPCDispatcher(DispatcherBase):
             # Data attributes, and the reserved 'target', are not methods to call.
             func = getattr(endpoint, method, None) if method != "target" else None
             if callable(func) and self.access_policy.is_allowed(endpoint, method):
-                return func
-        if compatible:
-            raise NoSuchMethod(method)
-        raise UnsupportedVersion(version, method=method)
+                return func, True
+        return None, compatible
 
     def dispatch(self, incoming: RpcIncomingMessage) -> Any:
         """Call the endpoint method a request names and return its serialised result.

@@ -13,6 +13,7 @@ from messaging.exceptions import ExpectedException, NoSuchMethod
 from messaging.excerpt import excerpt, log_exception
 from messaging.health import ServerHealth
 from messaging.rpc.canary import Canary, CanaryEndpoint
+from messaging.rpc.control import CONTROL_NAMESPACE, ControlEndpoint
 from messaging.rpc.dispatcher import PingEndpoint, RPCAccessPolicyBase, RPCDispatcher
 from messaging.server import MessageHandlingServer
 from messaging.transport import NOTIFICATION_TRANSPORT_FOR_RPC, NotificationTransport
@@ -57,9 +58,24 @@ class RPCServer(MessageHandlingServer):
         self.target = target
         interval = float(self.conf.rpc_canary_interval)
         self._canary = Canary(transport, target, interval) if interval > 0 else None
+        #: The queues the server consumes, once started (where the transport names them).
+        self.consumed_queues: tuple[str, ...] = ()
+        builtin = getattr(dispatcher, "builtin_endpoints", None)
+        if builtin is not None:  # an RPCDispatcher (a dispatcher of the caller's may have none)
+            builtin.append(ControlEndpoint(self))
 
     def _create_listener(self) -> Listener:
-        return self.transport.listen(self.target, 1, None)
+        listener = self.transport.listen(self.target, 1, None)
+        self.consumed_queues = tuple(listener.queues)
+        return listener
+
+    def _handle_batch(self, batch: list[IncomingMessage]) -> None:
+        # A status request (messaging status) is a question about the server's
+        # traffic, not traffic: it is answered without being counted.
+        if len(batch) == 1 and batch[0].message.get("namespace") == CONTROL_NAMESPACE:
+            self._process_incoming(batch)
+            return
+        super()._handle_batch(batch)
 
     def _after_start(self) -> None:
         if self._canary is not None:

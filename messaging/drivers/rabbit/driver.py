@@ -328,9 +328,9 @@ class RabbitDriver(DriverCore):
         keep = self.settings.rabbit_stream_fanout or self.settings.use_queue_manager
         own_fanout = [] if keep else [subs[2].queue.name]
         subscription = self._subscribe(subs, 1, delete_on_close=own_fanout)
-        return self.track(
-            DecodingListener(subscription, self, batch_size, batch_timeout, True, self.forget)
-        )
+        listener = DecodingListener(subscription, self, batch_size, batch_timeout, True, self.forget)
+        listener.queues = tuple(sub.queue.name for sub in subs)
+        return self.track(listener)
 
     def send_reply(self, reply_q: str, msg_id: str, body: str, heartbeat: bool) -> None:
         """Publish a reply (or a heartbeat) to a caller's reply queue; never raises.
@@ -398,6 +398,12 @@ class RabbitDriver(DriverCore):
         from messaging.drivers.rabbit.parked import browse
 
         return browse(self.broker.consuming, limit, queue, replay)
+
+    def queue_stats(self, names: Sequence[str]) -> list[base.QueueStats]:
+        """Count each queue's ready messages and consumers with a passive declaration."""
+        from messaging.drivers.rabbit.queue_stats import passive_stats
+
+        return passive_stats(self.broker.consuming, names)
 
     # -- helpers ----------------------------------------------------------------------------------
 

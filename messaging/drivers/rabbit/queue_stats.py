@@ -1,0 +1,82 @@
+"""How many messages and consumers RabbitMQ counts on some queues (``messaging status``).
+
+A passive ``queue.declare`` answers with both counts and needs no
+management plugin. For a queue that does not exist the broker closes the
+channel with ``404 NOT_FOUND``, so every queue is asked on a channel of its
+own: one missing queue is reported as missing and the others are still asked.
+The work runs on the connection's I/O thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import amqp
+import amqp.exceptions
+
+from messaging.drivers.base import QueueStats
+from messaging.exceptions import MessageDeliveryFailure
+
+if TYPE_CHECKING:
+    from messaging.drivers.rabbit.connection import AmqpConnection
+
+__all__ = ["STATS_TIMEOUT", "passive_stats"]
+
+#: Seconds the questions may take, the connection included.
+STATS_TIMEOUT = 10.0
+
+
+def _ask(conn: amqp.Connection, name: str) -> QueueStats:
+    channel = conn.channel()
+    try:
+        ok = channel.queue_declare(name, passive=True)
+    except amqp.exceptions.NotFound:
+        return QueueStats(name, exists=False)  # the broker closed the channel
+    try:
+        channel.close()
+    except amqp.exceptions.AMQPError:
+        pass  # the answer is in; a channel that will not close is the connection's business
+    return QueueStats(name, True, int(ok.message_count), int(ok.consumer_count))
+
+
+def passive_stats(
+    connection: AmqpConnection, names: Sequence[str], timeout: float = STATS_TIMEOUT
+) -> list[QueueStats]:
+    """Count the ready messages and the consumers of each queue in ``names``.
+
+    Args:
+        connection: a connection to the virtual host.
+        names: the queues, in the order to report them.
+        timeout: seconds to wait for the connection and the answers.
+
+    Returns:
+        One entry per name; a queue that does not exist has ``exists`` False.
+
+    Raises:
+        MessageDeliveryFailure: the broker could not be reached, or did not
+            answer, within ``timeout``.
+    """
+    if not connection.wait_connected(timeout):
+        raise MessageDeliveryFailure(
+            f"Could not reach the broker within {timeout:g} s to count the queues' messages"
+        )
+    found: list[QueueStats] = []
+
+    def on_io_thread() -> None:
+        conn = connection.amqp_connection
+        if conn is None:
+            raise amqp.exceptions.RecoverableConnectionError("the connection dropped")
+        found.extend(_ask(conn, name) for name in names)
+
+    try:
+        connection.submit_raw(on_io_thread).result(timeout)
+    except TimeoutError:
+        raise MessageDeliveryFailure(
+            f"The broker did not say within {timeout:g} s how many messages its queues hold"
+        ) from None
+    except (amqp.exceptions.AMQPError, OSError) as exc:
+        raise MessageDeliveryFailure(
+            f"Could not count the queues' messages: {type(exc).__name__}: {exc}"
+        ) from exc
+    return found
