@@ -133,6 +133,7 @@ class TopicStatus:
             transport cannot tell.
         queues_unavailable: why ``queues`` is None.
         elapsed: seconds the whole status took.
+        expected: the servers the caller expected to answer.
     """
 
     topic: str
@@ -142,17 +143,39 @@ class TopicStatus:
     queues: tuple[QueueStats, ...] | None
     queues_unavailable: str | None = None
     elapsed: float = 0.0
+    expected: tuple[str, ...] = ()
+
+    @property
+    def missing(self) -> list[str]:
+        """The servers expected that did not answer."""
+        answered = {a.server for a in self.answers if a.known}
+        return [s for s in self.expected if s not in answered]
 
     @property
     def problems(self) -> list[str]:
-        """What is wrong: no server answered, a server is not ready, a queue unconsumed or missing."""
+        """What is wrong, in words.
+
+        No server answered; a server says it is not ready; the topic's queue
+        has more consumers than servers answered; a queue has no consumer or
+        does not exist.
+        """
         found: list[str] = []
         if not self.answers:
             found.append(f"no server of topic {self.topic!r} answered within {self.timeout:g} s")
+        found.extend(
+            f"server {name!r} did not answer within {self.timeout:g} s" for name in self.missing
+        )
         for answer in self.answers:
             if answer.known and answer.status.get("ready") is False:
                 reasons = "; ".join(answer.problems) or "not ready"
                 found.append(f"server {answer.server!r} on {answer.host}: {reasons}")
+        shared = next((q for q in self.queues or () if q.name == self.topic), None)
+        if shared is not None and (shared.consumers or 0) > len(self.answers):
+            found.append(
+                f"queue {self.topic!r} has {shared.consumers} consumers but "
+                f"{len(self.answers)} server(s) answered: a server is too busy to answer "
+                f"within {self.timeout:g} s, stuck, or no longer receives fanout requests"
+            )
         for queue in self.queues or ():
             if not queue.exists:
                 found.append(f"queue {queue.name!r} does not exist")
@@ -181,6 +204,8 @@ class TopicStatus:
             ],
             "queues": None if self.queues is None else [asdict(q) for q in self.queues],
             "queues_unavailable": self.queues_unavailable,
+            "expected": list(self.expected),
+            "missing": self.missing,
         }
 
 
@@ -219,12 +244,13 @@ def census(
     return sorted((Answer.from_reply(r) for r in replies), key=lambda a: a.elapsed)
 
 
-def queue_names(topic: str, answers: Sequence[Answer]) -> list[str]:
-    """The queues to count: ``<topic>``, then each answering server's own queues.
+def queue_names(topic: str, answers: Sequence[Answer], servers: Sequence[str] = ()) -> list[str]:
+    """The queues to count: ``<topic>``, each answering server's own queues, the others'.
 
     A server of this library names the queues it consumes; for one that does
     not, its ``<topic>.<server>`` queue is counted (anonymous servers have none
-    known).
+    known). Then the ``<topic>.<server>`` queue of each of ``servers`` (the
+    servers expected) that did not answer.
     """
     found = [topic]
     for answer in answers:
@@ -234,6 +260,7 @@ def queue_names(topic: str, answers: Sequence[Answer]) -> list[str]:
         if not named and answer.server:
             named = [f"{topic}.{answer.server}"]
         found.extend(named)
+    found.extend(f"{topic}.{server}" for server in servers)
     return list(dict.fromkeys(found))
 
 
@@ -255,6 +282,7 @@ def topic_status(
     timeout: float = DEFAULT_TIMEOUT,
     expect: int | None = None,
     retry: int | None = None,
+    servers: Sequence[str] = (),
 ) -> TopicStatus:
     """The servers of a topic (:func:`census`) and its queues (:func:`queue_stats`).
 
@@ -264,6 +292,8 @@ def topic_status(
         timeout: seconds to gather answers for.
         expect: stop gathering as soon as this many servers answered.
         retry: oslo's retry count of the request's publish.
+        servers: the servers expected: each one that does not answer is a
+            problem, and its queue ``<topic>.<server>`` is counted all the same.
 
     Raises:
         NotImplementedError: the transport cannot reach every server of a topic.
@@ -272,7 +302,7 @@ def topic_status(
     started = time.monotonic()
     topic = str(target.topic)
     answers = census(transport, target, timeout, expect=expect, retry=retry)
-    queues = queue_stats(transport, queue_names(topic, answers))
+    queues = queue_stats(transport, queue_names(topic, answers, servers))
     unavailable = None
     if queues is None:
         unavailable = f"the {transport.driver.url.transport} transport cannot count its queues"
@@ -284,4 +314,5 @@ def topic_status(
         queues=None if queues is None else tuple(queues),
         queues_unavailable=unavailable,
         elapsed=time.monotonic() - started,
+        expected=tuple(servers),
     )

@@ -14,7 +14,7 @@ import traceback
 from collections.abc import Sequence
 from typing import NoReturn
 
-from messaging.cli import demo, health, listen, notify, parked, rpc, serve
+from messaging.cli import demo, health, listen, notify, parked, rpc, serve, status
 from messaging.cli.commands import Commands
 from messaging.cli.errors import ExitCode, describe
 from messaging.cli.session import ENV_TRANSPORT_URL, Session
@@ -123,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands = Commands(subparsers, [common])
-    for module in (notify, listen, rpc, serve, parked, health, demo):
+    for module in (notify, listen, rpc, serve, parked, health, status, demo):
         module.add_parser(commands)
     parser.commands = dict(subparsers.choices)  # type: ignore[attr-defined]
     return parser

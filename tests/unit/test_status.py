@@ -224,3 +224,14 @@ class serving_all:  # noqa: N801 - used as a context manager, like contextlib's
         for server in self.servers:
             server.stop(timeout=TIMEOUT)
             server.wait(timeout=TIMEOUT)
+
+
+def test_more_consumers_than_answers_is_a_problem() -> None:
+    answer = status.Answer(0.01, server="s1", library="messaging", status={"ready": True})
+    found = status.TopicStatus(
+        "t", None, 2.0, (answer,), (QueueStats("t", True, 0, 3), QueueStats("t.s1", True, 0, 1))
+    )
+    assert found.problems == [
+        "queue 't' has 3 consumers but 1 server(s) answered: a server is too busy to answer "
+        "within 2 s, stuck, or no longer receives fanout requests"
+    ]

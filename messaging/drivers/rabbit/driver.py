@@ -328,7 +328,9 @@ class RabbitDriver(DriverCore):
         keep = self.settings.rabbit_stream_fanout or self.settings.use_queue_manager
         own_fanout = [] if keep else [subs[2].queue.name]
         subscription = self._subscribe(subs, 1, delete_on_close=own_fanout)
-        listener = DecodingListener(subscription, self, batch_size, batch_timeout, True, self.forget)
+        listener = DecodingListener(
+            subscription, self, batch_size, batch_timeout, True, self.forget
+        )
         listener.queues = tuple(sub.queue.name for sub in subs)
         return self.track(listener)
 

@@ -9,6 +9,7 @@ The work runs on the connection's I/O thread.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -33,10 +34,9 @@ def _ask(conn: amqp.Connection, name: str) -> QueueStats:
         ok = channel.queue_declare(name, passive=True)
     except amqp.exceptions.NotFound:
         return QueueStats(name, exists=False)  # the broker closed the channel
-    try:
+    # The answer is in; a channel that will not close is the connection's business.
+    with contextlib.suppress(amqp.exceptions.AMQPError):
         channel.close()
-    except amqp.exceptions.AMQPError:
-        pass  # the answer is in; a channel that will not close is the connection's business
     return QueueStats(name, True, int(ok.message_count), int(ok.consumer_count))
 
 
