@@ -147,7 +147,7 @@ class TopicStatus:
 
     @property
     def missing(self) -> list[str]:
-        """The servers expected that did not answer."""
+        """The servers expected that did not answer as themselves (anonymous answers aside)."""
         answered = {a.server for a in self.answers if a.known}
         return [s for s in self.expected if s not in answered]
 
@@ -155,16 +155,23 @@ class TopicStatus:
     def problems(self) -> list[str]:
         """What is wrong, in words.
 
-        No server answered; a server says it is not ready; the topic's queue
-        has more consumers than servers answered; a queue has no consumer or
-        does not exist.
+        No server answered; an expected server did not answer (unless as
+        many anonymous servers answered: they may be those); a server says it
+        is not ready; the topic's queue has more consumers than servers
+        answered; a queue has no consumer or does not exist.
         """
         found: list[str] = []
         if not self.answers:
             found.append(f"no server of topic {self.topic!r} answered within {self.timeout:g} s")
-        found.extend(
-            f"server {name!r} did not answer within {self.timeout:g} s" for name in self.missing
-        )
+        missing = self.missing
+        anonymous = sum(1 for a in self.answers if not a.known)
+        # An anonymous answer may be an expected server that cannot say who it is.
+        if len(missing) > anonymous:
+            maybe = f" (or is one of the {anonymous} anonymous servers)" if anonymous else ""
+            found.extend(
+                f"server {name!r} did not answer within {self.timeout:g} s{maybe}"
+                for name in missing
+            )
         for answer in self.answers:
             if answer.known and answer.status.get("ready") is False:
                 reasons = "; ".join(answer.problems) or "not ready"

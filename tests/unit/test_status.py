@@ -235,3 +235,19 @@ def test_more_consumers_than_answers_is_a_problem() -> None:
         "queue 't' has 3 consumers but 1 server(s) answered: a server is too busy to answer "
         "within 2 s, stuck, or no longer receives fanout requests"
     ]
+
+
+def test_an_expected_server_that_does_not_answer_is_a_problem() -> None:
+    ours = status.Answer(0.01, server="s1", library="messaging", status={"ready": True})
+    anonymous = status.Answer(0.02, failure="UnsupportedVersion: ...")
+    alone = status.TopicStatus("t", None, 2.0, (ours,), None, expected=("s1", "s2"))
+    assert alone.missing == ["s2"]
+    assert alone.problems == ["server 's2' did not answer within 2 s"]
+    # An anonymous answer may be s2 (an oslo.messaging server cannot say who it is).
+    with_other = status.TopicStatus("t", None, 2.0, (ours, anonymous), None, expected=("s1", "s2"))
+    assert with_other.missing == ["s2"] and with_other.problems == []
+    two_missing = status.TopicStatus("t", None, 2.0, (anonymous,), None, expected=("s1", "s2"))
+    assert two_missing.problems == [
+        "server 's1' did not answer within 2 s (or is one of the 1 anonymous servers)",
+        "server 's2' did not answer within 2 s (or is one of the 1 anonymous servers)",
+    ]
