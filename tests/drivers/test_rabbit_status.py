@@ -1,4 +1,4 @@
-"""The status of a topic on the real RabbitMQ: servers that answer, and queues counted by the broker.
+"""The status of a topic on the real RabbitMQ: servers that answer, queues the broker counts.
 
 Two servers run, a third has gone and left its queue with messages in it; the
 status names the two, counts every queue with a passive declaration, and
