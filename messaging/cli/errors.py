@@ -11,7 +11,8 @@ code  meaning
 1     the operation failed: the remote method raised, the server refused
 2     usage: unknown option, bad JSON, a ``MODULE:CLASS`` that cannot be loaded
 3     configuration: unknown transport, malformed URL, unreadable config file
-4     timeout: no reply to a call or ping, ``listen --count`` not reached
+4     timeout: no reply to a call or ping, ``listen --count`` not reached, no
+      server answered ``status``
 5     the broker could not be reached, or did not take the message
 6     nobody receives: no server or queue for an RPC call or cast
 70    internal error (a bug: please report it with the ``--debug`` output)

@@ -77,7 +77,7 @@ class GatheredReply:
         result: what the server returned (None with a failure).
         failure: the exception the server replied with, rebuilt (a
             :class:`~messaging.exceptions.RemoteError` unless allowed), or None.
-        elapsed: seconds from sending the request to receiving this reply.
+        elapsed: seconds from publishing the request to receiving this reply.
     """
 
     result: Any

@@ -168,7 +168,8 @@ class ReplyWaiters:
         kept (heartbeats are not) until ``timeout`` has passed since
         ``started``, or until ``expect`` replies came. ``send`` returns how
         many queues received the request, where the transport can tell: with
-        no ``expect``, that many replies end the wait (none: at once).
+        no ``expect``, that many replies end the wait (none: at once). Each
+        reply's ``elapsed`` runs from the moment the request was handed to ``send``.
 
         Raises:
             MessagingTimeout: the transport was cleaned up during the wait.
@@ -181,6 +182,9 @@ class ReplyWaiters:
             box.put({_CLOSED: True})
         try:
             body = wire.encode_request(ctxt, message, msg_id, self.queue_name, None)
+            sent_at = (
+                time.monotonic()
+            )  # what came before (a connection, a reply queue) is not theirs
             routed = send(body, box)
             wanted = routed if expect is None else expect
             deadline = started + timeout
@@ -210,7 +214,7 @@ class ReplyWaiters:
                         wire.deserialize_failure(failure, allowed_remote_exmods)
                         if failure
                         else None,
-                        time.monotonic() - started,
+                        time.monotonic() - sent_at,
                     )
                 )
             return replies
