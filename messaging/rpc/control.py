@@ -21,14 +21,22 @@ import os
 import socket
 import sys
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from messaging.target import Target
 
 if TYPE_CHECKING:
-    from messaging.rpc.server import RPCServer
+    from messaging.health import ServerHealth
+    from messaging.transport import Transport
 
-__all__ = ["CONTROL_NAMESPACE", "CONTROL_VERSION", "LIBRARY", "STATUS_METHOD", "ControlEndpoint"]
+__all__ = [
+    "CONTROL_NAMESPACE",
+    "CONTROL_VERSION",
+    "LIBRARY",
+    "STATUS_METHOD",
+    "ControlEndpoint",
+    "Controlled",
+]
 
 #: The namespace of the control methods: no service endpoint answers in it.
 CONTROL_NAMESPACE = "messaging.control"
@@ -51,6 +59,18 @@ def _library_version() -> str:
         return "unknown"
 
 
+class Controlled(Protocol):
+    """What the control endpoint reads of its server (an RPC server)."""
+
+    target: Target
+    transport: Transport
+    consumed_queues: tuple[str, ...]
+
+    def health(self) -> ServerHealth:
+        """The server's health now."""
+        ...
+
+
 class ControlEndpoint:
     """Answers the control methods for one RPC server.
 
@@ -60,7 +80,7 @@ class ControlEndpoint:
 
     target = Target(namespace=CONTROL_NAMESPACE, version=CONTROL_VERSION)
 
-    def __init__(self, server: RPCServer) -> None:
+    def __init__(self, server: Controlled) -> None:
         self._server = weakref.ref(server)
 
     def status(self, ctxt: Any) -> dict[str, Any]:
