@@ -152,7 +152,8 @@ class RPCServer(MessageHandlingServer):
         except Exception as exc:
             failure = exc
             log_exception(LOG, "Exception during message handling")
-        self._count_handled("ok" if failure is None else "failed")
+        if message.message.get("namespace") != CONTROL_NAMESPACE:  # not counted received either
+            self._count_handled("ok" if failure is None else "failed")
         try:
             if failure is not None:
                 message.reply(failure=failure)
