@@ -132,10 +132,7 @@ class ReplyWaiters:
             Exception: the remote failure, rebuilt, or what ``send`` raised.
         """
         started = time.monotonic() if started is None else started
-        msg_id = wire.new_msg_id()
-        box = self.register(msg_id)
-        if self.closed:
-            box.put({_CLOSED: True})
+        msg_id, box = self._new_box()
         try:
             body = wire.encode_request(
                 ctxt, message, msg_id, reply_address or self.queue_name, call_monitor_timeout
@@ -151,6 +148,14 @@ class ReplyWaiters:
             )
         finally:
             self.unregister(msg_id)
+
+    def _new_box(self) -> tuple[str, queue.SimpleQueue[dict[str, Any]]]:
+        # A new _msg_id and where its replies go; closed already: the wait ends at once.
+        msg_id = wire.new_msg_id()
+        box = self.register(msg_id)
+        if self.closed:
+            box.put({_CLOSED: True})
+        return msg_id, box
 
     def gather(
         self,
@@ -176,15 +181,11 @@ class ReplyWaiters:
             Exception: what ``send`` raised, or gave :meth:`send_failed`.
         """
         started = time.monotonic() if started is None else started
-        msg_id = wire.new_msg_id()
-        box = self.register(msg_id)
-        if self.closed:
-            box.put({_CLOSED: True})
+        msg_id, box = self._new_box()
         try:
             body = wire.encode_request(ctxt, message, msg_id, self.queue_name, None)
-            sent_at = (
-                time.monotonic()
-            )  # what came before (a connection, a reply queue) is not theirs
+            # What came before (a connection, a reply queue) is not the servers' time.
+            sent_at = time.monotonic()
             routed = send(body, box)
             wanted = routed if expect is None else expect
             deadline = started + timeout

@@ -42,6 +42,7 @@ from messaging.drivers.rabbit.frames import FrameReader, reader_for
 from messaging.drivers.rabbit.options import ssl_options_for_host
 from messaging.drivers.rabbit.refusals import login_refusal
 from messaging.drivers.rabbit.sockets import NativeConnection, bound_blocking_reads
+from messaging.exceptions import MessageDeliveryFailure
 
 if TYPE_CHECKING:
     from messaging.drivers.rabbit.options import RabbitSettings
@@ -174,6 +175,38 @@ class AmqpConnection:
         completion = green.Completion()
         self._enqueue(_Command(lambda _conn: fn(), needs_connection=False, completion=completion))
         return completion
+
+    def run_connected(self, work: Callable[[amqp.Connection], T], timeout: float, what: str) -> T:
+        """Run ``work(connection)`` on the I/O thread once connected, within ``timeout``.
+
+        For a command's one-off talk with the broker (counting queues, browsing
+        parked messages): ``what`` says what it is for, in the errors.
+
+        Raises:
+            MessageDeliveryFailure: the broker was not reached within ``timeout``,
+                ``work`` did not finish within it, or the broker refused it.
+        """
+        if not self.wait_connected(timeout):
+            raise MessageDeliveryFailure(
+                f"Could not reach the broker within {timeout:g} s to {what}"
+            )
+        found: list[T] = []
+
+        def on_io_thread() -> None:
+            conn = self.amqp_connection
+            if conn is None:
+                raise amqp.exceptions.RecoverableConnectionError("the connection dropped")
+            found.append(work(conn))
+
+        try:
+            self.submit_raw(on_io_thread).result(timeout)
+        except TimeoutError:
+            raise MessageDeliveryFailure(
+                f"The broker did not answer within {timeout:g} s when asked to {what}"
+            ) from None
+        except (amqp.exceptions.AMQPError, OSError) as exc:
+            raise MessageDeliveryFailure(f"Could not {what}: {type(exc).__name__}: {exc}") from exc
+        return found[0]
 
     def try_direct(self, fn: Callable[[], None]) -> bool:
         """Run ``fn()`` in the calling thread if the connection is up and idle.

@@ -24,7 +24,6 @@ from messaging.drivers.rabbit.parking import (
     ORIGINAL_QUEUE_HEADER,
     ORIGINAL_ROUTING_KEY_HEADER,
 )
-from messaging.exceptions import MessageDeliveryFailure
 from messaging.poison import PARKING_QUEUE, ParkedMessage
 
 if TYPE_CHECKING:
@@ -130,22 +129,4 @@ def browse(
         finally:
             channel.close()  # what was fetched and not acknowledged goes back
 
-    if not connection.wait_connected(BROWSE_TIMEOUT):
-        raise MessageDeliveryFailure(
-            f"Could not reach the broker within {BROWSE_TIMEOUT:g} s to read the parked messages"
-        )
-    found: list[tuple[list[ParkedMessage], list[ParkedMessage]]] = []
-
-    def on_io_thread() -> None:
-        conn = connection.amqp_connection
-        if conn is None:
-            raise amqp.exceptions.RecoverableConnectionError("the connection dropped")
-        found.append(work(conn))
-
-    try:
-        connection.submit_raw(on_io_thread).result(BROWSE_TIMEOUT)
-    except TimeoutError:
-        raise MessageDeliveryFailure(
-            f"Reading the parked messages did not finish within {BROWSE_TIMEOUT:g} s"
-        ) from None
-    return found[0]
+    return connection.run_connected(work, BROWSE_TIMEOUT, "read the parked messages")

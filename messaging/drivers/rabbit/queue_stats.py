@@ -17,7 +17,6 @@ import amqp
 import amqp.exceptions
 
 from messaging.drivers.base import QueueStats
-from messaging.exceptions import MessageDeliveryFailure
 
 if TYPE_CHECKING:
     from messaging.drivers.rabbit.connection import AmqpConnection
@@ -57,26 +56,6 @@ def passive_stats(
         MessageDeliveryFailure: the broker could not be reached, or did not
             answer, within ``timeout``.
     """
-    if not connection.wait_connected(timeout):
-        raise MessageDeliveryFailure(
-            f"Could not reach the broker within {timeout:g} s to count the queues' messages"
-        )
-    found: list[QueueStats] = []
-
-    def on_io_thread() -> None:
-        conn = connection.amqp_connection
-        if conn is None:
-            raise amqp.exceptions.RecoverableConnectionError("the connection dropped")
-        found.extend(_ask(conn, name) for name in names)
-
-    try:
-        connection.submit_raw(on_io_thread).result(timeout)
-    except TimeoutError:
-        raise MessageDeliveryFailure(
-            f"The broker did not say within {timeout:g} s how many messages its queues hold"
-        ) from None
-    except (amqp.exceptions.AMQPError, OSError) as exc:
-        raise MessageDeliveryFailure(
-            f"Could not count the queues' messages: {type(exc).__name__}: {exc}"
-        ) from exc
-    return found
+    return connection.run_connected(
+        lambda conn: [_ask(conn, name) for name in names], timeout, "count the queues' messages"
+    )
