@@ -524,11 +524,18 @@ class Transport:
         pool: str | None = None,
         batch_size: int = 1,
         batch_timeout: float | None = None,
+        temporary: bool = False,
     ) -> Listener:
         pairs = list(targets_and_priorities)
         for target, _priority in pairs:
             if not target.topic:
                 raise InvalidTarget("A target must have topic specified", target)
+        if temporary:
+            # Asked for only when wanted: a driver written before temporary
+            # pools existed still serves every other listener.
+            return self._driver.listen_for_notifications(
+                pairs, pool, batch_size, batch_timeout, temporary=True
+            )
         return self._driver.listen_for_notifications(pairs, pool, batch_size, batch_timeout)
 
     def listen_for_notifications(
@@ -537,10 +544,20 @@ class Transport:
         pool: str | None = None,
         batch_size: int = 1,
         batch_timeout: float | None = None,
+        temporary: bool = False,
     ) -> Listener:
-        """Subscribe a notification listener to each ``(target, priority)``."""
+        """Subscribe a notification listener to each ``(target, priority)``.
+
+        Args:
+            targets_and_priorities: the targets, each with a priority.
+            pool: the listener pool; None shares the default queues.
+            batch_size: how many notifications a poll may return.
+            batch_timeout: how long a poll waits for a batch to fill.
+            temporary: ``pool``'s queue goes away with the listener (see
+                :meth:`messaging.drivers.base.Driver.listen_for_notifications`).
+        """
         return self._listen_for_notifications(
-            targets_and_priorities, pool, batch_size, batch_timeout
+            targets_and_priorities, pool, batch_size, batch_timeout, temporary
         )
 
     def flush(self, timeout: float | None = None) -> int:

@@ -20,9 +20,19 @@ if TYPE_CHECKING:
     from messaging.cli.commands import Commands
     from messaging.cli.session import Session
 
-__all__ = ["NotificationPrinter", "add_parser", "format_line", "run", "stop_signals"]
+__all__ = [
+    "TAP_POOL_PREFIX",
+    "NotificationPrinter",
+    "add_parser",
+    "format_line",
+    "run",
+    "stop_signals",
+]
 
 _STOP_JOIN_TIMEOUT = 30.0
+
+#: The start of the name of the queue a tap gets its copies through.
+TAP_POOL_PREFIX = "messaging-listen"
 
 
 def add_parser(commands: Commands) -> None:
@@ -32,10 +42,12 @@ def add_parser(commands: Commands) -> None:
         run,
         long_running=True,
         summary="print notifications as they arrive",
-        description="Print one line per notification received. Without --pool the listener "
-        "shares the default queue of each <topic>.<priority> with the other listeners that "
-        "have no pool (each notification goes to one of them, and notifications sent while "
-        "nobody listened wait there); with --pool it receives its own copy of each.",
+        description="Print one line per notification received. By default the command "
+        "taps: it gets its own copy of each notification sent while it runs, through a "
+        "queue of its own that goes away with it, and takes nothing from the services' "
+        "listeners. --pool NAME takes notifications from the pool NAME instead (each goes "
+        "to one member of the pool); --shared-queues takes them from the default "
+        "<topic>.<priority> queues that listeners without a pool share.",
     )
     parser.add_argument(
         "--topic",
@@ -44,13 +56,34 @@ def add_parser(commands: Commands) -> None:
         help="topic to listen on; repeat for several (default: [oslo_messaging_notifications] "
         "topics, that is notifications)",
     )
-    parser.add_argument("--pool", default=None, help="listen as a member of this pool")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument(
+        "--pool",
+        metavar="NAME",
+        default=None,
+        help="take notifications as a member of the pool NAME; its queue is removed on "
+        "exit (on RabbitMQ: when its last member leaves) unless --keep-queue",
+    )
+    source.add_argument(
+        "--shared-queues",
+        action="store_true",
+        help="take notifications from the default <topic>.<priority> queues, away from the "
+        "services' listeners without a pool (for transports without pools)",
+    )
+    parser.add_argument(
+        "--keep-queue",
+        action="store_true",
+        help="with --pool: leave the pool's queue (and what collects in it) when leaving, "
+        "as a service's pool does; needed to join a pool a service uses",
+    )
     parser.add_argument(
         "--event-type",
         metavar="GLOB",
         default=None,
         help="print only notifications whose event type matches this shell pattern "
-        "(compute.instance.*); the others are consumed, counted, and not printed",
+        "(compute.instance.*); the others are skipped in this command's own copy "
+        "(not allowed with --pool or --shared-queues, where skipping would take them "
+        "away from the other listeners)",
     )
     parser.add_argument(
         "--priority",
@@ -206,6 +239,41 @@ def _wait(done: threading.Event, stop: threading.Event, timeout: float | None) -
         done.wait(left)
 
 
+def _check_source(args: argparse.Namespace) -> None:
+    if args.keep_queue and args.pool is None:
+        raise CliError(
+            "--keep-queue needs --pool NAME: without it the queue is this command's alone, "
+            "and nobody could find it again",
+            ExitCode.USAGE,
+        )
+    if args.event_type is not None and (args.pool is not None or args.shared_queues):
+        raise CliError(
+            "--event-type filters this command's own copy: with --pool or --shared-queues "
+            "it would take the notifications that do not match away from the other listeners",
+            ExitCode.USAGE,
+        )
+
+
+def _pool_of(args: argparse.Namespace) -> tuple[str | None, bool]:
+    """The pool to listen in, and whether its queue goes away with the listener."""
+    from messaging.drivers import names
+
+    if args.shared_queues:
+        return None, False
+    if args.pool is None:
+        return names.temporary_pool(TAP_POOL_PREFIX), True
+    return args.pool, not args.keep_queue
+
+
+def _source_text(args: argparse.Namespace) -> str:
+    if args.shared_queues:
+        return " (the shared default queues)"
+    if args.pool is None:
+        return " (a copy of its own)"
+    kept = ", kept on exit" if args.keep_queue else ""
+    return f" in pool {args.pool!r}{kept}"
+
+
 def run(args: argparse.Namespace, session: Session) -> int:
     """Listen until ``--count``, ``--timeout`` or a signal; return the exit code."""
     from messaging.conf import NOTIFICATIONS_GROUP
@@ -220,14 +288,18 @@ def run(args: argparse.Namespace, session: Session) -> int:
         {"warn" if p == "warning" else p for p in (args.priority or PRIORITIES)},
         key=PRIORITIES.index,
     )
+    _check_source(args)
     topics = args.topic or list(session.conf[NOTIFICATIONS_GROUP].topics)
     transport = session.notification_transport()
     capabilities = transport.capabilities
-    if args.pool is not None and not capabilities.pools:
+    if not args.shared_queues and not capabilities.pools:
+        url = session.describe_url(notifications=True)
         raise CliError(
-            f"the transport {session.describe_url(notifications=True)} has no listener pools",
+            f"the transport {url} has no listener pools, so listen cannot get a copy of "
+            "its own; --shared-queues takes notifications from the services' default queues",
             ExitCode.USAGE,
         )
+    pool, temporary = _pool_of(args)
     printer = NotificationPrinter(
         priorities,
         sys.stdout,
@@ -242,15 +314,15 @@ def run(args: argparse.Namespace, session: Session) -> int:
         [printer],
         executor="blocking",
         allow_requeue=capabilities.requeue,
-        pool=args.pool,
+        pool=pool,
+        temporary_pool=temporary,
     )
     stop = threading.Event()
     with stop_signals(stop):
         listener.start()
         try:
             where = ", ".join(f"{t}.{p}" for t in topics for p in priorities)
-            pool = f" in pool {args.pool!r}" if args.pool else ""
-            session.ready(f"listening on {where}{pool}")
+            session.ready(f"listening on {where}{_source_text(args)}")
             _wait(printer.done, stop, args.timeout)
         finally:
             listener.stop()
@@ -260,7 +332,7 @@ def run(args: argparse.Namespace, session: Session) -> int:
     if printer.skipped:
         print(
             f"messaging listen: {printer.skipped} notification(s) whose event type did not "
-            f"match {args.event_type!r} were consumed and not printed",
+            f"match {args.event_type!r} were skipped",
             file=sys.stderr,
         )
     if args.count is not None and not printer.done.is_set():

@@ -442,8 +442,19 @@ class Driver(abc.ABC):
         pool: str | None,
         batch_size: int,
         batch_timeout: float | None,
+        temporary: bool = False,
     ) -> Listener:
-        """Subscribe to ``<topic>.<priority>`` for each pair; ``pool`` shares a copy."""
+        """Subscribe to ``<topic>.<priority>`` for each pair; ``pool`` shares a copy.
+
+        Args:
+            targets_and_priorities: the targets, each with a priority.
+            pool: the listener pool; None for the default queue of each pair.
+            batch_size: how many messages a poll may return.
+            batch_timeout: how long a poll waits for a batch to fill.
+            temporary: the pool's queue goes away with its listener instead of
+                collecting notifications for ever (``pool`` is then required, and
+                best unique: :func:`messaging.drivers.names.temporary_pool`).
+        """
 
     def send(
         self,

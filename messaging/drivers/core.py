@@ -356,11 +356,17 @@ class TransportCore(DriverCore):
         pool: str | None,
         batch_size: int,
         batch_timeout: float | None,
+        temporary: bool = False,
     ) -> base.Listener:
-        """Consume ``<topic>.<priority>`` queues, or the ``pool`` queue bound to each key."""
+        """Consume ``<topic>.<priority>`` queues, or the ``pool`` queue bound to each key.
+
+        A ``temporary`` pool's queue is the listener's own, deleted when it closes.
+        """
         if pool is not None:
             self.require_features(pools=True)
-        queues = names.notification_queues(targets_and_priorities, pool, self.default_exchange)
+        queues = names.notification_queues(
+            targets_and_priorities, pool, self.default_exchange, temporary
+        )
         return self._listener(queues, batch_size, batch_timeout)
 
     # -- RPC ---------------------------------------------------------------------------------

@@ -15,6 +15,10 @@ notification  ``<ex>``                     ``<topic>.<priority>``   ``<topic>.<p
 pool          ``<ex>``                     ``<pool>``               ``<topic>.<priority>``
 ============  ===========================  =======================  ======================
 
+A temporary pool (:func:`temporary_pool`) is a pool whose queue belongs to its
+listeners: it is removed when they leave (a tap, such as ``messaging listen``
+without ``--pool``, gets its own copy of every notification this way).
+
 A fanout cast is published with the routing key ``""`` and ignores the target's
 exchange. How each name is declared (flags, arguments) is the driver's business
 (RabbitMQ's: :mod:`messaging.drivers.rabbit.topology`).
@@ -45,6 +49,7 @@ __all__ = [
     "request_route",
     "server_queue",
     "server_queues",
+    "temporary_pool",
 ]
 
 DEFAULT_EXCHANGE = ""
@@ -64,6 +69,11 @@ def new_id() -> str:
 def notification_key(topic: str, priority: str) -> str:
     """The routing key and default queue of a notification: ``<topic>.<priority>``."""
     return f"{topic}.{priority.lower()}"
+
+
+def temporary_pool(purpose: str) -> str:
+    """A fresh pool name for a temporary pool: ``<purpose>-<id>``."""
+    return f"{purpose}-{new_id()}"
 
 
 def server_queue(topic: str, server: str) -> str:
@@ -131,8 +141,8 @@ class ListenerQueues:
     Attributes:
         bindings: the queues and how they are bound (a pool queue once per key).
         rpc: RPC requests (taken at most once) rather than notifications.
-        own_queue: a queue of this listener alone (an RPC server's fanout queue),
-            deleted when the listener closes.
+        own_queue: a queue of this listener alone (an RPC server's fanout queue,
+            a temporary pool's queue), deleted when the listener closes.
         pool: the notification listener pool whose queue this is, if any.
     """
 
@@ -158,14 +168,30 @@ def request_route(target: Target, default_exchange: str) -> Route:
 
 
 def notification_queues(
-    targets_and_priorities: Iterable[tuple[Target, str]], pool: str | None, default_exchange: str
+    targets_and_priorities: Iterable[tuple[Target, str]],
+    pool: str | None,
+    default_exchange: str,
+    temporary: bool = False,
 ) -> ListenerQueues:
-    """What a notification listener consumes: ``<topic>.<priority>`` queues, or ``<pool>``."""
+    """What a notification listener consumes: ``<topic>.<priority>`` queues, or ``<pool>``.
+
+    Args:
+        targets_and_priorities: the targets, each with a priority.
+        pool: the listener pool, if any.
+        default_exchange: the exchange of a target without one.
+        temporary: the pool's queue is the listener's own (deleted when it closes).
+
+    Raises:
+        ValueError: ``temporary`` without a ``pool``.
+    """
+    if temporary and pool is None:
+        raise ValueError("A temporary listener needs a pool name")
     bindings = []
     for target, priority in targets_and_priorities:
         key = notification_key(str(target.topic), priority)
         bindings.append(QueueBinding(pool or key, exchange_of(target, default_exchange), key))
-    return ListenerQueues(tuple(dict.fromkeys(bindings)), rpc=False, pool=pool)
+    own = pool if temporary else None
+    return ListenerQueues(tuple(dict.fromkeys(bindings)), rpc=False, own_queue=own, pool=pool)
 
 
 def server_queues(target: Target, default_exchange: str, unique: str) -> ListenerQueues:

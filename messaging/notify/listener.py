@@ -56,6 +56,8 @@ class NotificationServerBase(MessageHandlingServer):
         pool: the pool name; None shares the default queues.
         batch_size: how many notifications a poll may return.
         batch_timeout: how long to wait for a batch to fill.
+        temporary_pool: the pool's queue goes away with the listener instead of
+            collecting notifications while nobody listens.
     """
 
     dispatcher: NotificationDispatcher
@@ -71,6 +73,8 @@ class NotificationServerBase(MessageHandlingServer):
         pool: str | None = None,
         batch_size: int = 1,
         batch_timeout: float | None = None,
+        *,
+        temporary_pool: bool = False,
     ) -> None:
         super().__init__(transport, dispatcher, executor)
         register_notification_opts(self.conf)
@@ -81,6 +85,7 @@ class NotificationServerBase(MessageHandlingServer):
             LOG.warning(RPC_TRANSPORT_FOR_NOTIFICATIONS)
         self._allow_requeue = allow_requeue
         self._pool = pool
+        self._temporary_pool = temporary_pool
         self.targets = list(targets)
         self._batch_size = batch_size
         self._batch_timeout = batch_timeout
@@ -101,7 +106,11 @@ class NotificationServerBase(MessageHandlingServer):
                 "named like a priority (audit, debug, info, warn, error, critical, sample)"
             )
         return self.transport.listen_for_notifications(
-            self._targets_and_priorities, self._pool, self._batch_size, self._batch_timeout
+            self._targets_and_priorities,
+            self._pool,
+            self._batch_size,
+            self._batch_timeout,
+            temporary=self._temporary_pool,
         )
 
     def _settle(
@@ -249,6 +258,8 @@ def get_notification_listener(
     allow_requeue: bool = False,
     pool: str | None = None,
     server_cls: type[NotificationServer] = NotificationServer,
+    *,
+    temporary_pool: bool = False,
 ) -> NotificationServer:
     """Build a notification listener.
 
@@ -261,6 +272,9 @@ def get_notification_listener(
         allow_requeue: let endpoints requeue (REQUEUE or an exception).
         pool: listen as a member of this pool (one copy of each notification per pool).
         server_cls: the server class to build.
+        temporary_pool: ``pool``'s queue goes away with this listener (a tap:
+            its own copy of every notification, nothing left behind); see
+            :func:`messaging.drivers.names.temporary_pool` for a unique name.
 
     Raises:
         NotImplementedError: the driver cannot requeue (with ``allow_requeue``) or
@@ -269,7 +283,15 @@ def get_notification_listener(
     """
     _check_features(transport, allow_requeue, pool)
     dispatcher = NotificationDispatcher(endpoints, serializer)
-    return server_cls(transport, targets, dispatcher, executor, allow_requeue, pool)
+    return server_cls(
+        transport,
+        targets,
+        dispatcher,
+        executor,
+        allow_requeue,
+        pool,
+        temporary_pool=temporary_pool,
+    )
 
 
 def get_batch_notification_listener(
@@ -283,6 +305,8 @@ def get_batch_notification_listener(
     batch_size: int | None = None,
     batch_timeout: float | None = None,
     server_cls: type[BatchNotificationServer] = BatchNotificationServer,
+    *,
+    temporary_pool: bool = False,
 ) -> BatchNotificationServer:
     """Build a listener whose endpoints receive lists of notifications.
 
@@ -301,4 +325,5 @@ def get_batch_notification_listener(
         pool,
         batch_size or 1,
         batch_timeout,
+        temporary_pool=temporary_pool,
     )

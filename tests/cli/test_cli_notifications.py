@@ -21,7 +21,9 @@ def test_notify_then_listen_prints_one_line_per_notification(
     assert sent.code == 0, sent.stderr
 
     # Sent before anyone listened: the default queues kept them.
-    result = cli.run("listen", "--topic", topic, "--count", "2", "--timeout", "30")
+    result = cli.run(
+        "listen", "--topic", topic, "--shared-queues", "--count", "2", "--timeout", "30"
+    )
     assert result.code == 0, result.stderr
     lines = result.stdout.splitlines()
     assert len(lines) == 2, lines
@@ -69,12 +71,21 @@ def test_listen_priority_subscribes_to_that_priority_only(cli: Cli, names: dict[
         sent = cli.run("notify", "--topic", topic, "--priority", priority, f"ev.{priority}")
         assert sent.code == 0, sent.stderr
     errors = cli.run(
-        "listen", "--topic", topic, "--priority", "error", "--count", "1", "--timeout", "30"
+        "listen",
+        "--topic",
+        topic,
+        "--shared-queues",
+        "--priority",
+        "error",
+        "--count",
+        "1",
+        "--timeout",
+        "30",
     )
     assert errors.code == 0, errors.stderr
     assert "ev.error" in errors.stdout
     # The other two were left in their queues for whoever subscribes to them.
-    rest = cli.run("listen", "--topic", topic, "--count", "2", "--timeout", "30")
+    rest = cli.run("listen", "--topic", topic, "--shared-queues", "--count", "2", "--timeout", "30")
     assert rest.code == 0, rest.stderr
     assert sorted(line.split()[3] for line in rest.stdout.splitlines()) == [
         "ev.critical",
@@ -82,12 +93,9 @@ def test_listen_priority_subscribes_to_that_priority_only(cli: Cli, names: dict[
     ]
 
 
-def test_listen_event_type_glob(cli: Cli, names: dict[str, str]) -> None:
+def test_listen_event_type_glob_skips_only_in_its_own_copy(cli: Cli, names: dict[str, str]) -> None:
     topic = names["notifications"]
-    for event_type in ("compute.instance.create", "network.port.update", "compute.instance.del"):
-        sent = cli.run("notify", "--topic", topic, event_type)
-        assert sent.code == 0, sent.stderr
-    result = cli.run(
+    tap = cli.start(
         "listen",
         "--topic",
         topic,
@@ -98,12 +106,24 @@ def test_listen_event_type_glob(cli: Cli, names: dict[str, str]) -> None:
         "--timeout",
         "30",
     )
+    tap.wait_ready()
+    sent_types = ("compute.instance.create", "network.port.update", "compute.instance.del")
+    for event_type in sent_types:
+        sent = cli.run("notify", "--topic", topic, event_type)
+        assert sent.code == 0, sent.stderr
+    result = tap.finish()
     assert result.code == 0, result.stderr
     printed = sorted(line.split()[3] for line in result.stdout.splitlines())
     assert printed == ["compute.instance.create", "compute.instance.del"]
     assert "1 notification(s) whose event type did not match 'compute.instance.*'" in (
         result.stderr
     )
+    # The services' queues still hold all three, the skipped one too.
+    shared = cli.run(
+        "listen", "--topic", topic, "--shared-queues", "--count", "3", "--timeout", "30"
+    )
+    assert shared.code == 0, shared.stderr
+    assert sorted(line.split()[3] for line in shared.stdout.splitlines()) == sorted(sent_types)
 
 
 def test_listen_pools_each_get_a_copy(cli: Cli, names: dict[str, str]) -> None:
@@ -147,7 +167,14 @@ def test_config_file_is_read_as_a_service_reads_it(
     # Read back with the URL given directly and the topic named: the same queue.
     direct = Cli(cli_env, bus_url, cwd=tmp_path)
     result = direct.run(
-        "listen", "--topic", names["notifications"], "--count", "1", "--timeout", "30"
+        "listen",
+        "--topic",
+        names["notifications"],
+        "--shared-queues",
+        "--count",
+        "1",
+        "--timeout",
+        "30",
     )
     assert result.code == 0, result.stderr
     assert "from.config" in result.stdout and '{"ok": true}' in result.stdout
@@ -161,6 +188,8 @@ def test_environment_variable_names_the_transport(
     sent = env_cli.run("notify", "--topic", topic, "from.env")
     assert sent.code == 0, sent.stderr
     assert "embedded transport" not in sent.stderr
-    result = env_cli.run("listen", "--topic", topic, "--count", "1", "--timeout", "30")
+    result = env_cli.run(
+        "listen", "--topic", topic, "--shared-queues", "--count", "1", "--timeout", "30"
+    )
     assert result.code == 0, result.stderr
     assert "from.env" in result.stdout

@@ -162,6 +162,27 @@ def test_every_pool_and_the_default_queue_get_their_own_copy(make: MakeTransport
     assert {"p1", "p2", "notifications.info"} <= set(broker_of(trans).queues())
 
 
+def test_a_temporary_pool_gets_a_copy_of_every_priority_and_goes_away_with_it(
+    make: MakeTransport,
+) -> None:
+    trans = make()
+    targets = [(Target(topic="notifications"), p) for p in ("info", "error")]
+    tap = trans.listen_for_notifications(targets, pool="tap-1", temporary=True)
+    notify(trans, "notifications.info", payload={"p": "info"})
+    notify(trans, "notifications.error", payload={"p": "error"})
+
+    assert sorted(p["p"] for p in payloads(tap, 2)) == ["error", "info"]
+    tap.cleanup()
+    queues = set(broker_of(trans).queues())
+    assert "tap-1" not in queues
+    assert {"notifications.info", "notifications.error"} <= queues
+
+
+def test_a_temporary_listener_needs_a_pool(make: MakeTransport) -> None:
+    with pytest.raises(ValueError, match="needs a pool name"):
+        make().listen_for_notifications([(Target(topic="t"), "info")], temporary=True)
+
+
 def test_listeners_of_one_pool_share_the_messages(make: MakeTransport) -> None:
     trans = make()
     targets = [(Target(topic="notifications"), "info")]

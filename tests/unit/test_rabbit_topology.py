@@ -448,3 +448,10 @@ def test_without_auto_quorum_rabbitmq4_gets_what_the_options_say() -> None:
     assert t.reply_queue(settings, HEX).rabbit4 is None
     full = RabbitSettings(rabbit_quorum_queue=True, rabbit_transient_quorum_queue=True)
     assert full.on_rabbitmq4() is full
+
+
+def test_a_temporary_pool_queue_is_auto_delete_and_never_quorum() -> None:
+    spec = t.pool_queue(QUORUM, "tap-1", temporary=True)
+    assert (spec.durable, spec.auto_delete, spec.arguments) == (False, True, {})
+    # RabbitMQ 4 deprecates transient queues that are not exclusive.
+    assert spec.for_broker(True) == t.QueueSpec("tap-1", durable=True, auto_delete=True)

@@ -58,7 +58,10 @@ def subscriptions(queues: names.ListenerQueues) -> list[Subscription]:
     return [
         Subscription(
             topic_exchange(b.exchange, b.fanout),
-            reply_queue(b.queue) if b.fanout else notification_queue(b.queue),
+            # A listener's own queue expires like a reply queue if it is left behind.
+            reply_queue(b.queue)
+            if b.fanout or b.queue == queues.own_queue
+            else notification_queue(b.queue),
             Binding(b.exchange, b.queue, b.routing_key),
             _kind(b, queues.rpc),
         )

@@ -175,10 +175,10 @@ class KombuDriver(TransportCore):
     def consume(self, queues: names.ListenerQueues, batch_size: int) -> Consumer:
         """Declare and consume on a connection and thread of the listener's own."""
         subs = declarations.subscriptions(queues)
+        delete = [] if queues.own_queue is None else [queues.own_queue]
         if not queues.rpc:
             prefetch = max(self.settings.prefetch_count, batch_size)
-            return self._consume(subs, "notifications", prefetch)
-        delete = [] if queues.own_queue is None else [queues.own_queue]
+            return self._consume(subs, "notifications", prefetch, delete)
         if not self.capabilities.fanout:
             subs = [s for s in subs if s.kind != "fanout"]
             delete = []

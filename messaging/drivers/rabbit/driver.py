@@ -259,13 +259,20 @@ class RabbitDriver(DriverCore):
         pool: str | None,
         batch_size: int,
         batch_timeout: float | None,
+        temporary: bool = False,
     ) -> base.Listener:
-        """Consume ``<topic>.<priority>`` queues, or the pool's queue bound to each key."""
+        """Consume ``<topic>.<priority>`` queues, or the pool's queue bound to each key.
+
+        A ``temporary`` pool's queue is auto-delete: RabbitMQ removes it when its
+        last consumer leaves, even if the process dies.
+        """
+        if temporary and pool is None:
+            raise ValueError("A temporary listener needs a pool name")
         triples = [
             (self.exchange_of(target), str(target.topic), priority)
             for target, priority in targets_and_priorities
         ]
-        subs = topology.notification_subscriptions(self.settings, triples, pool)
+        subs = topology.notification_subscriptions(self.settings, triples, pool, temporary)
         subscription = self._subscribe(subs, max(1, batch_size))
         source = ParkingSubscription(subscription, self.broker.publisher, self.settings)
         return self.track(

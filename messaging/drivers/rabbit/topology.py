@@ -325,9 +325,21 @@ def notification_queue(settings: RabbitSettings, topic_priority: str) -> QueueSp
     return _topic_queue(settings, topic_priority, "notification")
 
 
-def pool_queue(settings: RabbitSettings, pool: str) -> QueueSpec:
-    """The queue of a listener pool, named exactly ``<pool>``."""
-    return _topic_queue(settings, pool, "notification")
+def pool_queue(settings: RabbitSettings, pool: str, temporary: bool = False) -> QueueSpec:
+    """The queue of a listener pool, named exactly ``<pool>``.
+
+    A temporary pool's queue is auto-delete and never quorum (quorum queues
+    cannot be auto-delete); it is durable on RabbitMQ 4, which deprecates
+    transient queues that are not exclusive.
+    """
+    if not temporary:
+        return _topic_queue(settings, pool, "notification")
+    return QueueSpec(
+        pool,
+        durable=False,
+        auto_delete=True,
+        rabbit4=QueueSpec(pool, durable=True, auto_delete=True),
+    )
 
 
 def notification_binding(
@@ -370,6 +382,7 @@ def notification_subscriptions(
     settings: RabbitSettings,
     targets: Iterable[tuple[str, str, str]],
     pool: str | None = None,
+    temporary: bool = False,
 ) -> list[Subscription]:
     """What a notification listener consumes from.
 
@@ -380,11 +393,12 @@ def notification_subscriptions(
         settings: the driver settings.
         targets: ``(exchange, topic, priority)`` triples, the exchange resolved.
         pool: the listener pool, if any.
+        temporary: the pool's queue goes away with its last consumer.
     """
     subscriptions = []
     for exchange_name, topic, priority in targets:
         key = notification_routing_key(topic, priority)
-        queue = pool_queue(settings, pool) if pool else notification_queue(settings, key)
+        queue = pool_queue(settings, pool, temporary) if pool else notification_queue(settings, key)
         subscriptions.append(
             Subscription(
                 notification_exchange(settings, exchange_name),

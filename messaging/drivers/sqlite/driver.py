@@ -138,8 +138,7 @@ class SqliteDriver(TransportCore):
         own = [self._declaration(b) for b in queues.bindings if b.queue == queues.own_queue]
         bus = self.bus
         bus.store.declare(shared, None)
-        own_queue = own[0] if own else None
-        return SqliteSource(bus, self.settings, queues.queues, rpc=queues.rpc, own_queue=own_queue)
+        return SqliteSource(bus, self.settings, queues.queues, rpc=queues.rpc, own_queue=own)
 
     def reply_source(self, deadline: base.Deadline) -> ReplyWaiters:
         """The process's reply queue on this file."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Sequence
 
 from messaging.drivers.sqlite.store import Declaration, Store
 from messaging.exceptions import TransportDriverError
@@ -37,7 +38,7 @@ class Keeper:
         self._lock = threading.Lock()
         self._round = threading.Lock()  # held for a round of run_once
         self._claims: dict[str, float] = {}
-        self._leases: dict[str, tuple[Declaration, float]] = {}
+        self._leases: dict[str, tuple[tuple[Declaration, ...], float]] = {}
         self._stop = threading.Event()
         self._changed = threading.Event()
         self._thread: threading.Thread | None = None
@@ -48,14 +49,23 @@ class Keeper:
             self._claims[consumer] = visible_for
         self._started()
 
-    def lease(self, declaration: Declaration, ttl: float, busy: float | None = None) -> None:
+    def lease(
+        self,
+        declarations: Sequence[Declaration],
+        ttl: float,
+        busy: float | None = None,
+    ) -> None:
         """Declare a transient queue now and keep renewing it for ``ttl`` seconds at a time.
 
-        ``busy`` bounds the wait for another process's write (the store's busy timeout).
+        Args:
+            declarations: the queue, once per binding (all of one queue).
+            ttl: how long the queue lives past each renewal.
+            busy: bounds the wait for another process's write (the store's busy timeout).
         """
-        self._store.declare([declaration], time.time() + ttl, busy)
+        held = tuple(declarations)
+        self._store.declare(held, time.time() + ttl, busy)
         with self._lock:
-            self._leases[declaration.queue] = (declaration, ttl)
+            self._leases[held[0].queue] = (held, ttl)
         self._started()
 
     def forget(self, name: str) -> None:
@@ -93,8 +103,8 @@ class Keeper:
             for span, consumers in by_span.items():
                 self._store.extend_claims(consumers, span)
             now = time.time()
-            for declaration, ttl in leases:
-                self._store.declare([declaration], now + ttl)
+            for declarations, ttl in leases:
+                self._store.declare(declarations, now + ttl)
             self._store.collect()
             self._store.reserve.ensure()
 

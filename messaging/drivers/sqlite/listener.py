@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING
 from messaging.exceptions import TransportDriverError
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from messaging.drivers.sqlite.bus import Bus
     from messaging.drivers.sqlite.options import SqliteSettings
     from messaging.drivers.sqlite.store import Declaration, StoredMessage
@@ -57,7 +59,8 @@ class SqliteSource:
         queues: the queues to consume.
         rpc: take requests (at most once) instead of claiming notifications.
         own_queue: a transient queue of this listener (an RPC server's fanout
-            queue), renewed while it lives and deleted at close.
+            queue, a temporary pool's queue), once per binding; renewed while it
+            lives and deleted at close.
     """
 
     def __init__(
@@ -67,7 +70,7 @@ class SqliteSource:
         queues: list[str],
         *,
         rpc: bool,
-        own_queue: Declaration | None = None,
+        own_queue: Sequence[Declaration] = (),
     ) -> None:
         self.bus = bus
         self.queues = queues
@@ -80,8 +83,8 @@ class SqliteSource:
         self._buffer: collections.deque[StoredMessage] = collections.deque()
         self._stopped = False
         self._failing = False
-        self._own_queue = own_queue
-        if own_queue is not None:
+        self._own_queue = own_queue[0].queue if own_queue else None
+        if own_queue:
             self.bus.keeper.lease(own_queue, settings.transient_queue_ttl)
         if not rpc:
             self.bus.keeper.hold_claims(self.consumer, self._visible_for)
@@ -215,7 +218,7 @@ class SqliteSource:
                 if returned:
                     LOG.debug("Returned %d unacknowledged message(s) to their queues", returned)
             if self._own_queue is not None:
-                keeper.forget(self._own_queue.queue)
-                store.delete_queue(self._own_queue.queue)
+                keeper.forget(self._own_queue)
+                store.delete_queue(self._own_queue)
         except TransportDriverError as exc:
             LOG.warning("Cleaning up the listener of %s: %s", ", ".join(self.queues), exc)

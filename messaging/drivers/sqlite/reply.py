@@ -60,7 +60,7 @@ class ReplyQueue(ReplyWaiters):
         self._watcher = watcher
         self._keeper = keeper
         self._closed = False
-        keeper.lease(Declaration(self.queue_name), ttl, busy)
+        keeper.lease([Declaration(self.queue_name)], ttl, busy)
         self._thread = threading.Thread(
             target=self._run, name="messaging-sqlite-replies", daemon=True
         )

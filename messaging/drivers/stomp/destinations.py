@@ -92,12 +92,18 @@ class Destinations:
         destination, headers = self.notification_default(exchange, key)
         return destination, {**headers, "prefetch-count": "1"}
 
-    def notification_pool(self, exchange: str, key: str, pool: str) -> tuple[str, dict[str, str]]:
-        """The subscription of ``pool``'s queue for ``key`` (RabbitMQ only)."""
-        return self.notification_send(exchange, key), {
-            **self._durable_queue(pool),
-            **self._consume(),
-        }
+    def notification_pool(
+        self, exchange: str, key: str, pool: str, temporary: bool = False
+    ) -> tuple[str, dict[str, str]]:
+        """The subscription of ``pool``'s queue for ``key`` (RabbitMQ only).
+
+        A temporary pool's queue is auto-delete: RabbitMQ removes it when its
+        last subscription ends.
+        """
+        queue = self._durable_queue(pool)
+        if temporary:
+            queue["auto-delete"] = "true"
+        return self.notification_send(exchange, key), {**queue, **self._consume()}
 
     def rpc_queue(self, exchange: str, name: str) -> str:
         """The queue of topic (or ``topic.server``) ``name``."""

@@ -119,7 +119,12 @@ class StompDriver(TransportCore):
                 subscriptions.append(destinations.rpc_subscription(bound.exchange, bound.queue))
             elif queues.pool is not None:
                 subscriptions.append(
-                    destinations.notification_pool(bound.exchange, bound.routing_key, queues.pool)
+                    destinations.notification_pool(
+                        bound.exchange,
+                        bound.routing_key,
+                        queues.pool,
+                        temporary=queues.own_queue is not None,
+                    )
                 )
             else:
                 subscriptions.append(
