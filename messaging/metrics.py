@@ -27,9 +27,12 @@ each hook costs one attribute read.
 
 from __future__ import annotations
 
+import bisect
 import importlib
+import itertools
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from messaging import health
@@ -57,11 +60,57 @@ def _prometheus() -> Any:
     return prometheus_client
 
 
+@dataclass(frozen=True)
+class _Family:
+    """What one metric is called, says and is labelled with."""
+
+    name: str
+    doc: str
+    labels: tuple[str, ...]
+
+
+_SENT = _Family("messaging_sent", "Messages sent", ("kind", "topic", "priority"))
+_SEND_FAILED = _Family(
+    "messaging_send_failed",
+    "Messages that could not be sent",
+    ("kind", "topic", "priority", "exception"),
+)
+_RECEIVED = _Family(
+    "messaging_received",
+    "Messages received by servers and listeners",
+    ("server", "kind", "priority"),
+)
+_HANDLED = _Family(
+    "messaging_handled", "Messages handled, by outcome", ("server", "kind", "outcome")
+)
+_CALL_SECONDS = _Family(
+    "messaging_call_seconds", "RPC call latency, from sending to the reply", ("topic", "outcome")
+)
+_HANDLING_SECONDS = _Family(
+    "messaging_handling_seconds", "Time to handle a received batch", ("server", "kind")
+)
+
+
+class _Histogram:
+    """Observations of one label set: a count per bucket (not cumulative) and their sum."""
+
+    __slots__ = ("counts", "total")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(_CALL_BUCKETS) + 1)  # the last one: above every bound
+        self.total = 0.0
+
+
 class Metrics:
-    """The instruments, on one Prometheus registry.
+    """The counts and histograms, served to one Prometheus registry by a collector.
+
+    Each hook takes one lock and updates a dictionary: prometheus_client's own
+    instruments cost a look-up of the labelled child and a lock per series,
+    which is several times as much on the path of every message.
 
     Args:
-        registry: where they are registered (``prometheus_client.REGISTRY`` by default).
+        registry: where the collector is registered (``prometheus_client.REGISTRY``
+            by default).
         process: a ``process`` label on every series ('' for none).
     """
 
@@ -69,95 +118,143 @@ class Metrics:
         prom = _prometheus()
         self.registry = registry if registry is not None else prom.REGISTRY
         self.process = process
-        extra = ("process",) if process else ()
         self._extra = (process,) if process else ()
-        reg = self.registry
-
-        def counter(name: str, doc: str, *labels: str) -> Any:
-            return prom.Counter(name, doc, (*labels, *extra), registry=reg)
-
-        def histogram(name: str, doc: str, *labels: str) -> Any:
-            return prom.Histogram(name, doc, (*labels, *extra), buckets=_CALL_BUCKETS, registry=reg)
-
-        self.sent = counter("messaging_sent", "Messages sent", "kind", "topic", "priority")
-        self.send_failed = counter(
-            "messaging_send_failed",
-            "Messages that could not be sent",
-            *("kind", "topic", "priority", "exception"),
+        self._lock = threading.Lock()
+        self._sent: dict[tuple[str, ...], int] = {}
+        self._send_failed: dict[tuple[str, ...], int] = {}
+        self._received: dict[tuple[str, ...], int] = {}
+        self._handled: dict[tuple[str, ...], int] = {}
+        self._call_seconds: dict[tuple[str, ...], _Histogram] = {}
+        self._handling_seconds: dict[tuple[str, ...], _Histogram] = {}
+        self._counts = {
+            _SENT: self._sent,
+            _SEND_FAILED: self._send_failed,
+            _RECEIVED: self._received,
+            _HANDLED: self._handled,
+        }
+        self._histograms = {
+            _CALL_SECONDS: self._call_seconds,
+            _HANDLING_SECONDS: self._handling_seconds,
+        }
+        self._collectors = (
+            _CountsCollector(self),
+            _HealthCollector(("process",) if process else (), self._extra),
         )
-        self.received = counter(
-            "messaging_received",
-            "Messages received by servers and listeners",
-            *("server", "kind", "priority"),
-        )
-        self.handled = counter(
-            "messaging_handled", "Messages handled, by outcome", "server", "kind", "outcome"
-        )
-        self.call_seconds = histogram(
-            "messaging_call_seconds",
-            "RPC call latency, from sending to the reply",
-            *("topic", "outcome"),
-        )
-        self.handling_seconds = histogram(
-            "messaging_handling_seconds", "Time to handle a received batch", "server", "kind"
-        )
-        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
-        self._collector = _HealthCollector(prom, extra, self._extra)
-        reg.register(self._collector)
+        for collector in self._collectors:
+            self.registry.register(collector)
 
     # -- hooks (called by the Transport and server layers) ---------------------------------
 
-    def _child(self, metric: Any, *labels: str) -> Any:
-        # prometheus_client's labels() takes a lock and checks every label on
-        # each call; the children are looked up once per label set instead.
-        key = (id(metric), labels)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = metric.labels(*labels, *self._extra)
-        return child
+    # Each hook is written out, without a shared helper: on the path of every
+    # message, a call less is a good part of what a hook costs.
 
     def count_sent(self, kind: str, topic: str, priority: str = "") -> None:
         """One message sent."""
-        self._child(self.sent, kind, topic, priority).inc()
+        key, counts = (kind, topic, priority), self._sent
+        with self._lock:
+            counts[key] = counts.get(key, 0) + 1
 
     def count_send_failed(self, kind: str, topic: str, priority: str, error: BaseException) -> None:
         """One message that could not be sent."""
-        self._child(self.send_failed, kind, topic, priority, type(error).__name__).inc()
-
-    def observe_call(self, topic: str, outcome: str, seconds: float) -> None:
-        """One RPC call ended after ``seconds``."""
-        self._child(self.call_seconds, topic, outcome).observe(seconds)
+        key, counts = (kind, topic, priority, type(error).__name__), self._send_failed
+        with self._lock:
+            counts[key] = counts.get(key, 0) + 1
 
     def count_received(self, server: str, kind: str, priority: str = "") -> None:
         """One message received."""
-        self._child(self.received, server, kind, priority).inc()
+        key, counts = (server, kind, priority), self._received
+        with self._lock:
+            counts[key] = counts.get(key, 0) + 1
 
     def count_handled(self, server: str, kind: str, outcome: str) -> None:
         """One message handled, with its outcome."""
-        self._child(self.handled, server, kind, outcome).inc()
+        key, counts = (server, kind, outcome), self._handled
+        with self._lock:
+            counts[key] = counts.get(key, 0) + 1
+
+    def observe_call(self, topic: str, outcome: str, seconds: float) -> None:
+        """One RPC call ended after ``seconds``."""
+        _observe(self._lock, self._call_seconds, (topic, outcome), seconds)
 
     def observe_handling(self, server: str, kind: str, seconds: float) -> None:
         """One batch handled in ``seconds``."""
-        self._child(self.handling_seconds, server, kind).observe(seconds)
+        _observe(self._lock, self._handling_seconds, (server, kind), seconds)
+
+    def snapshot(
+        self,
+    ) -> tuple[
+        dict[_Family, dict[tuple[str, ...], int]],
+        dict[_Family, dict[tuple[str, ...], tuple[list[int], float]]],
+    ]:
+        """A consistent copy of every count and histogram, for a scrape."""
+        with self._lock:
+            counts = {family: dict(series) for family, series in self._counts.items()}
+            histograms = {
+                family: {labels: (list(h.counts), h.total) for labels, h in series.items()}
+                for family, series in self._histograms.items()
+            }
+        return counts, histograms
 
     def unregister(self) -> None:
-        """Take every instrument off the registry."""
-        for collector in (
-            self.sent,
-            self.send_failed,
-            self.received,
-            self.handled,
-            self.call_seconds,
-            self.handling_seconds,
-            self._collector,
-        ):
+        """Take the collectors off the registry."""
+        for collector in self._collectors:
             self.registry.unregister(collector)
+
+
+def _observe(
+    lock: threading.Lock,
+    series: dict[tuple[str, ...], _Histogram],
+    labels: tuple[str, ...],
+    seconds: float,
+) -> None:
+    index = bisect.bisect_left(_CALL_BUCKETS, seconds)  # buckets are "less or equal"
+    with lock:
+        found = series.get(labels)
+        if found is None:
+            found = series[labels] = _Histogram()
+        found.counts[index] += 1
+        found.total += seconds
+
+
+class _CountsCollector:
+    """Serves the counters and histograms of a :class:`Metrics` at each scrape."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+        self._core = importlib.import_module("prometheus_client.core")
+        self._go_float = importlib.import_module("prometheus_client.utils").floatToGoString
+
+    def collect(self) -> Iterator[Any]:
+        extra = self._metrics._extra
+        names = ("process",) if extra else ()
+        counts, histograms = self._metrics.snapshot()
+        for family, series in counts.items():
+            made = self._core.CounterMetricFamily(
+                family.name, family.doc, labels=(*family.labels, *names)
+            )
+            for labels, value in series.items():
+                made.add_metric((*labels, *extra), value)
+            yield made
+        # Spelt as prometheus_client's own histograms spell them ("60.0"), which queries name.
+        bounds = [self._go_float(bound) for bound in _CALL_BUCKETS] + ["+Inf"]
+        for family, hseries in histograms.items():
+            made = self._core.HistogramMetricFamily(
+                family.name, family.doc, labels=(*family.labels, *names)
+            )
+            for labels, (per_bucket, total) in hseries.items():
+                cumulative = list(itertools.accumulate(per_bucket))
+                buckets = list(zip(bounds, cumulative, strict=True))
+                made.add_metric((*labels, *extra), buckets, total)
+            yield made
+
+    def describe(self) -> list[Any]:
+        return []  # series appear as they are counted: nothing fixed to check at registration
 
 
 class _HealthCollector:
     """Gauges read from :func:`messaging.health.report` at each scrape."""
 
-    def __init__(self, prom: Any, extra: tuple[str, ...], values: tuple[str, ...]) -> None:
+    def __init__(self, extra: tuple[str, ...], values: tuple[str, ...]) -> None:
         self._gauge = importlib.import_module("prometheus_client.core").GaugeMetricFamily
         self._labels = ("server", *extra)
         self._values = values

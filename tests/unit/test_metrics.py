@@ -218,3 +218,45 @@ def test_notifications_sent_through_an_outbox_are_counted_once_sent(
         listener.wait()
     labels = {"kind": "notification", "topic": "boxed", "priority": "info"}
     assert value(registry, "messaging_sent_total", **labels) == 5
+
+
+def test_histogram_buckets_are_cumulative_and_bounds_inclusive() -> None:
+    registry = CollectorRegistry()
+    counting = metrics.Metrics(registry, process="p1")
+    try:
+        for seconds in (0.0025, 0.003, 100.0):
+            counting.observe_call("t", "ok", seconds)
+        labels = {"topic": "t", "outcome": "ok", "process": "p1"}
+        assert value(registry, "messaging_call_seconds_bucket", le="0.001", **labels) == 0
+        assert value(registry, "messaging_call_seconds_bucket", le="0.0025", **labels) == 1
+        assert value(registry, "messaging_call_seconds_bucket", le="0.005", **labels) == 2
+        assert value(registry, "messaging_call_seconds_bucket", le="60.0", **labels) == 2
+        assert value(registry, "messaging_call_seconds_bucket", le="+Inf", **labels) == 3
+        assert value(registry, "messaging_call_seconds_count", **labels) == 3
+        assert value(registry, "messaging_call_seconds_sum", **labels) == pytest.approx(100.0055)
+    finally:
+        counting.unregister()
+
+
+def test_counts_from_many_threads_add_up() -> None:
+    registry = CollectorRegistry()
+    counting = metrics.Metrics(registry)
+    start = threading.Barrier(4)
+
+    def count() -> None:
+        start.wait(TIMEOUT)
+        for _ in range(20_000):
+            counting.count_received("s", "rpc")
+
+    threads = [threading.Thread(target=count) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(TIMEOUT)
+    try:
+        assert (
+            value(registry, "messaging_received_total", server="s", kind="rpc", priority="")
+            == 80_000
+        )
+    finally:
+        counting.unregister()
