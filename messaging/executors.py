@@ -19,12 +19,24 @@ Loaded by name through stevedore (namespace ``messaging.executors``):
     (the default there); its green workers receive for themselves as the
     threading executor's do. eventlet is imported only when this executor is
     chosen.
+``asyncio``
+    For services built on asyncio: endpoint methods may be ``async def``; they
+    are awaited on an event loop (the running loop of the thread that starts the
+    server, or a loop thread of the executor's own), while the rest of the
+    handling, and plain endpoint methods, run on worker threads as with
+    ``threading``. See :mod:`messaging.aio.executor`; asyncio is imported only
+    when this executor is chosen.
+
+An endpoint method's result goes through :func:`settle` before it is used:
+under the ``asyncio`` executor an awaitable is awaited there; under the others
+it is an error that names the executor to choose.
 """
 
 from __future__ import annotations
 
 import abc
 import concurrent.futures
+import inspect
 import logging
 import threading
 import time
@@ -41,10 +53,56 @@ __all__ = [
     "ThreadingExecutor",
     "default_executor_name",
     "load_executor",
+    "settle",
 ]
 
 NAMESPACE = "messaging.executors"
 LOG = logging.getLogger(__name__)
+
+#: Per worker thread: ``awaiter``, the callable that awaits an endpoint's
+#: awaitable and returns its outcome (set by the executors that have a loop).
+_worker = threading.local()
+
+
+def settle(result: Any) -> Any:
+    """An endpoint method's result; an awaitable one is awaited first.
+
+    Dispatchers pass what an endpoint method returned through this. A worker
+    of the ``asyncio`` executor awaits it on the executor's event loop (its
+    thread blocks meanwhile, the loop does not); elsewhere there is no loop to
+    await it on.
+
+    Raises:
+        TypeError: an awaitable outside an ``asyncio`` executor's worker (the
+            coroutine is closed, so that no "never awaited" warning follows).
+        Exception: what the awaitable raised.
+    """
+    if not inspect.isawaitable(result):
+        return result
+    awaiter: Callable[[Any], Any] | None = getattr(_worker, "awaiter", None)
+    if awaiter is None:
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
+        raise TypeError(
+            "An endpoint method returned an awaitable (an 'async def' method?); "
+            "serve it with executor='asyncio'"
+        )
+    return awaiter(result)
+
+
+def bind_awaiter(fn: Callable[..., Any], awaiter: Callable[[Any], Any]) -> Callable[..., Any]:
+    """``fn``, run with ``awaiter`` as the way :func:`settle` awaits in its thread."""
+
+    def bound(*args: Any) -> Any:
+        previous = getattr(_worker, "awaiter", None)
+        _worker.awaiter = awaiter
+        try:
+            return fn(*args)
+        finally:
+            _worker.awaiter = previous
+
+    return bound
 
 
 class Executor(abc.ABC):

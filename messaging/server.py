@@ -64,7 +64,7 @@ class MessageHandlingServer(abc.ABC):
     Args:
         transport: the transport to receive from.
         dispatcher: the object that routes messages to endpoints.
-        executor: ``threading`` (default), ``blocking`` or ``eventlet``; None picks
+        executor: ``threading`` (default), ``blocking``, ``eventlet`` or ``asyncio``; None picks
             ``eventlet`` when eventlet has monkey-patched threads, else ``threading``.
 
     Raises:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from messaging.dispatcher import DispatcherBase
 from messaging.excerpt import excerpt, log_exception
+from messaging.executors import settle
 from messaging.serializer import NoOpSerializer, Serializer
 
 if TYPE_CHECKING:
@@ -132,12 +133,14 @@ class NotificationDispatcher(DispatcherBase):
             if not self._accepts(rule, user):
                 continue
             try:
-                result = method(
-                    user["ctxt"],
-                    user["publisher_id"],
-                    user["event_type"],
-                    user["payload"],
-                    user["metadata"],
+                result = settle(
+                    method(
+                        user["ctxt"],
+                        user["publisher_id"],
+                        user["event_type"],
+                        user["payload"],
+                        user["metadata"],
+                    )
                 )
             except Exception as exc:
                 log_exception(
@@ -187,7 +190,7 @@ class BatchNotificationDispatcher(NotificationDispatcher):
                     continue
                 error: BaseException | None = None
                 try:
-                    result = method(selected)
+                    result = settle(method(selected))
                 except Exception as exc:
                     log_exception(
                         LOG,

@@ -267,7 +267,7 @@ def get_notification_listener(
         transport: the notification transport.
         targets: the targets to listen on (topic, optional exchange).
         endpoints: objects with methods named like priorities.
-        executor: ``threading`` (default), ``blocking`` or ``eventlet``.
+        executor: ``threading`` (default), ``blocking``, ``eventlet`` or ``asyncio``.
         serializer: converts contexts and payloads back.
         allow_requeue: let endpoints requeue (REQUEUE or an exception).
         pool: listen as a member of this pool (one copy of each notification per pool).

@@ -15,6 +15,7 @@ from messaging.exceptions import (
     RPCDispatcherError,
     UnsupportedVersion,
 )
+from messaging.executors import settle
 from messaging.rpc.versions import version_is_compatible
 from messaging.serializer import NoOpSerializer, Serializer
 from messaging.target import Target
@@ -171,7 +172,8 @@ class RPCDispatcher(DispatcherBase):
         """Call the endpoint method a request names and return its serialised result.
 
         With a call-monitor timeout on the request, heartbeats are sent every half
-        of it while the method runs.
+        of it while the method runs. An ``async def`` method is awaited (under the
+        ``asyncio`` executor; see :func:`messaging.executors.settle`).
         """
         body = incoming.message
         method = str(body.get("method"))
@@ -183,7 +185,7 @@ class RPCDispatcher(DispatcherBase):
         }
         watchdog = _Watchdog.start(incoming)
         try:
-            result = func(ctxt, **args)
+            result = settle(func(ctxt, **args))
         finally:
             if watchdog is not None:
                 watchdog.finish()

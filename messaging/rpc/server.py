@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
+import inspect
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from messaging.conf import register_transport_opts
@@ -183,7 +185,7 @@ def get_rpc_server(
         transport: the RPC transport.
         target: topic and server to serve.
         endpoints: the endpoint objects.
-        executor: ``threading`` (default), ``blocking`` or ``eventlet``.
+        executor: ``threading`` (default), ``blocking``, ``eventlet`` or ``asyncio``.
         serializer: converts contexts, arguments and results.
         access_policy: which methods may be called (a policy class).
         server_cls: the server class to build.
@@ -214,17 +216,32 @@ def expected_exceptions(*exceptions: type[BaseException]) -> Callable[[F], F]:
     """Declare exceptions an endpoint method raises as part of its contract.
 
     They still reach the caller, but the server logs them only at debug level.
+    Works on ``async def`` methods too.
     """
 
+    @contextlib.contextmanager
+    def declared() -> Iterator[None]:
+        try:
+            yield
+        except ExpectedException:
+            raise
+        except exceptions as exc:
+            raise ExpectedException() from exc
+
     def outer(func: F) -> F:
+        if inspect.iscoroutinefunction(func):
+
+            @functools.wraps(func)
+            async def awaited(*args: Any, **kwargs: Any) -> Any:
+                with declared():
+                    return await func(*args, **kwargs)
+
+            return awaited  # type: ignore[return-value]
+
         @functools.wraps(func)
         def inner(*args: Any, **kwargs: Any) -> Any:
-            try:
+            with declared():
                 return func(*args, **kwargs)
-            except ExpectedException:
-                raise
-            except exceptions as exc:
-                raise ExpectedException() from exc
 
         return inner  # type: ignore[return-value]
 
