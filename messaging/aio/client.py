@@ -25,8 +25,11 @@ if TYPE_CHECKING:
 __all__ = ["AsyncNotifier", "AsyncRPCClient", "get_async_rpc_client"]
 
 
-def _bridge(max_concurrency: int | None) -> Bridge:
-    return shared_bridge() if max_concurrency is None else Bridge(max_concurrency)
+def _bridge(max_concurrency: int | None) -> tuple[Bridge, bool]:
+    """The bridge to send through, and whether it is the sender's own."""
+    if max_concurrency is None:
+        return shared_bridge(), False
+    return Bridge(max_concurrency), True
 
 
 class AsyncRPCClient:
@@ -46,7 +49,7 @@ class AsyncRPCClient:
 
     def __init__(self, client: _CallContext, *, max_concurrency: int | None = None) -> None:
         self.client = client
-        self._bridge = _bridge(max_concurrency)
+        self._bridge, self._own_bridge = _bridge(max_concurrency)
 
     @property
     def target(self) -> Target:
@@ -57,8 +60,18 @@ class AsyncRPCClient:
         """A copy with target attributes or call settings overridden (see ``RPCClient.prepare``)."""
         prepared = AsyncRPCClient.__new__(AsyncRPCClient)
         prepared.client = self.client.prepare(**overrides)
-        prepared._bridge = self._bridge
+        prepared._bridge, prepared._own_bridge = self._bridge, False
         return prepared
+
+    def close(self) -> None:
+        """Let the threads of this client's own pool (``max_concurrency``) end.
+
+        Sends already under way finish. A client sharing the process's pool has
+        nothing to close. The client (and its ``prepare()`` copies) may still be
+        used: a new pool starts.
+        """
+        if self._own_bridge:
+            self._bridge.close()
 
     def can_send_version(self, *args: Any) -> bool:
         """Whether a version (the target's by default) is within ``version_cap``."""
@@ -106,14 +119,19 @@ class AsyncNotifier:
 
     def __init__(self, notifier: Notifier, *, max_concurrency: int | None = None) -> None:
         self.notifier = notifier
-        self._bridge = _bridge(max_concurrency)
+        self._bridge, self._own_bridge = _bridge(max_concurrency)
 
     def prepare(self, **overrides: Any) -> AsyncNotifier:
         """A copy with another ``publisher_id``, ``retry`` or ``raise_errors``."""
         prepared = AsyncNotifier.__new__(AsyncNotifier)
         prepared.notifier = self.notifier.prepare(**overrides)
-        prepared._bridge = self._bridge
+        prepared._bridge, prepared._own_bridge = self._bridge, False
         return prepared
+
+    def close(self) -> None:
+        """As :meth:`AsyncRPCClient.close`."""
+        if self._own_bridge:
+            self._bridge.close()
 
     def is_enabled(self) -> bool:
         """False when the only driver is ``noop``."""

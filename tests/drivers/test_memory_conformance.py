@@ -14,6 +14,7 @@ import messaging
 from messaging.drivers.base import Capabilities
 from messaging.drivers.memory import get_broker
 from tests.drivers.conformance import DriverHarness, NotificationConformance, RPCConformance
+from tests.drivers.conformance_asyncio import AsyncioConformance
 
 MEMORY_CAPABILITIES = Capabilities(requeue=True, pools=True, fanout=True, rpc=True)
 
@@ -55,3 +56,7 @@ class TestMemoryNotifications(MemoryBroker, NotificationConformance):
 
 class TestMemoryRPC(MemoryBroker, RPCConformance):
     """RPC on ``fake://``."""
+
+
+class TestMemoryAsyncio(MemoryBroker, AsyncioConformance):
+    """Async endpoints and clients on ``fake://``."""

@@ -26,6 +26,7 @@ from tests.drivers.conformance import (
     NotificationConformance,
     RPCConformance,
 )
+from tests.drivers.conformance_asyncio import AsyncioConformance
 
 pytestmark = pytest.mark.broker
 
@@ -74,3 +75,7 @@ class TestRabbitNotifications(RabbitBroker, NotificationConformance):
 
 class TestRabbitRPC(RabbitBroker, RPCConformance):
     """RPC on RabbitMQ."""
+
+
+class TestRabbitAsyncio(RabbitBroker, AsyncioConformance):
+    """Async endpoints and clients on RabbitMQ."""

@@ -18,6 +18,7 @@ from messaging.drivers.base import Capabilities
 from messaging.drivers.sqlite.bus import open_buses
 from messaging.drivers.sqlite.store import Store
 from tests.drivers.conformance import DriverHarness, NotificationConformance, RPCConformance
+from tests.drivers.conformance_asyncio import AsyncioConformance
 
 SQLITE_CAPABILITIES = Capabilities(requeue=True, pools=True, fanout=True, rpc=True)
 
@@ -71,3 +72,7 @@ class TestSqliteNotifications(SqliteFile, NotificationConformance):
 
 class TestSqliteRPC(SqliteFile, RPCConformance):
     """RPC on ``sqlite://``."""
+
+
+class TestSqliteAsyncio(SqliteFile, AsyncioConformance):
+    """Async endpoints and clients on sqlite."""
