@@ -30,6 +30,8 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from messaging import green
+from messaging.exceptions import ExecutorLoadFailure
 from messaging.executors import ThreadingExecutor, bind_awaiter
 
 __all__ = ["AsyncioExecutor"]
@@ -54,6 +56,13 @@ class AsyncioExecutor(ThreadingExecutor):
     """
 
     def __init__(self, max_workers: int) -> None:
+        if green.monkey_patched():
+            # Its loop thread and workers would be green threads of eventlet's hub,
+            # which asyncio's loop cannot share; the eventlet executor is the one there.
+            raise ExecutorLoadFailure(
+                "asyncio",
+                "this process is monkey-patched by eventlet; use executor='eventlet' there",
+            )
         super().__init__(max_workers)
         self._loop_thread: threading.Thread | None = None
         try:

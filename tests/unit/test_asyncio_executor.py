@@ -84,6 +84,14 @@ def test_the_asyncio_executor_loads_by_name() -> None:
     assert executors.load_executor("asyncio") is AsyncioExecutor
 
 
+def test_a_process_monkey_patched_by_eventlet_is_refused_with_the_executor_to_use(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("messaging.green.monkey_patched", lambda: True)
+    with pytest.raises(messaging.ExecutorLoadFailure, match="executor='eventlet'"):
+        AsyncioExecutor(4)
+
+
 def test_async_methods_run_on_the_loop_and_plain_ones_on_worker_threads(
     bus: messaging.Transport,
 ) -> None:
