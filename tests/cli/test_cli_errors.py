@@ -196,3 +196,29 @@ def test_refused_credentials_are_exit_code_5_at_once(
     assert_one_line_error(result, 5, words)
     assert time.monotonic() - started < 3
     assert "wrong-password" not in result.stderr
+
+
+@pytest.mark.broker
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("notify", "x.y"),
+        ("cast", "m"),
+        ("status", "--timeout", "3"),
+        ("parked", "list"),
+        ("listen", "--count", "1", "--timeout", "3"),
+    ],
+    ids=lambda args: args[0],
+)
+def test_a_refused_login_ends_every_command_at_once(
+    cli_env: dict[str, str], tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    # `parked list` and `status` talk to RabbitMQ through a one-off wait for the
+    # connection, which lasted out its timeout (120 s for parked) on a refusal.
+    url, port, words = REFUSED["rabbit"]
+    require_service("127.0.0.1", port, "rabbit")
+    started = time.monotonic()
+    result = Cli(cli_env, url, cwd=tmp_path).run(*args, timeout=30)
+    assert result.code == 5, (result.code, result.stderr)
+    assert words in result.stderr_lines[-1]
+    assert time.monotonic() - started < 3

@@ -30,7 +30,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 import amqp
 import amqp.exceptions
@@ -42,7 +42,7 @@ from messaging.drivers.rabbit.frames import FrameReader, reader_for
 from messaging.drivers.rabbit.options import ssl_options_for_host
 from messaging.drivers.rabbit.refusals import login_refusal
 from messaging.drivers.rabbit.sockets import NativeConnection, bound_blocking_reads
-from messaging.exceptions import MessageDeliveryFailure
+from messaging.exceptions import BrokerRefusal, MessageDeliveryFailure
 
 if TYPE_CHECKING:
     from messaging.drivers.rabbit.options import RabbitSettings
@@ -180,33 +180,30 @@ class AmqpConnection:
         """Run ``work(connection)`` on the I/O thread once connected, within ``timeout``.
 
         For a command's one-off talk with the broker (counting queues, browsing
-        parked messages): ``what`` says what it is for, in the errors.
+        parked messages): ``what`` says what it is for, in the errors. A refused
+        login fails it at once, as it fails a send.
 
         Raises:
+            BrokerRefusal: the broker refuses the login (credentials, virtual host).
             MessageDeliveryFailure: the broker was not reached within ``timeout``,
                 ``work`` did not finish within it, or the broker refused it.
         """
-        if not self.wait_connected(timeout):
-            raise MessageDeliveryFailure(
-                f"Could not reach the broker within {timeout:g} s to {what}"
-            )
-        found: list[T] = []
-
-        def on_io_thread() -> None:
-            conn = self.amqp_connection
-            if conn is None:
-                raise amqp.exceptions.RecoverableConnectionError("the connection dropped")
-            found.append(work(conn))
-
+        job = _OneOff(work)
+        self.add_observer(job)
         try:
-            self.submit_raw(on_io_thread).result(timeout)
+            return cast(T, job.completion.result(timeout))
         except TimeoutError:
             raise MessageDeliveryFailure(
                 f"The broker did not answer within {timeout:g} s when asked to {what}"
+                if job.started
+                else f"Could not reach the broker within {timeout:g} s to {what}"
             ) from None
+        except BrokerRefusal:
+            raise
         except (amqp.exceptions.AMQPError, OSError) as exc:
             raise MessageDeliveryFailure(f"Could not {what}: {type(exc).__name__}: {exc}") from exc
-        return found[0]
+        finally:
+            self.remove_observer(job)
 
     def try_direct(self, fn: Callable[[], None]) -> bool:
         """Run ``fn()`` in the calling thread if the connection is up and idle.
@@ -686,6 +683,40 @@ class AmqpConnection:
                 conn.close()
             except Exception:
                 self._close_quietly(conn)
+
+
+class _OneOff:
+    """The work of :meth:`AmqpConnection.run_connected`, followed as a connection observer.
+
+    It runs on the first connection it sees, or fails on a refused login: a
+    wait for the connection alone would last out its timeout on a refusal.
+    """
+
+    def __init__(self, work: Callable[[amqp.Connection], Any]) -> None:
+        self._work = work
+        self.started = False
+        self.completion = green.Completion()
+
+    def on_connected(self, conn: amqp.Connection, generation: int) -> None:
+        if self.started or self.completion.done:
+            return
+        self.started = True
+        try:
+            value = self._work(conn)
+        except CONNECTION_ERRORS as exc:
+            self.completion.settle(exc)
+            raise
+        except Exception as exc:
+            self.completion.settle(exc)
+        else:
+            self.completion.settle(value=value)
+
+    def on_connection_lost(self, error: BaseException) -> None:
+        pass  # the work, if it ran on that connection, fails with its own error
+
+    def on_connect_failed(self, error: BaseException) -> None:
+        if isinstance(error, BrokerRefusal):
+            self.completion.settle(error)
 
 
 class _Command:
