@@ -23,8 +23,9 @@ code  meaning
 from __future__ import annotations
 
 import enum
+import re
 
-__all__ = ["CliError", "ExitCode", "describe"]
+__all__ = ["CliError", "ExitCode", "describe", "is_config_error"]
 
 
 class ExitCode(enum.IntEnum):
@@ -59,7 +60,8 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _is_config_error(exc: BaseException) -> bool:
+def is_config_error(exc: BaseException) -> bool:
+    """Whether ``exc`` says the configuration is wrong (a URL, a driver name, a value)."""
     from messaging.exceptions import ConfigurationError, DriverLoadFailure, InvalidTransportURL
 
     if isinstance(exc, InvalidTransportURL | DriverLoadFailure | ConfigurationError):
@@ -94,8 +96,8 @@ def describe(exc: BaseException) -> tuple[ExitCode, str]:
         return exc.code, str(exc)
     if isinstance(exc, KeyboardInterrupt):
         return ExitCode.INTERRUPTED, "interrupted"
-    if _is_config_error(exc):
-        return ExitCode.CONFIG, _first_line(exc)
+    if is_config_error(exc):
+        return ExitCode.CONFIG, _LOCATION_INFO.sub(_location, _first_line(exc))
     if isinstance(exc, MessagingTimeout | TaskTimeout):
         return ExitCode.TIMEOUT, _first_line(exc)
     if isinstance(exc, MessageUndeliverable):
@@ -119,6 +121,16 @@ def describe(exc: BaseException) -> tuple[ExitCode, str]:
         f"internal error: {type(exc).__name__}: {_first_line(exc)} "
         "(run with --debug for the traceback)",
     )
+
+
+#: oslo.config's ``LocationInfo(location=<Locations.user: (4, True)>, detail='/etc/a.conf')``.
+_LOCATION_INFO = re.compile(
+    r"LocationInfo\(location=<Locations\.(\w+)[^>]*>, detail=(?:'([^']*)'|None)\)"
+)
+
+
+def _location(match: re.Match[str]) -> str:
+    return match.group(2) or match.group(1)
 
 
 def _first_line_of(text: str | None) -> str:

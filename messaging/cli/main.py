@@ -181,13 +181,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     prog = f"{PROG} {args.command}"
     debug = bool(getattr(args, "debug", False))
     _configure_logging(prog, debug, bool(getattr(args, "verbose", False)), args.long_running)
+    session = Session(
+        transport_url=getattr(args, "transport_url", None),
+        config_files=getattr(args, "config_file", None) or (),
+        stderr=sys.stderr,
+        prog=prog,
+    )
     try:
-        with Session(
-            transport_url=getattr(args, "transport_url", None),
-            config_files=getattr(args, "config_file", None) or (),
-            stderr=sys.stderr,
-            prog=prog,
-        ) as session:
+        with session:
             return int(args.run(args, session))
     except BrokenPipeError:
         # The reader of stdout went away (`messaging listen | head -3`): a normal end.
@@ -195,7 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return ExitCode.OK
     except (Exception, KeyboardInterrupt) as exc:
-        code, message = describe(exc)
+        code, message = describe(session.explain(exc))
         if debug:
             traceback.print_exc(file=sys.stderr)
             remote = _remote_traceback(exc)

@@ -8,7 +8,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from messaging.cli.errors import CliError, ExitCode
+from messaging.cli.errors import CliError, ExitCode, is_config_error
 from messaging.cli.jsonargs import parse_object
 from messaging.cli.notify import bounded_retry
 
@@ -163,6 +163,8 @@ def _invoke(
     except MessagingException:
         raise
     except Exception as exc:
+        if is_config_error(exc):
+            raise  # read here, when the call needed it: not the server's
         # Not raised here: the server's exception, rebuilt from its reply; its first
         # argument holds the remote message and traceback (str() of a KeyError
         # would quote all of it).

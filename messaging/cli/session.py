@@ -127,7 +127,55 @@ class Session:
             register_transport_opts(conf)
             register_notification_opts(conf)
             self._conf = conf
+            # Values are converted when read: a bad one would otherwise surface
+            # in the middle of the command (during a call, say).
+            invalid = self._invalid_value()
+            if invalid is not None:
+                raise invalid
         return self._conf
+
+    def explain(self, error: BaseException) -> BaseException:
+        """``error``, or a :class:`CliError` naming the option, group and file of a bad value.
+
+        oslo.config says which option and file a value that does not convert
+        came from, but not its group, and in a ``LocationInfo(...)`` repr; the
+        options that drivers register when they are loaded are checked here, on
+        failure.
+        """
+        from oslo_config import cfg
+
+        if isinstance(error, cfg.ConfigSourceValueError) and self._conf is not None:
+            invalid = self._invalid_value()
+            if invalid is not None:
+                invalid.__cause__ = error
+                return invalid
+        return error
+
+    def _invalid_value(self) -> CliError | None:
+        """The first option set in a config file to a value its type refuses, if any."""
+        from oslo_config import cfg
+
+        conf = self._conf
+        assert conf is not None
+        # The last file that sets an option is the one its value comes from.
+        for path in reversed(self._config_files):
+            sections: dict[str, dict[str, list[str]]] = {}
+            cfg.ConfigParser(path, sections).parse()
+            for section, values in sections.items():
+                group = None if section == "DEFAULT" else section
+                for name, raw in values.items():
+                    try:
+                        conf[name] if group is None else conf[group][name]
+                    except (cfg.NoSuchOptError, cfg.NoSuchGroupError, KeyError):
+                        continue  # not an option of this command
+                    except cfg.ConfigSourceValueError as exc:
+                        reason = exc.__context__ or exc
+                        return CliError(
+                            f"{path}: [{section}] {name} = {raw[-1]} is not a valid value: "
+                            f"{reason}",
+                            ExitCode.CONFIG,
+                        )
+        return None
 
     @property
     def explicit_url(self) -> str | None:

@@ -111,6 +111,37 @@ def test_unparsable_config_file(cli_env: dict[str, str], tmp_path: Path) -> None
     assert_one_line_error(result, 3, str(conf))
 
 
+@pytest.mark.parametrize(
+    ("command", "text", "line"),
+    [
+        # Read by the call itself, when it needs its timeout.
+        (
+            ("call", "m"),
+            "[DEFAULT]\ntransport_url = fake://\nrpc_response_timeout = abc\n",
+            "[DEFAULT] rpc_response_timeout = abc",
+        ),
+        # An option of the driver, registered and read when the transport is made.
+        (
+            ("notify", "x.y"),
+            "[DEFAULT]\ntransport_url = rabbit://\n"
+            "[oslo_messaging_rabbit]\nheartbeat_timeout_threshold = soon\n",
+            "[oslo_messaging_rabbit] heartbeat_timeout_threshold = soon",
+        ),
+    ],
+    ids=["default-group", "driver-group"],
+)
+def test_a_bad_value_in_a_config_file_names_option_group_and_file(
+    cli_env: dict[str, str], tmp_path: Path, command: tuple[str, ...], text: str, line: str
+) -> None:
+    conf = tmp_path / "service.conf"
+    conf.write_text(text)
+    cli = Cli(cli_env, None, cwd=tmp_path)
+    result = cli.run("--config-file", str(conf), *command)
+    assert_one_line_error(result, 3, str(conf), line, "invalid literal for int()")
+    assert "LocationInfo" not in result.stderr
+    assert "on the server" not in result.stderr
+
+
 def test_debug_shows_the_traceback(fake_cli: Cli) -> None:
     result = fake_cli.run("--debug", "--transport-url", "nosuch://", "notify", "x.y")
     assert result.code == 3

@@ -87,6 +87,19 @@ def test_an_internal_error_says_to_use_debug() -> None:
     )
 
 
+def test_a_value_error_from_outside_the_files_shows_its_source_not_a_repr() -> None:
+    from oslo_config import cfg
+
+    error = cfg.ConfigSourceValueError(
+        "Value for option x from LocationInfo(location=<Locations.environment: (6, True)>, "
+        "detail='OS_DEFAULT__X') is not valid: bad"
+    )
+    assert describe(error) == (
+        ExitCode.CONFIG,
+        "Value for option x from OS_DEFAULT__X is not valid: bad",
+    )
+
+
 def test_parse_json_errors_name_the_argument() -> None:
     assert parse_json("[1, 2]", "PAYLOAD_JSON") == [1, 2]
     with pytest.raises(CliError, match=r"PAYLOAD_JSON is not valid JSON: .* line 1 column 2") as e:
