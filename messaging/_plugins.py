@@ -24,13 +24,14 @@ def load_plugin(namespace: str, name: str) -> Any:
         ImportError: the plugin exists but its module fails to import (chained).
     """
     from stevedore import DriverManager
-    from stevedore.exception import NoMatches
 
-    try:
-        manager: Any = DriverManager(namespace, name, invoke_on_load=False)
-    except NoMatches:
-        known = ", ".join(known_plugins(namespace)) or "(none installed)"
+    # Checked first: stevedore would log a warning of its own about a missing
+    # name (its DriverManager drops the callback that silences it).
+    known = known_plugins(namespace)
+    if name not in known:
         raise LookupError(
-            f"no plugin named {name!r} in {namespace}; known names: {known}"
-        ) from None
+            f"no plugin named {name!r} in {namespace}; "
+            f"known names: {', '.join(known) or '(none installed)'}"
+        )
+    manager: Any = DriverManager(namespace, name, invoke_on_load=False)
     return manager.driver

@@ -9,8 +9,10 @@ code  meaning
 ====  ==========================================================================
 0     success
 1     the operation failed: the remote method raised, the server refused
-2     usage: unknown option, bad JSON, a ``MODULE:CLASS`` that cannot be loaded
-3     configuration: unknown transport, malformed URL, unreadable config file
+2     usage: unknown option, bad JSON, a ``MODULE:CLASS`` that cannot be loaded,
+      a transport or executor name that no plugin has (the known names are listed)
+3     configuration: malformed URL, unreadable config file, a value an option
+      refuses (the file, ``[group]`` and option are named)
 4     timeout: no reply to a call or ping, ``listen --count`` not reached, no
       server answered ``status``
 5     the broker could not be reached, or did not take the message
@@ -71,6 +73,15 @@ def is_config_error(exc: BaseException) -> bool:
     return type(exc).__module__.startswith("oslo_config")
 
 
+def _unknown_name(exc: BaseException) -> bool:
+    # A transport driver or an executor that no entry point names: a typo.
+    from messaging.exceptions import DriverLoadFailure, ExecutorLoadFailure
+
+    return isinstance(exc, DriverLoadFailure | ExecutorLoadFailure) and isinstance(
+        exc.__cause__, LookupError
+    )
+
+
 def describe(exc: BaseException) -> tuple[ExitCode, str]:
     """Return the exit code and the one-line message for an exception.
 
@@ -96,6 +107,8 @@ def describe(exc: BaseException) -> tuple[ExitCode, str]:
         return exc.code, str(exc)
     if isinstance(exc, KeyboardInterrupt):
         return ExitCode.INTERRUPTED, "interrupted"
+    if _unknown_name(exc):
+        return ExitCode.USAGE, _first_line(exc)
     if is_config_error(exc):
         return ExitCode.CONFIG, _LOCATION_INFO.sub(_location, _first_line(exc))
     if isinstance(exc, MessagingTimeout | TaskTimeout):

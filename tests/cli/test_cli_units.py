@@ -57,12 +57,19 @@ def test_config_file_url_is_read_as_a_service_reads_it(tmp_path: Path) -> None:
     assert session.describe_url(notifications=True) == "rabbit://u:****@h2:5672/"
 
 
+def _caused(exc: BaseException, cause: BaseException) -> BaseException:
+    exc.__cause__ = cause
+    return exc
+
+
 @pytest.mark.parametrize(
     ("exc", "code"),
     [
         (CliError("x", ExitCode.USAGE), ExitCode.USAGE),
         (mx.InvalidTransportURL("x://", "bad"), ExitCode.CONFIG),
         (mx.DriverLoadFailure("x", "no plugin"), ExitCode.CONFIG),
+        (_caused(mx.DriverLoadFailure("x", "no plugin"), LookupError("x")), ExitCode.USAGE),
+        (_caused(mx.ExecutorLoadFailure("x", "no plugin"), LookupError("x")), ExitCode.USAGE),
         (mx.MessagingTimeout("slow"), ExitCode.TIMEOUT),
         (mx.MessageDeliveryFailure("down"), ExitCode.UNREACHABLE),
         (

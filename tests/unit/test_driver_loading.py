@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -99,9 +100,12 @@ def test_unknown_driver_is_a_clear_error(conf: cfg.ConfigOpts) -> None:
     assert info.value.driver == "nosuch"
 
 
-def test_unknown_plugin_lookup_error_lists_names() -> None:
+def test_unknown_plugin_lookup_error_lists_names(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
     with pytest.raises(LookupError, match=r"known names: .*fake.*memory"):
         _plugins.load_plugin("messaging.drivers", "nosuch")
+    # stevedore's own warning ("Could not load nosuch") would repeat the error.
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.records
     with pytest.raises(LookupError, match=r"\(none installed\)"):
         _plugins.load_plugin("messaging.no_such_namespace", "x")
 
