@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import argparse
 import io
+import re
 from pathlib import Path
 
 import pytest
 
 from messaging import exceptions as mx
+from messaging.cli.commands import plain
 from messaging.cli.errors import CliError, ExitCode, describe
 from messaging.cli.jsonargs import parse_json, parse_object
 from messaging.cli.listen import NotificationPrinter, format_line
+from messaging.cli.main import build_parser
 from messaging.cli.notify import DEFAULT_RETRY, bounded_retry
 from messaging.cli.session import Session, default_bus_path, embedded_url
 
@@ -149,3 +153,21 @@ def test_printer_counts_filters_and_requeues_past_its_count() -> None:
     assert printer.done.is_set() and printer.printed == 1
     assert printer.info({}, "p", "compute.y", {}, meta) == "requeue"  # type: ignore[attr-defined]
     assert out.getvalue().count("\n") == 1
+
+
+def test_plain_takes_out_inline_markup_and_leaves_code_alone() -> None:
+    text = (
+        "``messaging listen``, :class:`~messaging.cli.demo_endpoints.Calculator`, :func:`a.b`, "
+        ":ref:`the guide <cli>`, `Sphinx <https://x>`_, *em*, **strong**; f(**kwargs), 2*3*4"
+    )
+    assert plain(text) == (
+        "messaging listen, Calculator, a.b, the guide, Sphinx, em, strong; f(**kwargs), 2*3*4"
+    )
+
+
+def test_every_help_text_is_plain() -> None:
+    parser = build_parser()
+    commands: dict[str, argparse.ArgumentParser] = parser.commands  # type: ignore[attr-defined]
+    assert "demo" in commands
+    for text in [parser.format_help(), *(sub.format_help() for sub in commands.values())]:
+        assert not re.search(r"``|:\w+:`|`_", text), text
