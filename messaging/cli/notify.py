@@ -105,8 +105,9 @@ def run(args: argparse.Namespace, session: Session) -> int:
         raise_errors=True,
     )
     method = "warn" if args.priority == "warning" else args.priority
-    getattr(notifier, method)({}, args.event_type, payload)
-    unconfirmed = notifier.flush(CONFIRM_TIMEOUT)
+    with session.waiting(f"the broker to take {args.event_type}", transport):
+        getattr(notifier, method)({}, args.event_type, payload)
+        unconfirmed = notifier.flush(CONFIRM_TIMEOUT)
     if unconfirmed:
         raise CliError(
             f"the broker did not confirm the notification within {CONFIRM_TIMEOUT:g}s",

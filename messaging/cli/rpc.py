@@ -145,6 +145,7 @@ def _nobody(args: argparse.Namespace) -> CliError:
 
 def _invoke(
     args: argparse.Namespace,
+    session: Session,
     client: RPCClient,
     ctxt: dict[str, Any],
     method: str,
@@ -153,7 +154,8 @@ def _invoke(
     from messaging.exceptions import MessageUndeliverable, MessagingException, RemoteError
 
     try:
-        return client.call(ctxt, method, **kwargs)
+        with session.waiting(f"the reply of {method} from {_where(args)}", client.transport):
+            return client.call(ctxt, method, **kwargs)
     except MessageUndeliverable as exc:
         raise _nobody(args) from exc
     except RemoteError as exc:
@@ -184,7 +186,7 @@ def run_call(args: argparse.Namespace, session: Session) -> int:
     ctxt = parse_object(args.context, "CONTEXT_JSON")
     kwargs = parse_object(args.args, "ARGS_JSON")
     client = _client(args, session, args.timeout)
-    result = _invoke(args, client, ctxt, args.method, kwargs)
+    result = _invoke(args, session, client, ctxt, args.method, kwargs)
     print(json.dumps(result, sort_keys=True, default=str), flush=True)
     return ExitCode.OK
 
@@ -208,7 +210,7 @@ def run_ping(args: argparse.Namespace, session: Session) -> int:
     client = _client(args, session, args.timeout)
     started = time.monotonic()
     try:
-        answer = _invoke(args, client, {}, PING_METHOD, {})
+        answer = _invoke(args, session, client, {}, PING_METHOD, {})
     except CliError as exc:
         if "NoSuchMethod" in str(exc):
             raise CliError(

@@ -16,6 +16,7 @@ import logging
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -238,6 +239,18 @@ class Session:
     def ready(self, what: str) -> None:
         """Say on stderr that a long-running command is subscribed and receiving."""
         print(f"{self._prog}: {READY_PREFIX} {what}", file=self._stderr, flush=True)
+
+    def waiting(
+        self, what: str, transport: Transport | None = None
+    ) -> AbstractContextManager[None]:
+        """Say on a terminal's stderr, while the block runs, that the command waits for ``what``.
+
+        See :func:`messaging.cli.waiting.waiting` (nothing shows when stderr is
+        not a terminal).
+        """
+        from messaging.cli.waiting import waiting
+
+        return waiting(self._stderr, what, transport)
 
     def close(self) -> None:
         """Release every transport made by this session (a failure is logged, not raised)."""

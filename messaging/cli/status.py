@@ -91,14 +91,15 @@ def run(args: argparse.Namespace, session: Session) -> int:
             f"the transport {session.describe_url()} cannot reach every server of a topic",
             ExitCode.CONFIG,
         )
-    found = topic_status(
-        transport,
-        Target(topic=args.topic, exchange=args.exchange),
-        timeout=args.timeout,
-        expect=args.expect,
-        retry=bounded_retry(args.retry),
-        servers=args.servers,
-    )
+    with session.waiting(f"the servers of topic {args.topic!r} to answer", transport):
+        found = topic_status(
+            transport,
+            Target(topic=args.topic, exchange=args.exchange),
+            timeout=args.timeout,
+            expect=args.expect,
+            retry=bounded_retry(args.retry),
+            servers=args.servers,
+        )
     report = found.as_dict()
     print(json.dumps(report, indent=1) if args.json else describe(report), flush=True)
     if not found.answers:
