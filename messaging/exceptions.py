@@ -13,6 +13,7 @@ catches oslo's exceptions keeps working)::
     │   ├── InvalidTarget (also ValueError)
     │   ├── InvalidTransportURL
     │   ├── DriverLoadFailure
+    │   ├── MissingExtra (also ImportError)
     │   ├── RemoteError
     │   ├── RPCVersionCapError
     │   ├── ClientSendError
@@ -55,6 +56,7 @@ __all__ = [
     "MessagingException",
     "MessagingServerError",
     "MessagingTimeout",
+    "MissingExtra",
     "NoSuchMethod",
     "RPCDispatcherError",
     "RPCVersionCapError",
@@ -169,6 +171,30 @@ class DriverLoadFailure(MessagingException):
         self.driver = driver
         self.ex = ex
         super().__init__(f'Failed to load transport driver "{driver}": {ex}')
+
+
+class MissingExtra(MessagingException, ImportError):
+    """An optional package is not installed; the message names the extra that installs it.
+
+    Raised where a transport, an executor or a feature (metrics) first needs
+    the package, e.g. ``stomp:// needs the module 'stomp', which is not
+    installed: pip install 'messaging-fleet[stomp]'``.
+
+    Attributes:
+        module: the missing module (``name`` too, as for any ImportError).
+        extra: the extra of ``messaging-fleet`` that installs it.
+        needed_by: what needs it.
+    """
+
+    def __init__(self, module: str, extra: str, needed_by: str) -> None:
+        self.module = module
+        self.extra = extra
+        self.needed_by = needed_by
+        super().__init__(
+            f"{needed_by} needs the module {module!r}, which is not installed: "
+            f"pip install 'messaging-fleet[{extra}]'"
+        )
+        self.name = module
 
 
 class RemoteError(MessagingException):

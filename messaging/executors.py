@@ -44,6 +44,7 @@ from collections.abc import Callable
 from typing import Any
 
 from messaging import _plugins, green
+from messaging._extras import require
 from messaging.exceptions import ExecutorLoadFailure
 
 __all__ = [
@@ -284,8 +285,7 @@ class EventletExecutor(_ServingExecutor):
 
     def __init__(self, max_workers: int) -> None:
         super().__init__(max_workers)
-        import eventlet
-
+        eventlet = require("eventlet", "the eventlet executor")
         self._eventlet = eventlet
         self._pool = eventlet.GreenPool(max_workers)
         self._yield = _green_yield()

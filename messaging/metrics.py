@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from messaging import health
+from messaging._extras import require
 from messaging.conf import METRICS_GROUP, metrics_daemon_defaults, register_metrics_opts
 from messaging.confhelpers import warn_without_effect
 
@@ -51,13 +52,7 @@ _CALL_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5
 
 
 def _prometheus() -> Any:
-    try:
-        import prometheus_client
-    except ImportError as exc:  # the optional extra
-        raise ImportError(
-            "metrics need prometheus_client: pip install 'messaging-fleet[metrics]'"
-        ) from exc
-    return prometheus_client
+    return require("prometheus_client", "metrics")
 
 
 @dataclass(frozen=True)

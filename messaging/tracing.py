@@ -47,6 +47,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Protocol
 
+from messaging._extras import install_hint
 from messaging.conf import TRACING_GROUP, register_tracing_opts
 
 if TYPE_CHECKING:
@@ -59,7 +60,7 @@ LOG = logging.getLogger(__name__)
 TRACER_NAME = "messaging"
 #: ``messaging.system`` by transport URL scheme, where OpenTelemetry names it.
 _SYSTEMS = {"rabbit": "rabbitmq", "kombu+amqp": "rabbitmq", "kombu+pyamqp": "rabbitmq"}
-_EXTRA = "pip install 'messaging-fleet[tracing]'"
+_EXTRA = install_hint("opentelemetry")
 _EXPORTERS = {
     "http/protobuf": (
         "opentelemetry.exporter.otlp.proto.http.trace_exporter",

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from messaging import _plugins, metrics, tracing
+from messaging._extras import missing_extra
 from messaging.conf import (
     NOTIFICATIONS_GROUP,
     register_notification_opts,
@@ -636,6 +637,9 @@ def _get_transport(
     except LookupError as exc:
         raise DriverLoadFailure(name, str(exc)) from exc
     except ImportError as exc:
+        missing = missing_extra(exc, f"{name}://")
+        if missing is not None:
+            raise DriverLoadFailure(name, missing) from missing
         raise DriverLoadFailure(name, exc) from exc
     driver = driver_cls(
         conf,

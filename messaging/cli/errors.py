@@ -12,7 +12,9 @@ code  meaning
 2     usage: unknown option, bad JSON, a ``MODULE:CLASS`` that cannot be loaded,
       a transport or executor name that no plugin has (the known names are listed)
 3     configuration: malformed URL, unreadable config file, a value an option
-      refuses (the file, ``[group]`` and option are named)
+      refuses (the file, ``[group]`` and option are named), an optional package
+      that the transport, executor or feature needs is not installed (the
+      ``pip install 'messaging-fleet[EXTRA]'`` to run is named)
 4     timeout: no reply to a call or ping, ``listen --count`` not reached, no
       server answered ``status``
 5     the broker could not be reached, or did not take the message
@@ -92,6 +94,7 @@ def describe(exc: BaseException) -> tuple[ExitCode, str]:
         ``(code, message)``; ``code`` is :attr:`ExitCode.INTERNAL` for anything
         not foreseen, and the message then says to run with ``--debug``.
     """
+    from messaging._extras import missing_extra
     from messaging.exceptions import (
         ClientSendError,
         MessageDeliveryFailure,
@@ -107,6 +110,9 @@ def describe(exc: BaseException) -> tuple[ExitCode, str]:
         return exc.code, str(exc)
     if isinstance(exc, KeyboardInterrupt):
         return ExitCode.INTERRUPTED, "interrupted"
+    missing = missing_extra(exc, "this command")
+    if missing is not None:
+        return ExitCode.CONFIG, str(missing)
     if _unknown_name(exc):
         return ExitCode.USAGE, _first_line(exc)
     if is_config_error(exc):

@@ -32,7 +32,8 @@ transport:
 exit codes:
   0 success, 1 the operation failed (the remote method raised...), 2 usage
   (bad option, bad JSON, MODULE:CLASS not loadable, unknown transport or
-  executor name), 3 configuration (bad URL, config file or option value),
+  executor name), 3 configuration (bad URL, config file or option value, an
+  optional package not installed: the extra is named),
   4 timeout, 5 broker unreachable, 6 nothing receives the request,
   70 internal error, 130 interrupted.
 """

@@ -30,8 +30,9 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from messaging._extras import require
 from messaging.drivers.base import Capabilities
-from messaging.exceptions import DriverLoadFailure, InvalidTransportURL
+from messaging.exceptions import DriverLoadFailure, InvalidTransportURL, MissingExtra
 
 if TYPE_CHECKING:
     from messaging.transport import TransportURL
@@ -180,9 +181,22 @@ def kombu_url(url: TransportURL, transport: str) -> str:
     return ";".join(f"{transport}://{host.netloc(keep_empty=True)}{path}" for host in url.hosts)
 
 
+#: The optional modules a kombu transport needs (the extra is in messaging._extras).
+#: Checked first: kombu's redis transport takes a missing ``redis`` for None and
+#: fails later with an AttributeError that names nothing.
+_CLIENT_MODULES: dict[str, tuple[str, ...]] = {
+    name: ("redis", "packaging") for name in ("redis", "rediss", "sentinel")
+}
+
+
 def _load_transport(url: TransportURL, name: str) -> type[Any]:
     from kombu.transport import resolve_transport
 
+    try:
+        for module in _CLIENT_MODULES.get(name, ()):
+            require(module, f"kombu+{name}://")
+    except MissingExtra as exc:
+        raise DriverLoadFailure("kombu", exc) from exc
     try:
         cls = resolve_transport(name)
     except KeyError as exc:
