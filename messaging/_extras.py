@@ -31,7 +31,7 @@ EXTRAS: dict[str, str] = {
 
 def install_hint(module: str) -> str:
     """``pip install 'messaging-fleet[EXTRA]'`` for the extra that installs ``module``."""
-    return f"pip install 'messaging-fleet[{EXTRAS[module.partition('.')[0]]}]'"
+    return MissingExtra.install_command(EXTRAS[module.partition(".")[0]])
 
 
 def require(module: str, needed_by: str) -> ModuleType:

@@ -192,9 +192,14 @@ class MissingExtra(MessagingException, ImportError):
         self.needed_by = needed_by
         super().__init__(
             f"{needed_by} needs the module {module!r}, which is not installed: "
-            f"pip install 'messaging-fleet[{extra}]'"
+            f"{self.install_command(extra)}"
         )
         self.name = module
+
+    @staticmethod
+    def install_command(extra: str) -> str:
+        """The command that installs ``extra``: ``pip install 'messaging-fleet[EXTRA]'``."""
+        return f"pip install 'messaging-fleet[{extra}]'"
 
 
 class RemoteError(MessagingException):
