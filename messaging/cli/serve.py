@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import os
 import socket
 import sys
@@ -53,8 +54,9 @@ def add_parser(commands: Commands) -> None:
     )
     parser.add_argument(
         "--executor",
-        default="threading",
-        help="how requests are run: threading (default), blocking or eventlet",
+        default=None,
+        help="how requests are run: threading, blocking, eventlet or asyncio (default: "
+        "asyncio when an endpoint has async def methods, else threading)",
     )
     parser.add_argument(
         "--health-port",
@@ -124,6 +126,17 @@ def _has_priority_methods(endpoint: Any) -> bool:
     return any(callable(getattr(endpoint, p, None)) for p in PRIORITIES)
 
 
+def default_executor(endpoints: list[Any]) -> str:
+    """``asyncio`` when some endpoint has an ``async def`` method, else ``threading``."""
+    for endpoint in endpoints:
+        for name in dir(endpoint):
+            if not name.startswith("_") and inspect.iscoroutinefunction(
+                getattr(endpoint, name, None)
+            ):
+                return "asyncio"
+    return "threading"
+
+
 def run(args: argparse.Namespace, session: Session) -> int:
     """Serve until a signal; return the exit code."""
     from messaging.conf import NOTIFICATIONS_GROUP
@@ -135,6 +148,7 @@ def run(args: argparse.Namespace, session: Session) -> int:
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     endpoints = [load_endpoint(spec) for spec in args.endpoints]
+    executor = args.executor or default_executor(endpoints)
     server_name = args.server or socket.gethostname()
     conf = session.conf
     conf.set_override("rpc_ping_enabled", True)
@@ -146,10 +160,10 @@ def run(args: argparse.Namespace, session: Session) -> int:
             rpc_transport,
             Target(topic=args.topic, server=server_name),
             endpoints,
-            executor=args.executor,
+            executor=executor,
         )
     )
-    announced = [f"RPC on topic {args.topic!r} server {server_name!r}"]
+    announced = [f"RPC on topic {args.topic!r} server {server_name!r} ({executor} executor)"]
     listening = [e for e in endpoints if _has_priority_methods(e)]
     if listening:
         topics = args.notification_topic or list(conf[NOTIFICATIONS_GROUP].topics)
@@ -158,7 +172,7 @@ def run(args: argparse.Namespace, session: Session) -> int:
                 session.notification_transport(),
                 [Target(topic=topic) for topic in topics],
                 listening,
-                executor=args.executor,
+                executor=executor,
                 pool=args.pool,
             )
         )

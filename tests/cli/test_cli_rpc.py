@@ -212,3 +212,33 @@ def test_health_of_a_process_that_does_not_answer_exits_5(cli: Cli) -> None:
     result = cli.run("health", "--port", str(closed_port()))
     assert result.code == 5
     assert "no health report from http://127.0.0.1:" in result.stderr
+
+
+ASYNC_ENDPOINTS = textwrap.dedent(
+    """\
+    import asyncio
+
+
+    class Clock:
+        async def later(self, ctxt, value):
+            await asyncio.sleep(0)
+            return {"value": value, "loop": asyncio.get_running_loop().is_running()}
+    """
+)
+
+
+def test_serve_runs_async_endpoints_on_the_asyncio_executor_by_itself(
+    cli: Cli, tmp_path: Path, names: dict[str, str]
+) -> None:
+    (tmp_path / "clock_endpoints.py").write_text(ASYNC_ENDPOINTS)
+    running = cli.start("serve", "--topic", names["topic"], "clock_endpoints:Clock")
+    try:
+        running.wait_ready()
+        assert any("(asyncio executor)" in line for line in running.stderr_seen), (
+            running.stderr_seen
+        )
+        result = cli.run("call", "--topic", names["topic"], "later", '{"value": 7}')
+        assert result.code == 0, result.stderr
+        assert json.loads(result.stdout) == {"value": 7, "loop": True}
+    finally:
+        running.kill()
