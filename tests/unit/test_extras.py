@@ -78,3 +78,12 @@ def test_metrics_without_prometheus_client_raise_missing_extra() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert done.stdout.strip() == "metrics", done.stderr
+
+
+def test_every_extra_of_setup_cfg_has_a_clean_install_check() -> None:
+    from tests.extras_check import SMOKE
+
+    parser = configparser.ConfigParser()
+    parser.read(SETUP_CFG)
+    declared = set(parser["options.extras_require"]) - {"test", "docs"}
+    assert declared == set(SMOKE) - {""}
