@@ -33,6 +33,7 @@ from tests.drivers.conformance import (
     RequeueFirstDelivery,
     RPCConformance,
 )
+from tests.drivers.conformance_asyncio import AsyncioConformance
 
 KOMBU_MEMORY_CAPABILITIES = Capabilities(requeue=True, pools=True, fanout=True, rpc=True)
 
@@ -163,6 +164,10 @@ class TestKombuMemoryNotifications(KombuMemoryBroker, KombuGiveBackChecks):
 
 class TestKombuMemoryRPC(KombuMemoryBroker, RPCConformance):
     """RPC on ``kombu+memory://``."""
+
+
+class TestKombuMemoryAsyncio(KombuMemoryBroker, AsyncioConformance):
+    """Async endpoints and clients on kombu's in-memory transport."""
 
 
 def test_a_listener_holds_at_most_prefetch_bytes() -> None:

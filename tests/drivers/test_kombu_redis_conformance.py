@@ -28,6 +28,7 @@ import messaging
 from messaging.drivers.base import Capabilities
 from tests.brokers import closed_port, require_service, unavailable
 from tests.drivers.conformance import WRONG_PASSWORD, DriverHarness, RPCConformance
+from tests.drivers.conformance_asyncio import AsyncioConformance
 from tests.drivers.test_kombu_memory_conformance import (
     KombuGiveBackChecks,
     kombu_publish_raw,
@@ -95,6 +96,10 @@ class TestKombuRedisNotifications(KombuRedisBroker, KombuGiveBackChecks):
 
 class TestKombuRedisRPC(KombuRedisBroker, RPCConformance):
     """RPC on Redis."""
+
+
+class TestKombuRedisAsyncio(KombuRedisBroker, AsyncioConformance):
+    """Async endpoints and clients on Redis through kombu."""
 
 
 @pytest.mark.parametrize(("retry", "tries"), [(0, 1), (2, 3)])

@@ -30,6 +30,7 @@ from tests.drivers.conformance import (
     NotificationConformance,
     RPCConformance,
 )
+from tests.drivers.conformance_asyncio import AsyncioConformance
 from tests.drivers.test_rabbit_resilience import make_conf
 from tests.rabbitmq_nodes import RABBIT4, rabbitmqctl
 
@@ -81,6 +82,10 @@ class TestRabbit4Notifications(Rabbit4Broker, NotificationConformance):
 
 class TestRabbit4RPC(Rabbit4Broker, RPCConformance):
     """RPC on RabbitMQ 4."""
+
+
+class TestRabbit4Asyncio(Rabbit4Broker, AsyncioConformance):
+    """Async endpoints and clients on RabbitMQ 4."""
 
 
 def test_the_broker_refuses_transient_queues(vhost: str) -> None:

@@ -29,6 +29,7 @@ from tests.drivers.conformance import (
     NotificationConformance,
     RPCConformance,
 )
+from tests.drivers.conformance_asyncio import AsyncioConformance
 
 pytestmark = pytest.mark.broker
 
@@ -78,6 +79,10 @@ class TestQuorumRabbitNotifications(QuorumRabbitBroker, NotificationConformance)
 
 class TestQuorumRabbitRPC(QuorumRabbitBroker, RPCConformance):
     """RPC on RabbitMQ quorum queues."""
+
+
+class TestQuorumRabbitAsyncio(QuorumRabbitBroker, AsyncioConformance):
+    """Async endpoints and clients on RabbitMQ with quorum queues."""
 
 
 def test_the_queues_are_quorum_queues(vhost: str) -> None:

@@ -27,6 +27,7 @@ from messaging.drivers.base import Capabilities
 from tests.brokers import closed_port
 from tests.drivers.coilmq_support import CoilMQ, running_coilmq
 from tests.drivers.conformance import DriverHarness, NotificationConformance, RPCConformance
+from tests.drivers.conformance_asyncio import AsyncioConformance
 from tests.drivers.test_stomp_rabbit_conformance import stomp_publish_raw
 
 pytestmark = pytest.mark.broker
@@ -72,3 +73,7 @@ class TestStompCoilMQNotifications(CoilMQBroker, NotificationConformance):
 
 class TestStompCoilMQRPC(CoilMQBroker, RPCConformance):
     """RPC over STOMP on CoilMQ."""
+
+
+class TestStompCoilMQAsyncio(CoilMQBroker, AsyncioConformance):
+    """Async endpoints and clients on STOMP on CoilMQ."""

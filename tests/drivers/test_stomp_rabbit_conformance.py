@@ -24,6 +24,7 @@ from tests.drivers.conformance import (
     NotificationConformance,
     RPCConformance,
 )
+from tests.drivers.conformance_asyncio import AsyncioConformance
 
 pytestmark = pytest.mark.broker
 
@@ -129,3 +130,7 @@ class TestStompRabbitNotifications(RabbitStompBroker, NotificationConformance):
 
 class TestStompRabbitRPC(RabbitStompBroker, RPCConformance):
     """RPC over STOMP on RabbitMQ."""
+
+
+class TestStompRabbitAsyncio(RabbitStompBroker, AsyncioConformance):
+    """Async endpoints and clients on STOMP on RabbitMQ."""

@@ -88,11 +88,13 @@ class KombuBroker:
             return self._replies[0]
 
     def close(self) -> None:
-        """Stop consuming replies (deleting the reply queue) and close the publisher."""
+        """End the waits for replies, stop consuming them, close the publisher."""
         with self._reply_lock:
             replies, self._replies = self._replies, None
         if replies is not None:
-            replies[1].close()
+            waiters, consumer = replies
+            waiters.close()  # a call still waiting would otherwise wait out its timeout
+            consumer.close()
         self.publisher.close()
 
 
