@@ -17,6 +17,7 @@ release = "0.1.0"
 
 extensions = [
     "oslo_config.sphinxext",
+    "reno.sphinxext",
     "sphinx.ext.autodoc",
     "sphinx.ext.napoleon",
 ]
