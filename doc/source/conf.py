@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import configparser
 import sys
 from pathlib import Path
 
 # Build against this checkout even when the package is not installed editable.
 # The configuration reference still needs the package installed: show-options
 # finds list_opts() through the "oslo.config.opts" entry point.
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+
+def _version() -> str:
+    # The one place the version is written is setup.cfg.
+    setup = configparser.ConfigParser()
+    setup.read(ROOT / "setup.cfg")
+    return setup["metadata"]["version"]
+
 
 project = "messaging"
 author = "The messaging authors"
 copyright = "the messaging authors"
-release = "0.1.0"
+release = version = _version()
 
 extensions = [
     "oslo_config.sphinxext",
@@ -30,5 +40,7 @@ napoleon_numpy_docstring = False
 nitpicky = False
 exclude_patterns: list[str] = []
 html_theme = "alabaster"
+# Wide enough for a 100-column code block without a scroll bar.
+html_theme_options = {"page_width": "1160px", "body_max_width": "none"}
 html_title = "messaging"
 html_static_path: list[str] = []
