@@ -11,18 +11,10 @@ import pytest
 
 import messaging
 from messaging import aio
-from messaging.drivers.memory import reset_brokers
 from tests.unit import listener_support
 from tests.unit.rpc_support import TIMEOUT, Calls, Echo, Gate, make_conf, rpc_transport, serving
 
 TARGET = messaging.Target(topic="aio", server="s1")
-
-
-@pytest.fixture(autouse=True)
-def _fresh_broker() -> Iterator[None]:
-    reset_brokers()
-    yield
-    reset_brokers()
 
 
 @pytest.fixture

@@ -3,26 +3,17 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 import messaging
-from messaging.drivers.memory import reset_brokers
 from messaging.notify.listener import BatchNotificationServer
 from messaging.transport import Transport
 from tests.unit.listener_support import Recorder, broker, make_conf, notifier, running, transport
 
 TOPIC = messaging.Target(topic="notifications")
 KEYS = {"ctxt", "publisher_id", "event_type", "payload", "metadata"}
-
-
-@pytest.fixture(autouse=True)
-def _fresh_broker() -> Iterator[None]:
-    reset_brokers()
-    yield
-    reset_brokers()
 
 
 @pytest.fixture

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from messaging.drivers.memory import reset_brokers
 
 PAGE = Path(__file__).resolve().parents[2] / "doc" / "source" / "user" / "asyncio.rst"
 
@@ -22,13 +19,6 @@ def literal_block(text: str, introduction: str) -> str:
             break
         block.append(line)
     return textwrap.dedent("\n".join(block)).strip() + "\n"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_broker() -> Iterator[None]:
-    reset_brokers()
-    yield
-    reset_brokers()
 
 
 def test_the_complete_example_prints_what_the_page_says(

@@ -11,14 +11,12 @@ from __future__ import annotations
 import sys
 import threading
 import warnings
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from oslo_config import cfg
 
 import messaging
-from messaging.drivers.memory import reset_brokers
 from messaging.notify.listener import NotificationServer
 from tests.unit.listener_support import TIMEOUT, broker, in_thread, join, make_conf
 
@@ -71,13 +69,6 @@ class ServiceContext:
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.values)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_broker() -> Iterator[None]:
-    reset_brokers()
-    yield
-    reset_brokers()
 
 
 def test_documented_listener_example(monkeypatch: pytest.MonkeyPatch) -> None:

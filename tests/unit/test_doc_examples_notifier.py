@@ -20,14 +20,6 @@ from oslo_context import context
 
 import messaging as oslo_messaging
 from messaging.drivers.base import IncomingMessage
-from messaging.drivers.memory import reset_brokers
-
-
-@pytest.fixture(autouse=True)
-def _fresh_broker() -> Iterator[None]:
-    reset_brokers()
-    yield
-    reset_brokers()
 
 
 @pytest.fixture

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 import messaging
 from messaging import executors
-from messaging.drivers.memory import reset_brokers
 from messaging.transport import Transport
 from tests.unit.listener_support import (
     TIMEOUT,
@@ -26,13 +24,6 @@ from tests.unit.listener_support import (
 )
 
 TOPIC = messaging.Target(topic="notifications")
-
-
-@pytest.fixture(autouse=True)
-def _fresh_broker() -> Iterator[None]:
-    reset_brokers()
-    yield
-    reset_brokers()
 
 
 @pytest.fixture

@@ -12,26 +12,17 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 import messaging
 from messaging import health
-from messaging.drivers.memory import reset_brokers
 from messaging.health import LinkHealth
 from messaging.transport import Transport
 from tests.unit.listener_support import TIMEOUT, InfoRecorder, make_conf, transport
 
 TOPIC = messaging.Target(topic="health")
-
-
-@pytest.fixture(autouse=True)
-def _fresh_broker() -> Iterator[None]:
-    reset_brokers()
-    yield
-    reset_brokers()
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import pytest
@@ -18,7 +17,7 @@ from oslo_config import cfg
 
 import messaging
 from messaging.drivers.base import Capabilities
-from messaging.drivers.memory import MemoryDriver, reset_brokers
+from messaging.drivers.memory import MemoryDriver
 from messaging.notify.listener import NotificationServer
 from messaging.serializer import Serializer
 from messaging.transport import Transport, TransportURL
@@ -36,13 +35,6 @@ from tests.unit.listener_support import (
 
 DASHED_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 TOPIC = messaging.Target(topic="notifications")
-
-
-@pytest.fixture(autouse=True)
-def _fresh_broker() -> Iterator[None]:
-    reset_brokers()
-    yield
-    reset_brokers()
 
 
 @pytest.fixture

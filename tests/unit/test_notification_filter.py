@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 import messaging
-from messaging.drivers.memory import reset_brokers
 from messaging.serializer import RequestContextSerializer
 from messaging.transport import Transport
 from tests.unit.listener_support import (
@@ -128,13 +126,6 @@ def test_a_bad_expression_fails_at_construction() -> None:
 
 
 # --- on a running listener -----------------------------------------------------------------------
-
-
-@pytest.fixture(autouse=True)
-def _fresh_broker() -> Iterator[None]:
-    reset_brokers()
-    yield
-    reset_brokers()
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ import pytest
 import messaging
 from messaging import executors
 from messaging.drivers.base import IncomingMessage
-from messaging.drivers.memory import MemoryDriver, reset_brokers
+from messaging.drivers.memory import MemoryDriver
 from messaging.notify.listener import NotificationServer
 from messaging.transport import Transport, TransportURL
 from tests.unit.listener_support import (
@@ -36,13 +36,6 @@ from tests.unit.listener_support import (
 
 TOPIC = messaging.Target(topic="notifications")
 SERVER_LOGGER = "messaging.server"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_broker() -> Iterator[None]:
-    reset_brokers()
-    yield
-    reset_brokers()
 
 
 @pytest.fixture

@@ -18,19 +18,11 @@ import pytest
 import messaging
 from messaging import status
 from messaging.drivers.base import QueueStats
-from messaging.drivers.memory import reset_brokers
 from messaging.exceptions import InvalidTarget
 from messaging.rpc.control import CONTROL_NAMESPACE
 from tests.unit.rpc_support import TIMEOUT, Echo, make_conf, rpc_transport, serving
 
 TOPIC = "census"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_broker() -> Iterator[None]:
-    reset_brokers()
-    yield
-    reset_brokers()
 
 
 @pytest.fixture
