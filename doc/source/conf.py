@@ -41,6 +41,6 @@ nitpicky = False
 exclude_patterns: list[str] = []
 html_theme = "alabaster"
 # Wide enough for a 100-column code block without a scroll bar.
-html_theme_options = {"page_width": "1160px", "body_max_width": "none"}
+html_theme_options = {"page_width": "1200px", "body_max_width": "none", "code_font_size": "0.85em"}
 html_title = "messaging"
 html_static_path: list[str] = []
