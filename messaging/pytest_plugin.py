@@ -222,7 +222,8 @@ def messaging_listener(
         real_broker = not str(messaging_transport.driver.url.transport).startswith(
             ("memory", "fake")
         )
-        if pool is None and real_broker:
+        own_pool = pool is None and real_broker
+        if own_pool:
             pool = f"tests-{uuid.uuid4().hex[:12]}"
         listener = messaging.get_notification_listener(
             messaging_transport,
@@ -230,7 +231,7 @@ def messaging_listener(
             [_CollectingEndpoint(collected)],
             executor="threading",
             pool=pool,
-            temporary_pool=pool is not None and real_broker,
+            temporary_pool=own_pool,  # a pool the test names is left as it is
         )
         listener.start(timeout=WAIT)
         servers.append(listener)
