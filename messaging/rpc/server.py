@@ -74,7 +74,7 @@ class RPCServer(MessageHandlingServer):
     def _handle_batch(self, batch: list[IncomingMessage]) -> None:
         # A status request (messaging status) is a question about the server's
         # traffic, not traffic: it is answered without being counted.
-        if len(batch) == 1 and batch[0].message.get("namespace") == CONTROL_NAMESPACE:
+        if len(batch) == 1 and _is_status_request(batch[0]):
             self._process_incoming(batch)
             return
         super()._handle_batch(batch)
@@ -154,7 +154,7 @@ class RPCServer(MessageHandlingServer):
         except Exception as exc:
             failure = exc
             log_exception(LOG, "Exception during message handling")
-        if message.message.get("namespace") != CONTROL_NAMESPACE:  # not counted received either
+        if not _is_status_request(message):  # not counted received either
             self._count_handled("ok" if failure is None else "failed")
         try:
             if failure is not None:
@@ -164,6 +164,11 @@ class RPCServer(MessageHandlingServer):
         except Exception:
             log_exception(LOG, "Can not send reply for message %s", excerpt(method))
         return failure
+
+
+def _is_status_request(message: IncomingMessage) -> bool:
+    """Whether ``message`` asks the library's control endpoint (``messaging status``)."""
+    return message.message.get("namespace") == CONTROL_NAMESPACE
 
 
 def get_rpc_server(
